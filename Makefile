@@ -1,0 +1,44 @@
+# Two commands for a new machine: `make run` (the platform on SQLite, jobs inline, demo data) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+FLASK := $(BIN)/flask --app wsgi
+MO := metropoints/translations/zh/LC_MESSAGES/messages.mo
+
+.PHONY: run test lint bench-accrual worker translations-update clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(MO): metropoints/translations/zh/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile -q -d metropoints/translations
+
+run: $(STAMP) $(MO)
+	$(FLASK) db upgrade
+	$(FLASK) network load
+	$(FLASK) demo load
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+test: $(STAMP) $(MO)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+worker: $(STAMP) $(MO)
+	$(FLASK) worker
+
+bench-accrual: $(STAMP)
+	$(BIN)/python bench/accrual.py $(BENCH_ARGS)
+
+translations-update: $(STAMP)
+	$(BIN)/pybabel extract -q -F babel.cfg -k _l -o metropoints/translations/messages.pot .
+	$(BIN)/pybabel update -q -i metropoints/translations/messages.pot -d metropoints/translations
+
+clean:
+	rm -rf $(VENV) instance *.egg-info

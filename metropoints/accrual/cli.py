@@ -1,0 +1,194 @@
+"""Operator commands for accrual: partners, trip files, rule versions, points, the network."""
+
+from __future__ import annotations
+
+import csv
+import time
+from datetime import datetime
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from metropoints.accrual import ledger, operations, rules
+from metropoints.accrual.models import BatchStatus, RuleVersion, Station, TripBatch, TripRejection
+from metropoints.accrual.network import get_network
+from metropoints.core.cli import fail_on_domain_error
+from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.jobs import redis_connection
+from metropoints.core.timeutil import service_day, utcnow
+
+partners_cli = AppGroup("partners", help="Trip-feed partners.")
+trips_cli = AppGroup("trips", help="The trip feed.")
+rules_cli = AppGroup("rules", help="Accrual rule versions.")
+points_cli = AppGroup("points", help="The points ledger.")
+network_cli = AppGroup("network", help="The metro network.")
+
+
+@partners_cli.command("create")
+@click.argument("name")
+@fail_on_domain_error
+def create_partner(name: str) -> None:
+    """Create a partner and print its token (shown this once only)."""
+    partner, token = operations.create_partner(name=name, actor_label="cli")
+    commit_unit_of_work()
+    click.echo(f"partner {partner.name} (id {partner.id}); its token, shown once:")
+    click.echo(token)
+
+
+def _progress_line(batch: TripBatch) -> str:
+    """One line of counts for a batch."""
+    return (f"{batch.rows_done}/{batch.rows_total} rows: credited {batch.credited}, capped {batch.capped}, "
+            f"duplicates {batch.duplicates}, held {batch.held}, rejected {batch.rejected}")
+
+
+@trips_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--partner", "partner_name", required=True, help="The partner the file comes from.")
+@click.option("--chunk-rows", type=click.IntRange(100, 200_000), default=None, help="Rows per job.")
+@click.option("--rejected-out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the refused rows, with their reasons, to this CSV.")
+@click.option("--no-wait", is_flag=True, help="With Redis: queue the jobs and return at once.")
+@fail_on_domain_error
+def import_trips(path: str, partner_name: str, chunk_rows: int | None, rejected_out: str | None,
+                 no_wait: bool) -> None:
+    """Load a trip file (the feed's columns as its header): rq jobs with Redis, inline without; shows progress."""
+    partner = operations.get_partner(partner_name)
+    inline = redis_connection() is None
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        batch = operations.start_file_import(partner=partner, filename=path, rows=operations.read_trip_csv(stream),
+                                             chunk_rows=chunk_rows, enqueue_chunks=not inline)
+        batch_id = batch.id
+        chunk_ids = [c.id for c in batch_chunks(batch_id)]
+        commit_unit_of_work()
+    click.echo(f"batch {batch_id}: {len(chunk_ids)} chunk(s) of {batch.rows_total} rows "
+               f"{'processed here' if inline else 'queued for the rq workers'}", err=True)
+    if inline:
+        for chunk_id in chunk_ids:
+            operations.process_chunk(chunk_id)
+            commit_unit_of_work()
+            click.echo(_progress_line(db.session.get(TripBatch, batch_id)), err=True)
+    elif not no_wait:
+        _wait_for(batch_id)
+    batch = db.session.get(TripBatch, batch_id)
+    db.session.refresh(batch)
+    if rejected_out:
+        _write_rejections(batch_id, rejected_out)
+    click.echo(f"batch {batch_id} {batch.status.value}: credited {batch.credited}, capped {batch.capped}, "
+               f"duplicates {batch.duplicates}, held {batch.held}, rejected {batch.rejected}")
+
+
+def batch_chunks(batch_id: int):
+    """The chunks of a batch, in order."""
+    from metropoints.accrual.models import TripBatchChunk
+
+    return db.session.scalars(select(TripBatchChunk).where(TripBatchChunk.batch_id == batch_id)
+                              .order_by(TripBatchChunk.chunk_no)).all()
+
+
+def _wait_for(batch_id: int, poll_seconds: float = 1.0) -> None:
+    """Print the batch's progress until every chunk is done (the workers do the work)."""
+    last = ""
+    while True:
+        db.session.rollback()  # a fresh snapshot each poll
+        batch = db.session.get(TripBatch, batch_id)
+        db.session.refresh(batch)
+        line = _progress_line(batch)
+        if line != last:
+            click.echo(line, err=True)
+            last = line
+        if batch.status != BatchStatus.processing:
+            return
+        time.sleep(poll_seconds)
+
+
+def _write_rejections(batch_id: int, path: str) -> None:
+    """The refused rows of a batch as CSV: line, trip_id, reason, detail, the row as it came."""
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["line", "trip_id", "reason", "detail", "row"])
+        for r in db.session.scalars(select(TripRejection).where(TripRejection.batch_id == batch_id)
+                                    .order_by(TripRejection.line_no)):
+            writer.writerow([r.line_no, r.trip_id, r.reason, r.detail, r.row_json])
+
+
+@rules_cli.command("list")
+def list_rules() -> None:
+    """Every rule version, oldest first."""
+    for version in db.session.scalars(select(RuleVersion).order_by(RuleVersion.effective_from)):
+        click.echo(rules.describe(version))
+
+
+@rules_cli.command("set")
+@click.option("--points-per-km", required=True, help="Points per km (up to 3 decimals).")
+@click.option("--daily-cap", type=int, required=True, help="Points per rider and service day at most.")
+@click.option("--co2e-factor", required=True, help="Grams CO2e saved per passenger-km (up to 3 decimals).")
+@click.option("--factor-name", required=True, help="Where the CO2e factor comes from.")
+@click.option("--effective-from", default=None, help="ISO 8601 time with offset; default now. Never in the past.")
+@click.option("--note", default="", help="Why the rules change.")
+@fail_on_domain_error
+def set_rules(points_per_km: str, daily_cap: int, co2e_factor: str, factor_name: str, effective_from: str | None,
+              note: str) -> None:
+    """Add a rule version; trips already credited keep the version they were computed with."""
+    start = None
+    if effective_from:
+        try:
+            start = datetime.fromisoformat(effective_from)
+        except ValueError:
+            raise click.BadParameter("use ISO 8601 with an offset", param_hint="--effective-from") from None
+    version = rules.create_rule_version(points_per_km=points_per_km, daily_cap=daily_cap,
+                                        co2e_factor_g_per_km=co2e_factor, factor_name=factor_name,
+                                        effective_from=start, actor_label="cli", note=note)
+    commit_unit_of_work()
+    click.echo(f"rule version {rules.describe(version)}")
+
+
+@points_cli.command("expire")
+@click.option("--year", type=int, default=None, help="The year that ended (default: last year).")
+@fail_on_domain_error
+def expire(year: int | None) -> None:
+    """Expire the points earned two years back that are still unspent (idempotent)."""
+    year = year or service_day(utcnow()).year - 1
+    count = ledger.expire_points(year=year)
+    commit_unit_of_work()
+    click.echo(f"expired points of {count} rider(s) at the end of {year}")
+
+
+@points_cli.command("adjust")
+@click.argument("rider_id", type=int)
+@click.option("--points", type=int, required=True, help="Positive to credit, negative to debit.")
+@click.option("--reason", required=True, help="Why; kept in the ledger.")
+@click.option("--by", "actor", default="cli", help="Who decided.")
+@fail_on_domain_error
+def adjust(rider_id: int, points: int, reason: str, actor: str) -> None:
+    """An operator's adjustment, recorded as a new ledger entry with its reason."""
+    entry = ledger.adjust_points(rider_id=rider_id, points=points, reason=reason, actor=actor)
+    commit_unit_of_work()
+    click.echo(f"ledger entry {entry.id}: {points:+d} for rider {rider_id}, balance {entry.balance_after}")
+
+
+@network_cli.command("load")
+def load_network() -> None:
+    """Load (or refresh) the stations table from the packaged network data."""
+    count = sync_stations()
+    commit_unit_of_work()
+    click.echo(f"{count} stations loaded")
+
+
+def sync_stations() -> int:
+    """Upsert every station of the packaged network into the stations table."""
+    network = get_network()
+    existing = {s.station_id: s for s in db.session.scalars(select(Station))}
+    for st in network.stations.values():
+        row = existing.get(st.station_id) or Station(station_id=st.station_id)
+        row.name_zh, row.name_en, row.lat, row.lon = st.name_zh, st.name_en, st.lat, st.lon
+        row.lines, row.opened = ",".join(str(n) for n in st.lines), st.opened
+        db.session.add(row)
+    db.session.flush()
+    return len(network.stations)
+
+
+def register(app) -> None:
+    """Add the accrual command groups to the app."""
+    for group in (partners_cli, trips_cli, rules_cli, points_cli, network_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,311 @@
+"""Trip ingestion, set-wise: rows are checked in one pass, staged in bulk, then credited by a few SQL statements.
+
+A batch runs in one transaction:
+1. check every row (field shapes, stations, times, speed) in Python against the in-memory network, and pick
+   the rule version in force at the exit; refused rows are recorded with their reason;
+2. stage the good rows in a temporary table (COPY on PostgreSQL);
+3. lock the riders the batch credits, in id order, so two batches for one rider never both fill the same cap;
+4. allocate points under the daily cap with one window query, insert the trips (a repeated (source, trip_id)
+   conflicts and is skipped), post one ledger entry per credited trip, and add the sums to the balances.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, text, update
+
+from metropoints.accrual.models import TripBatch, TripRejection
+from metropoints.accrual.network import Network, get_network
+from metropoints.accrual.rules import RuleBook, load_rulebook
+from metropoints.core.db import db, is_postgres, sql_param
+from metropoints.core.timeutil import parse_timestamp, service_day, utcnow
+
+TRIP_FIELDS = ("trip_id", "source", "rider_ref", "entry_station", "exit_station", "entered_at", "exited_at")
+SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+MAX_AGE = timedelta(days=30)
+MAX_AHEAD = timedelta(minutes=5)
+MAX_KMH = 80
+
+STAGE_COLUMNS = ("line_no", "source", "trip_id", "rider_ref", "entry_station", "exit_station", "entered_at",
+                 "exited_at", "service_day", "distance_m", "rule_version_id")
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A refused row: where it was, what it said, and why."""
+
+    line_no: int
+    trip_id: str
+    reason: str
+    detail: str
+    row: object
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What became of a batch's rows; the counts add up to the rows given."""
+
+    credited: int = 0
+    capped: int = 0
+    duplicates: int = 0
+    held: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def as_reply(self) -> dict:
+        """The partner feed's reply body."""
+        return {"credited": self.credited, "duplicates": self.duplicates, "held": self.held, "capped": self.capped,
+                "rejected": [{"trip_id": r.trip_id, "reason": r.reason, "line": r.line_no} for r in self.rejected]}
+
+
+def _text(row: Mapping, name: str, limit: int) -> str | None:
+    """A non-empty string field of at most `limit` characters, stripped; None when missing or not one."""
+    value = row.get(name)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if 0 < len(value) <= limit else None
+
+
+def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rules: RuleBook,
+               now: datetime) -> tuple[list[tuple], list[Rejected], int]:
+    """Split rows into staged tuples (STAGE_COLUMNS order), refusals with reasons, and in-batch repeats."""
+    staged: list[tuple] = []
+    rejected: list[Rejected] = []
+    seen: set[tuple[str, str]] = set()
+    repeats = 0
+    oldest, latest = now - MAX_AGE, now + MAX_AHEAD
+    for line_no, row in enumerate(rows, start=first_line):
+        if not isinstance(row, Mapping):
+            rejected.append(Rejected(line_no, "", "malformed", "a trip must be an object", row))
+            continue
+        trip_id = _text(row, "trip_id", 64)
+        source = _text(row, "source", 32)
+        rider_ref = _text(row, "rider_ref", 64)
+        entry, exit_ = _text(row, "entry_station", 8), _text(row, "exit_station", 8)
+        shown_id = trip_id or str(row.get("trip_id") or "")[:64]
+
+        def refuse(reason: str, detail: str, row=row, line_no=line_no, shown_id=shown_id) -> None:
+            rejected.append(Rejected(line_no, shown_id, reason, detail, row))
+
+        missing = [name for name, value in (("trip_id", trip_id), ("source", source), ("rider_ref", rider_ref),
+                                            ("entry_station", entry), ("exit_station", exit_)) if value is None]
+        if missing:
+            refuse("malformed", "missing or not text: " + ", ".join(missing))
+            continue
+        if not SOURCE_RE.match(source):
+            refuse("malformed", "source must be lower-case letters, digits, '_', '-' or '.'")
+            continue
+        try:
+            entered_at = parse_timestamp(row.get("entered_at"))
+            exited_at = parse_timestamp(row.get("exited_at"))
+        except (TypeError, ValueError):
+            refuse("malformed", "entered_at and exited_at must be ISO 8601 times with an offset")
+            continue
+        if not network.is_known(entry) or not network.is_known(exit_):
+            refuse("unknown_station", f"unknown station {entry if not network.is_known(entry) else exit_}")
+            continue
+        if entry == exit_:
+            refuse("same_station", "entry and exit are the same station")
+            continue
+        if exited_at <= entered_at:
+            refuse("bad_times", "exit is not after entry")
+            continue
+        if exited_at > latest:
+            refuse("in_future", "exit is more than 5 minutes in the future")
+            continue
+        if exited_at < oldest:
+            refuse("too_old", "exit is more than 30 days ago")
+            continue
+        day = service_day(exited_at)
+        distance = network.distance_m(entry, exit_, day)
+        if distance is None:
+            closed = exit_ if network.is_open(entry, day) else entry
+            refuse("station_not_open", f"station {closed} was not open on {day.isoformat()}")
+            continue
+        if distance * 3600 > MAX_KMH * 1000 * (exited_at - entered_at).total_seconds():
+            refuse("implausible_speed", f"{distance / 1000:.3f} km faster than {MAX_KMH} km/h")
+            continue
+        key = (source, trip_id)
+        if key in seen:
+            repeats += 1
+            continue
+        seen.add(key)
+        staged.append((line_no, source, trip_id, rider_ref, entry, exit_, entered_at, exited_at, day, distance,
+                       rules.version_for(exited_at).id))
+    return staged, rejected, repeats
+
+
+def _dialect_sql(sql: str) -> str:
+    """Spell the two functions whose names differ: GREATEST/LEAST on PostgreSQL, MAX/MIN on SQLite."""
+    if is_postgres():
+        return sql.replace("{greatest}", "GREATEST").replace("{least}", "LEAST")
+    return sql.replace("{greatest}", "MAX").replace("{least}", "MIN")
+
+
+STAGE_DDL = """
+CREATE TEMPORARY TABLE IF NOT EXISTS trip_stage (
+    line_no integer, source varchar(32), trip_id varchar(64), rider_ref varchar(64),
+    entry_station varchar(8), exit_station varchar(8), entered_at {ts}, exited_at {ts}, service_day date,
+    distance_m integer, rule_version_id integer)
+"""
+ALLOC_DDL = """
+CREATE TEMPORARY TABLE IF NOT EXISTS trip_alloc (
+    line_no integer, source varchar(32), trip_id varchar(64), rider_id integer, points integer,
+    co2e_grams integer, status varchar(16))
+"""
+
+# Points under the daily cap. `cand` holds the trips to credit: (key..., rider_id, service_day, exited_at, ord,
+# distance_m, rule_version_id). Each trip earns floor(km x points/km) unless the cap of its rule version cuts it;
+# the one that crosses the cap earns the remainder, later ones (by exit time) earn nothing.
+ALLOCATE_CTE = """
+used AS (
+    SELECT t.rider_id, t.service_day, SUM(t.points) AS pts
+    FROM trips t
+    JOIN (SELECT DISTINCT rider_id, service_day FROM cand WHERE rider_id IS NOT NULL) k
+      ON k.rider_id = t.rider_id AND k.service_day = t.service_day
+    GROUP BY t.rider_id, t.service_day
+),
+raw AS (
+    SELECT c.*, c.distance_m * rv.points_per_km_milli / 1000000 AS points_raw, rv.daily_cap,
+           (c.distance_m * rv.co2e_mg_per_km + 500000) / 1000000 AS co2e_grams
+    FROM cand c JOIN rule_versions rv ON rv.id = c.rule_version_id
+),
+ranked AS (
+    SELECT r.*, COALESCE(u.pts, 0) + COALESCE(SUM(r.points_raw) OVER (
+               PARTITION BY r.rider_id, r.service_day ORDER BY r.exited_at, r.ord
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before_pts
+    FROM raw r LEFT JOIN used u ON u.rider_id = r.rider_id AND u.service_day = r.service_day
+),
+allocated AS (
+    SELECT ranked.*,
+           CASE WHEN rider_id IS NULL THEN 0
+                ELSE {greatest}(0, {least}(points_raw, daily_cap - before_pts)) END AS points,
+           CASE WHEN rider_id IS NULL THEN 'held'
+                WHEN points_raw > daily_cap - before_pts THEN 'capped' ELSE 'credited' END AS status
+    FROM ranked
+)
+"""
+
+
+def _stage(staged: list[tuple]) -> None:
+    """Put the checked rows in the session's temporary stage table: COPY on PostgreSQL, a bulk insert elsewhere."""
+    session = db.session
+    postgres = is_postgres()
+    session.execute(text(STAGE_DDL.format(ts="timestamptz" if postgres else "timestamp")))
+    session.execute(text(ALLOC_DDL))
+    session.execute(text("DELETE FROM trip_stage"))
+    session.execute(text("DELETE FROM trip_alloc"))
+    if postgres:
+        raw = session.connection().connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY trip_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+            for row in staged:
+                copy.write_row(row)
+        session.execute(text("ANALYZE trip_stage"))
+    else:
+        rows = [dict(zip(STAGE_COLUMNS, (*r[:6], sql_param(r[6]), sql_param(r[7]), sql_param(r[8]), *r[9:]),
+                         strict=True)) for r in staged]
+        session.execute(text(f"INSERT INTO trip_stage ({', '.join(STAGE_COLUMNS)}) VALUES "
+                             f"({', '.join(':' + c for c in STAGE_COLUMNS)})"), rows)
+
+
+def lock_riders(rider_ids_sql: str, params: dict | None = None) -> None:
+    """Lock the riders a statement is about to credit or debit, in id order, so concurrent batches queue up.
+
+    SQLite has one writer at a time, so there is nothing to lock there.
+    """
+    if is_postgres():
+        db.session.execute(text(f"SELECT id FROM riders WHERE id IN ({rider_ids_sql}) ORDER BY id FOR UPDATE"),
+                           params or {})
+
+
+def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
+    """Insert the staged trips, crediting the linked ones; return (trips inserted, counts of linked by status)."""
+    session = db.session
+    lock_riders("SELECT l.rider_id FROM trip_stage s JOIN rider_links l ON l.source = s.source "
+                "AND l.ref = s.rider_ref")
+    # After the locks, trips of these riders committed by other batches are visible, so "new" is exact for them.
+    session.execute(text(_dialect_sql(
+        "WITH cand AS (SELECT s.line_no, s.source, s.trip_id, l.rider_id, s.service_day, s.exited_at, "
+        "s.line_no AS ord, s.distance_m, s.rule_version_id FROM trip_stage s "
+        "LEFT JOIN rider_links l ON l.source = s.source AND l.ref = s.rider_ref "
+        "WHERE NOT EXISTS (SELECT 1 FROM trips t WHERE t.source = s.source AND t.trip_id = s.trip_id)), "
+        + ALLOCATE_CTE +
+        "INSERT INTO trip_alloc (line_no, source, trip_id, rider_id, points, co2e_grams, status) "
+        "SELECT line_no, source, trip_id, rider_id, points, co2e_grams, status FROM allocated")))
+    inserted = session.execute(text(
+        "INSERT INTO trips (source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, "
+        "entered_at, exited_at, service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at) "
+        "SELECT s.source, s.trip_id, :batch_id, s.rider_ref, a.rider_id, s.entry_station, s.exit_station, "
+        "s.entered_at, s.exited_at, s.service_day, s.distance_m, s.rule_version_id, a.points, a.co2e_grams, "
+        "a.status, CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END "
+        "FROM trip_alloc a JOIN trip_stage s ON s.line_no = a.line_no WHERE 1 = 1 "
+        "ORDER BY s.source, s.trip_id ON CONFLICT (source, trip_id) DO NOTHING"),
+        {"batch_id": batch_id, "now": sql_param(now)}).rowcount
+    post_trip_credits("SELECT t.id FROM trip_alloc a JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id "
+                      "WHERE a.rider_id IS NOT NULL AND a.points > 0", now=now)
+    counts = dict(session.execute(text(
+        "SELECT status, COUNT(*) FROM trip_alloc WHERE rider_id IS NOT NULL GROUP BY status")).all())
+    return inserted, counts
+
+
+def post_trip_credits(trip_pks_sql: str, *, now: datetime, params: dict | None = None) -> None:
+    """Post one ledger entry per credited trip named by `trip_pks_sql` and add them to the riders' balances.
+
+    The riders must be locked already. balance_after follows each rider's running sum in exit-time order.
+    """
+    session = db.session
+    params = {**(params or {}), "now": sql_param(now)}
+    session.execute(text(
+        "INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, trip_pk, rule_version_id, ref, reason, "
+        "actor, balance_after) "
+        "SELECT t.rider_id, :now, t.service_day, t.points, 'trip', t.id, t.rule_version_id, "
+        "t.source || ':' || t.trip_id, '', '', r.points_balance + SUM(t.points) OVER ("
+        "PARTITION BY t.rider_id ORDER BY t.exited_at, t.id ROWS UNBOUNDED PRECEDING) "
+        f"FROM trips t JOIN riders r ON r.id = t.rider_id WHERE t.points > 0 AND t.id IN ({trip_pks_sql})"), params)
+    session.execute(text(
+        "UPDATE riders SET points_balance = riders.points_balance + agg.total "
+        "FROM (SELECT t.rider_id, SUM(t.points) AS total FROM trips t "
+        f"WHERE t.points > 0 AND t.id IN ({trip_pks_sql}) GROUP BY t.rider_id) agg "
+        "WHERE riders.id = agg.rider_id"), params)
+
+
+def record_rejections(batch_id: int, rejected: Sequence[Rejected]) -> None:
+    """Keep every refused row with its reason and the row as it came."""
+    if rejected:
+        db.session.execute(insert(TripRejection), [
+            {"batch_id": batch_id, "line_no": r.line_no, "trip_id": r.trip_id[:255], "reason": r.reason,
+             "detail": r.detail, "row_json": json.dumps(r.row, ensure_ascii=False, default=str)[:4000]}
+            for r in rejected])
+
+
+def add_to_batch(batch_id: int, *, rows: int, result: BatchResult) -> None:
+    """Add a slice's counts to its batch in one statement (chunks of one file may be credited side by side)."""
+    db.session.execute(
+        update(TripBatch).where(TripBatch.id == batch_id).values(
+            rows_done=TripBatch.rows_done + rows, credited=TripBatch.credited + result.credited,
+            capped=TripBatch.capped + result.capped, held=TripBatch.held + result.held,
+            duplicates=TripBatch.duplicates + result.duplicates, rejected=TripBatch.rejected + len(result.rejected)))
+
+
+def ingest_rows(*, batch: TripBatch, rows: Sequence[object], first_line: int = 1, now: datetime | None = None,
+                network: Network | None = None) -> BatchResult:
+    """Check, stage and credit one slice of a batch; add its counts to the batch. Flushes, never commits."""
+    now = now or utcnow()
+    staged, rejected, repeats = check_rows(rows, first_line=first_line, network=network or get_network(),
+                                           rules=load_rulebook(), now=now)
+    record_rejections(batch.id, rejected)
+    result = BatchResult(duplicates=repeats, rejected=rejected)
+    if staged:
+        _stage(staged)
+        inserted, linked = _credit_staged(batch.id, now)
+        result.credited = linked.get("credited", 0)
+        result.capped = linked.get("capped", 0)
+        result.held = inserted - result.credited - result.capped
+        result.duplicates += len(staged) - inserted
+    add_to_batch(batch.id, rows=len(rows), result=result)
+    return result

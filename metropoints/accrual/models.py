@@ -1,0 +1,232 @@
+"""Accrual: stations, partners, accrual rule versions, trips, trip batches and the points ledger."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from metropoints.core.db import UTCDateTime, db
+from metropoints.core.models import enum_column
+from metropoints.core.timeutil import utcnow
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT for the big tables.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Station(db.Model):
+    """A metro station of the real network (loaded from the packaged CSV), for stores and kiosks to point at."""
+
+    __tablename__ = "stations"
+
+    station_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    lines: Mapped[str] = mapped_column(String(32))  # e.g. "1,2"
+    opened: Mapped[date] = mapped_column(Date)
+
+
+class Partner(db.Model):
+    """A trip-feed partner: the fare system, the city app, Alipay."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RuleVersion(db.Model):
+    """One version of the accrual rules. Never edited: a change is a new version from a moment on.
+
+    Numbers are kept as integers so SQL on any database computes the same: points per km in thousandths,
+    the CO2e factor in milligrams per km.
+    """
+
+    __tablename__ = "rule_versions"
+    __table_args__ = (
+        CheckConstraint("points_per_km_milli >= 0", name="points_per_km_not_negative"),
+        CheckConstraint("daily_cap >= 0", name="cap_not_negative"),
+        CheckConstraint("co2e_mg_per_km >= 0", name="factor_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    points_per_km_milli: Mapped[int] = mapped_column(Integer)
+    daily_cap: Mapped[int] = mapped_column(Integer)
+    co2e_mg_per_km: Mapped[int] = mapped_column(Integer)
+    factor_name: Mapped[str] = mapped_column(String(120))  # where the CO2e factor comes from
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class TripStatus(enum.StrEnum):
+    """What became of an accepted trip."""
+
+    credited = "credited"  # earned its points (possibly 0 for a very short ride)
+    capped = "capped"  # earned less than its distance gives, or nothing, because of the daily cap
+    held = "held"  # nobody has linked its rider reference yet
+
+
+class Trip(db.Model):
+    """An accepted trip. (source, trip_id) is unique: a trip is credited at most once, whatever is replayed."""
+
+    __tablename__ = "trips"
+    __table_args__ = (
+        UniqueConstraint("source", "trip_id"),
+        Index("ix_trips_rider_day", "rider_id", "service_day"),
+        Index("ix_trips_held_ref", "source", "rider_ref", postgresql_where=text("status = 'held'"),
+              sqlite_where=text("status = 'held'")),
+        CheckConstraint("points >= 0", name="points_not_negative"),
+        CheckConstraint("(status = 'held') = (rider_id IS NULL)", name="held_iff_no_rider"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    trip_id: Mapped[str] = mapped_column(String(64))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("trip_batches.id"))
+    rider_ref: Mapped[str] = mapped_column(String(64))
+    rider_id: Mapped[int | None] = mapped_column(ForeignKey("riders.id"))
+    entry_station: Mapped[str] = mapped_column(String(8))
+    exit_station: Mapped[str] = mapped_column(String(8))
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    exited_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    service_day: Mapped[date] = mapped_column(Date)
+    distance_m: Mapped[int] = mapped_column(Integer)
+    rule_version_id: Mapped[int] = mapped_column(ForeignKey("rule_versions.id"))
+    points: Mapped[int] = mapped_column(Integer)
+    co2e_grams: Mapped[int] = mapped_column(Integer)
+    status: Mapped[TripStatus] = mapped_column(enum_column(TripStatus, "trip_status"))
+    credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BatchStatus(enum.StrEnum):
+    """Where a trip batch stands."""
+
+    processing = "processing"
+    done = "done"
+    failed = "failed"
+
+
+class TripBatch(db.Model):
+    """One delivery of trips: an API call, or a file loaded in chunks. Counts add up to rows_done."""
+
+    __tablename__ = "trip_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    channel: Mapped[str] = mapped_column(String(8))  # "api" or "file"
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[BatchStatus] = mapped_column(enum_column(BatchStatus, "batch_status"))
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    credited: Mapped[int] = mapped_column(Integer, default=0)
+    capped: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TripBatchChunk(db.Model):
+    """A slice of a file import waiting for a worker; its rows are dropped once it is processed."""
+
+    __tablename__ = "trip_batch_chunks"
+    __table_args__ = (UniqueConstraint("batch_id", "chunk_no"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("trip_batches.id"))
+    chunk_no: Mapped[int] = mapped_column(Integer)
+    first_line: Mapped[int] = mapped_column(Integer)
+    rows_json: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TripRejection(db.Model):
+    """A trip row that was refused, with the reason and the row as it came, so nothing is lost silently."""
+
+    __tablename__ = "trip_rejections"
+    __table_args__ = (Index("ix_trip_rejections_batch", "batch_id", "line_no"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("trip_batches.id"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    trip_id: Mapped[str] = mapped_column(String(255), default="")
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    row_json: Mapped[str] = mapped_column(Text)
+
+
+class RiderLink(db.Model):
+    """A rider's account reference at a trip source (a fare-card id, an app user id). One rider per reference."""
+
+    __tablename__ = "rider_links"
+    __table_args__ = (UniqueConstraint("source", "ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rider_id: Mapped[int] = mapped_column(ForeignKey("riders.id"), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EntryKind(enum.StrEnum):
+    """Why a ledger entry exists."""
+
+    trip = "trip"  # credit for a trip
+    redemption = "redemption"  # debit for a coupon
+    refund = "refund"  # credit for a cancelled coupon
+    expiry = "expiry"  # debit of points past the end of the year after they were earned
+    adjustment = "adjustment"  # an operator's correction, with a reason
+
+
+class LedgerEntry(db.Model):
+    """One movement of a rider's points. Append-only: a correction is a new entry, never an edit."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("ix_ledger_rider", "rider_id", "id"),
+        # A trip is credited at most once, whatever the code above does.
+        Index("uq_ledger_trip", "trip_pk", unique=True),
+        # One expiry per rider and year.
+        Index("uq_ledger_expiry", "rider_id", "ref", unique=True,
+              postgresql_where=text("kind = 'expiry'"), sqlite_where=text("kind = 'expiry'")),
+        CheckConstraint("points <> 0", name="points_not_zero"),
+        CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+        CheckConstraint("kind <> 'trip' OR (trip_pk IS NOT NULL AND points > 0)", name="trip_credit_names_trip"),
+        CheckConstraint("kind <> 'adjustment' OR length(reason) > 0", name="adjustment_has_reason"),
+        CheckConstraint("kind <> 'expiry' OR points < 0", name="expiry_is_debit"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rider_id: Mapped[int] = mapped_column(ForeignKey("riders.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The service day the points count as earned (credits) or spent (debits); expiry goes by its year.
+    earned_on: Mapped[date] = mapped_column(Date)
+    points: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[EntryKind] = mapped_column(enum_column(EntryKind, "entry_kind"))
+    trip_pk: Mapped[int | None] = mapped_column(ForeignKey("trips.id"))
+    rule_version_id: Mapped[int | None] = mapped_column(ForeignKey("rule_versions.id"))
+    ref: Mapped[str] = mapped_column(String(64), default="")  # coupon id, expiry year, ...
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(120), default="")
+    balance_after: Mapped[int] = mapped_column(BigInteger)

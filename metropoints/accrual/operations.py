@@ -1,0 +1,171 @@
+"""Accrual operations: partners, the trip feed (API calls and files), rider links. Flush, never commit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from itertools import islice
+
+from flask import current_app
+from sqlalchemy import func, select, text, update
+
+from metropoints.accrual.errors import RefLinkedElsewhere, TooManyTrips
+from metropoints.accrual.ingest import (
+    ALLOCATE_CTE,
+    SOURCE_RE,
+    TRIP_FIELDS,
+    BatchResult,
+    _dialect_sql,
+    ingest_rows,
+    lock_riders,
+    post_trip_credits,
+)
+from metropoints.accrual.models import BatchStatus, Partner, RiderLink, Trip, TripBatch, TripBatchChunk, TripStatus
+from metropoints.core.db import db, sql_param
+from metropoints.core.errors import InvalidInput, NotFound
+from metropoints.core.models import Rider, TokenKind
+from metropoints.core.operations import issue_token, record_audit
+from metropoints.core.timeutil import utcnow
+
+
+def create_partner(*, name: str, actor_label: str) -> tuple[Partner, str]:
+    """A trip-feed partner and its bearer token (returned once; only its hash is stored)."""
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise InvalidInput("A partner needs a name of 1 to 64 characters.", field="name")
+    if db.session.scalar(select(Partner.id).where(Partner.name == name)) is not None:
+        raise InvalidInput(f"A partner named {name!r} exists.", field="name")
+    partner = Partner(name=name)
+    db.session.add(partner)
+    db.session.flush()
+    raw, _ = issue_token(kind=TokenKind.partner, subject_id=partner.id, label=f"partner {name}")
+    record_audit(actor=None, actor_label=actor_label, action="partner.create", subject=f"partner:{partner.id}")
+    return partner, raw
+
+
+def get_partner(name: str) -> Partner:
+    """The partner of that name."""
+    partner = db.session.scalar(select(Partner).where(Partner.name == name))
+    if partner is None:
+        raise NotFound(f"No partner named {name!r}.")
+    return partner
+
+
+def receive_trips(*, partner: Partner, payload: object, now: datetime | None = None) -> BatchResult:
+    """One call of the partner feed: `{"trips": [...]}`, up to TRIPS_MAX_PER_CALL rows, credited in one batch."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("trips"), list):
+        raise InvalidInput('The body must be {"trips": [...]}.', field="trips")
+    rows = payload["trips"]
+    limit = current_app.config["TRIPS_MAX_PER_CALL"]
+    if len(rows) > limit:
+        raise TooManyTrips(f"At most {limit} trips per call; split the batch.", limit=limit)
+    batch = TripBatch(partner_id=partner.id, channel="api", status=BatchStatus.processing, rows_total=len(rows))
+    db.session.add(batch)
+    db.session.flush()
+    result = ingest_rows(batch=batch, rows=rows, now=now)
+    batch.status = BatchStatus.done
+    batch.finished_at = utcnow()
+    db.session.flush()
+    return result
+
+
+def read_trip_csv(stream: io.TextIOBase) -> Iterator[dict]:
+    """Rows of a trip file (the feed's keys as the header). Extra columns are ignored, missing ones refused later."""
+    reader = csv.DictReader(stream)
+    header = reader.fieldnames or []
+    missing = [name for name in TRIP_FIELDS if name not in header]
+    if missing:
+        raise InvalidInput("The file's header lacks: " + ", ".join(missing), field="header")
+    for row in reader:
+        yield {name: row.get(name) for name in TRIP_FIELDS}
+
+
+def start_file_import(*, partner: Partner, filename: str, rows: Iterable[dict], chunk_rows: int | None = None,
+                      enqueue_chunks: bool = True) -> TripBatch:
+    """Store a file's rows as chunks of one batch and queue a job per chunk (run after the commit)."""
+    from metropoints.accrual.jobs import process_trip_chunk
+    from metropoints.core.jobs import enqueue
+
+    size = chunk_rows or current_app.config["TRIPS_CHUNK_ROWS"]
+    batch = TripBatch(partner_id=partner.id, channel="file", filename=filename[:255], status=BatchStatus.processing)
+    db.session.add(batch)
+    db.session.flush()
+    iterator = iter(rows)
+    total, chunk_no = 0, 0
+    while chunk := list(islice(iterator, size)):
+        chunk_no += 1
+        record = TripBatchChunk(batch_id=batch.id, chunk_no=chunk_no, first_line=total + 2,
+                                rows_json=json.dumps(chunk, ensure_ascii=False))
+        db.session.add(record)
+        db.session.flush()
+        total += len(chunk)
+        if enqueue_chunks:
+            enqueue(process_trip_chunk, record.id, queue="ingest", retries=2)
+    batch.rows_total = total
+    if chunk_no == 0:
+        batch.status, batch.finished_at = BatchStatus.done, utcnow()
+    db.session.flush()
+    return batch
+
+
+def process_chunk(chunk_id: int) -> BatchResult | None:
+    """Credit one chunk of a file; a chunk already done is left alone, so a retried job changes nothing."""
+    chunk = db.session.scalar(select(TripBatchChunk).where(TripBatchChunk.id == chunk_id).with_for_update())
+    if chunk is None or chunk.done_at is not None:
+        return None
+    batch = db.session.get(TripBatch, chunk.batch_id)
+    result = ingest_rows(batch=batch, rows=json.loads(chunk.rows_json or "[]"), first_line=chunk.first_line)
+    chunk.done_at = utcnow()
+    chunk.rows_json = None
+    db.session.flush()
+    remaining = db.session.scalar(select(func.count()).select_from(TripBatchChunk).where(
+        TripBatchChunk.batch_id == batch.id, TripBatchChunk.done_at.is_(None)))
+    if remaining == 0:
+        db.session.execute(update(TripBatch).where(TripBatch.id == batch.id, TripBatch.status == BatchStatus.processing)
+                           .values(status=BatchStatus.done, finished_at=utcnow()))
+    return result
+
+
+def link_rider_ref(*, rider: Rider, source: object, ref: object,
+                   now: datetime | None = None) -> tuple[RiderLink, int]:
+    """Link an account reference to a rider and credit the trips held for it (30 days back at most).
+
+    Returns the link and the number of held trips credited. Linking a reference the rider already has is a no-op.
+    """
+    if not isinstance(source, str) or not SOURCE_RE.match(source.strip()):
+        raise InvalidInput("source must be lower-case letters, digits, '_', '-' or '.'.", field="source")
+    if not isinstance(ref, str) or not 0 < len(ref.strip()) <= 64:
+        raise InvalidInput("ref must have 1 to 64 characters.", field="ref")
+    source, ref = source.strip(), ref.strip()
+    now = now or utcnow()
+    db.session.execute(text(
+        "INSERT INTO rider_links (rider_id, source, ref, created_at) VALUES (:rider, :source, :ref, :now) "
+        "ON CONFLICT (source, ref) DO NOTHING"), {"rider": rider.id, "source": source, "ref": ref,
+                                                  "now": sql_param(now)})
+    link = db.session.scalar(select(RiderLink).where(RiderLink.source == source, RiderLink.ref == ref))
+    if link.rider_id != rider.id:
+        raise RefLinkedElsewhere()
+    return link, credit_held_trips(rider_id=rider.id, source=source, ref=ref, now=now)
+
+
+def credit_held_trips(*, rider_id: int, source: str, ref: str, now: datetime) -> int:
+    """Credit a reference's held trips to its rider, under the same daily cap as live trips."""
+    since = now - timedelta(days=current_app.config["HELD_TRIP_DAYS"])
+    lock_riders(":rider", {"rider": rider_id})
+    pks = list(db.session.scalars(select(Trip.id).where(
+        Trip.status == TripStatus.held, Trip.source == source, Trip.rider_ref == ref, Trip.exited_at >= since)))
+    if not pks:
+        return 0
+    listed = ", ".join(str(int(pk)) for pk in pks)
+    db.session.execute(text(_dialect_sql(
+        "WITH cand AS (SELECT t.id AS pk, CAST(:rider AS integer) AS rider_id, t.service_day, t.exited_at, "
+        f"t.id AS ord, t.distance_m, t.rule_version_id FROM trips t WHERE t.id IN ({listed})), " + ALLOCATE_CTE +
+        "UPDATE trips SET rider_id = allocated.rider_id, points = allocated.points, status = allocated.status, "
+        "credited_at = :now FROM allocated WHERE trips.id = allocated.pk")),
+        {"rider": rider_id, "now": sql_param(now)})
+    post_trip_credits(listed, now=now)
+    db.session.expire_all()
+    return len(pks)

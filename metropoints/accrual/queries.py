@@ -1,0 +1,41 @@
+"""Read-only questions about a rider's accrual: totals, trips, links, ledger."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, func, select
+
+from metropoints.accrual.models import LedgerEntry, RiderLink, Trip, TripStatus
+from metropoints.core.db import db
+
+
+def rider_totals(rider_id: int) -> tuple[int, int]:
+    """(metres, grams CO2e) over the rider's credited and capped trips; a capped ride still saved its CO2e."""
+    metres, grams = db.session.execute(
+        select(func.coalesce(func.sum(Trip.distance_m), 0), func.coalesce(func.sum(Trip.co2e_grams), 0))
+        .where(Trip.rider_id == rider_id, Trip.status.in_([TripStatus.credited, TripStatus.capped]))).one()
+    return int(metres), int(grams)
+
+
+def rider_links(rider_id: int) -> list[RiderLink]:
+    """The rider's account references, oldest first."""
+    return list(db.session.scalars(select(RiderLink).where(RiderLink.rider_id == rider_id).order_by(RiderLink.id)))
+
+
+def rider_trips_query(rider_id: int) -> Select:
+    """The rider's trips (for a newest-first page keyed on Trip.id)."""
+    return select(Trip).where(Trip.rider_id == rider_id)
+
+
+def rider_ledger_query(rider_id: int) -> Select:
+    """The rider's ledger entries (for a newest-first page keyed on LedgerEntry.id)."""
+    return select(LedgerEntry).where(LedgerEntry.rider_id == rider_id)
+
+
+def city_totals() -> dict[str, int]:
+    """The city's figures: riders with a credited trip, grams CO2e and points credited for trips."""
+    riders, grams = db.session.execute(
+        select(func.count(func.distinct(Trip.rider_id)), func.coalesce(func.sum(Trip.co2e_grams), 0))
+        .where(Trip.status.in_([TripStatus.credited, TripStatus.capped]))).one()
+    points = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.points), 0))
+                               .where(LedgerEntry.kind == "trip"))
+    return {"riders": int(riders), "co2e_grams": int(grams), "points": int(points)}

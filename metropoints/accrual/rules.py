@@ -1,0 +1,118 @@
+"""Accrual rule versions: points per km, daily cap and CO2e factor, each in force from a moment on."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from sqlalchemy import select
+
+from metropoints.accrual.errors import BadRule
+from metropoints.accrual.models import RuleVersion
+from metropoints.core.db import db
+from metropoints.core.timeutil import utcnow
+
+# The version a fresh database starts with (DESIGN: 1 point per km, 60 a day, 44 g/km).
+DEFAULT_RULES = {
+    "points_per_km_milli": 1000,
+    "daily_cap": 60,
+    "co2e_mg_per_km": 44_000,
+    "factor_name": "Shenyang Metro 2025: 1,900 t CO2e / 43 M points",
+    "effective_from": datetime(2010, 1, 1, tzinfo=UTC),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleBook:
+    """All rule versions, ordered, to pick the one in force at a trip's exit without a query per trip."""
+
+    starts: tuple[datetime, ...]
+    versions: tuple[RuleVersion, ...]
+
+    def version_for(self, moment: datetime) -> RuleVersion:
+        """The version in force at `moment` (the first one for anything earlier than all of them)."""
+        index = bisect.bisect_right(self.starts, moment) - 1
+        return self.versions[max(index, 0)]
+
+
+def load_rulebook() -> RuleBook:
+    """Read the rule versions; there is always at least the seeded default."""
+    versions = tuple(db.session.scalars(select(RuleVersion).order_by(RuleVersion.effective_from)))
+    if not versions:
+        versions = (ensure_default_rules(),)
+    return RuleBook(tuple(v.effective_from for v in versions), versions)
+
+
+def ensure_default_rules() -> RuleVersion:
+    """Create the default version when the table is empty; return the first version."""
+    first = db.session.scalar(select(RuleVersion).order_by(RuleVersion.effective_from).limit(1))
+    if first is None:
+        first = RuleVersion(created_by="default", note="default rules from the design", **DEFAULT_RULES)
+        db.session.add(first)
+        db.session.flush()
+    return first
+
+
+def current_rules() -> RuleVersion:
+    """The version in force now."""
+    return load_rulebook().version_for(utcnow())
+
+
+def _milli(value: str | int | float | Decimal, name: str, limit: int) -> int:
+    """A decimal with up to three places, as an integer number of thousandths."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise BadRule(f"{name} must be a number.", field=name) from None
+    if not number.is_finite() or number < 0 or number > limit:
+        raise BadRule(f"{name} must be between 0 and {limit}.", field=name)
+    if number != number.quantize(Decimal("0.001")):
+        raise BadRule(f"{name} takes at most three decimals.", field=name)
+    return int((number * 1000).to_integral_value(ROUND_HALF_UP))
+
+
+def create_rule_version(*, points_per_km: str | float, daily_cap: int, co2e_factor_g_per_km: str | float,
+                        factor_name: str, actor_label: str, effective_from: datetime | None = None,
+                        note: str = "") -> RuleVersion:
+    """Add a rule version in force from `effective_from` (default now). Credits already made keep their version.
+
+    A version may not start in the past: trips already credited were computed with the version then in force.
+    """
+    from metropoints.core.operations import record_audit
+
+    now = utcnow()
+    start = effective_from or now
+    if start.tzinfo is None:
+        raise BadRule("effective_from needs a time zone.", field="effective_from")
+    if start < now - timedelta(minutes=1):
+        raise BadRule("A rule version cannot start in the past.", field="effective_from")
+    latest = db.session.scalar(select(RuleVersion.effective_from).order_by(RuleVersion.effective_from.desc()).limit(1))
+    if latest is not None and start <= latest:
+        raise BadRule("A rule version must start after the latest one.", field="effective_from")
+    if not isinstance(daily_cap, int) or isinstance(daily_cap, bool) or not 0 <= daily_cap <= 100_000:
+        raise BadRule("daily_cap must be a whole number from 0 to 100000.", field="daily_cap")
+    if not factor_name or not factor_name.strip():
+        raise BadRule("Name the source of the CO2e factor.", field="factor_name")
+    version = RuleVersion(
+        points_per_km_milli=_milli(points_per_km, "points_per_km", 1000),
+        daily_cap=daily_cap,
+        co2e_mg_per_km=_milli(co2e_factor_g_per_km, "co2e_factor", 10_000),
+        factor_name=factor_name.strip(),
+        effective_from=start,
+        created_by=actor_label,
+        note=note,
+    )
+    db.session.add(version)
+    db.session.flush()
+    record_audit(actor=None, actor_label=actor_label, action="rules.new_version", subject=f"rule_version:{version.id}",
+                 reason=note or f"{points_per_km} pt/km, cap {daily_cap}, {co2e_factor_g_per_km} g/km ({factor_name})")
+    return version
+
+
+def describe(version: RuleVersion) -> str:
+    """One line for the operator."""
+    return (f"v{version.id} from {version.effective_from.isoformat()}: "
+            f"{Decimal(version.points_per_km_milli) / 1000} pt/km, cap {version.daily_cap}/day, "
+            f"{Decimal(version.co2e_mg_per_km) / 1000} g CO2e/km ({version.factor_name})")

@@ -1,0 +1,171 @@
+"""What every JSON endpoint shares: bearer tokens, error replies, cursor pages, Idempotency-Key replays."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, g, jsonify, request
+from sqlalchemy import Select, select, text
+
+from metropoints.core.db import db, sql_param
+from metropoints.core.errors import (
+    DomainError,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidInput,
+    InvalidToken,
+    MalformedJson,
+    Unauthorized,
+)
+from metropoints.core.models import ApiToken, IdempotencyRecord, TokenKind
+from metropoints.core.operations import resolve_token
+from metropoints.core.timeutil import utcnow
+
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+
+
+def error_reply(code: str, message: str, status: int, **fields: Any) -> Response:
+    """The contract's error body: {"error": {"code", "message", ...fields}}."""
+    response = jsonify({"error": {"code": code, "message": message, **fields}})
+    response.status_code = status
+    return response
+
+
+def domain_error_reply(error: DomainError) -> Response:
+    """A domain error as the JSON API answers it."""
+    fields = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in error.fields.items()}
+    return error_reply(error.code, error.message, error.http_status, **fields)
+
+
+def bearer_token() -> ApiToken:
+    """The live token of this request's `Authorization: Bearer` header."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise Unauthorized()
+    token = resolve_token(raw.strip())
+    if token is None:
+        raise InvalidToken()
+    return token
+
+
+def require_token(*kinds: TokenKind) -> Callable:
+    """Let through only requests bearing a live token of one of `kinds`; the token is in `g.api_token`."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            token = bearer_token()
+            if token.kind not in kinds:
+                raise Forbidden(f"This needs a {' or '.join(k.value for k in kinds)} token.")
+            g.api_token = token
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def json_body() -> dict:
+    """The request's JSON object; a 400 `malformed_json` for anything else."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise MalformedJson()
+    return data
+
+
+def page_limit() -> int:
+    """`?limit=`: default 20, at most 100."""
+    raw = request.args.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}.", field="limit")
+    return int(raw)
+
+
+def encode_cursor(value: int) -> str:
+    """An opaque cursor for a keyset position."""
+    return base64.urlsafe_b64encode(json.dumps([value]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> int | None:
+    """The keyset position a cursor stands for; 422 for a cursor we did not make."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))[0]
+        if not isinstance(value, int):
+            raise ValueError
+        return value
+    except (ValueError, TypeError, IndexError, json.JSONDecodeError):
+        raise InvalidInput("That cursor is not one of ours.", field="cursor") from None
+
+
+def keyset_page(query: Select, id_column, serialize: Callable[[Any], dict]) -> dict:
+    """A newest-first page: {"items": [...], "next_cursor": ...}, ordered by `id_column` descending."""
+    limit = page_limit()
+    after = decode_cursor(request.args.get("cursor"))
+    if after is not None:
+        query = query.where(id_column < after)
+    rows = db.session.execute(query.order_by(id_column.desc()).limit(limit + 1)).all()
+    items = rows[:limit]
+    next_cursor = encode_cursor(_row_id(items[-1])) if len(rows) > limit else None
+    return {"items": [serialize(row) for row in items], "next_cursor": next_cursor}
+
+
+def _row_id(row: Any) -> int:
+    """The keyset id of a result row (its first column, or the entity's id)."""
+    first = row[0]
+    return first if isinstance(first, int) else first.id
+
+
+def idempotent(view: Callable) -> Callable:
+    """Honour `Idempotency-Key`: the first successful reply is stored and a repeat gets it back, changing nothing.
+
+    The key row is written first, in the same transaction as the work, so a concurrent repeat waits on it and then
+    replays. A refused request (4xx) is rolled back with its key, so it may be retried with the same key.
+    """
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return view(*args, **kwargs)
+        if len(key) > 255:
+            raise InvalidInput("Idempotency-Key has at most 255 characters.", field="Idempotency-Key")
+        token: ApiToken = g.api_token
+        scope = f"{token.kind.value}:{token.subject_id}"
+        digest = hashlib.sha256(request.method.encode() + request.path.encode() + b"\n"
+                                + request.get_data()).hexdigest()
+        inserted = db.session.execute(text(
+            "INSERT INTO idempotency_records (scope, key, request_hash, created_at) "
+            "VALUES (:scope, :key, :hash, :now) ON CONFLICT (scope, key) DO NOTHING"),
+            {"scope": scope, "key": key, "hash": digest, "now": sql_param(utcnow())}).rowcount
+        record = db.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.scope == scope,
+                                                                   IdempotencyRecord.key == key))
+        if not inserted:
+            if record.request_hash != digest:
+                raise IdempotencyKeyReused()
+            response = Response(record.body, status=record.status_code, mimetype="application/json")
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        response = view(*args, **kwargs)
+        response = response if isinstance(response, Response) else _make_response(response)
+        if response.status_code < 400:
+            record.status_code = response.status_code
+            record.body = response.get_data(as_text=True)
+            db.session.flush()
+        return response
+
+    return wrapped
+
+
+def _make_response(value: Any) -> Response:
+    """A view's return value as a Response."""
+    from flask import make_response
+
+    return make_response(value)

@@ -1,0 +1,91 @@
+"""The application factory: configuration, extensions, each package's blueprints and commands, error handling."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+
+from metropoints.core.config import load_config
+from metropoints.core.db import commit_unit_of_work, db, migrate, rollback_unit_of_work
+from metropoints.core.errors import DomainError
+from metropoints.core.extensions import babel, csrf, limiter, login_manager, select_locale
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the platform: every package registers its blueprints and commands here."""
+    app = Flask(__name__.split(".")[0], instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    load_config(app, test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config["QUEUE_PREFIX"])
+    limiter.init_app(app)
+
+    from metropoints.accrual import cli as accrual_cli
+    from metropoints.core import cli as core_cli
+    from metropoints.core import views as core_views
+    from metropoints.riders_api import api as riders_api
+
+    app.register_blueprint(core_views.bp)
+    app.register_blueprint(riders_api.bp)
+    csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
+    core_cli.register(app)
+    accrual_cli.register(app)
+
+    from metropoints import demo
+
+    demo.register(app)
+    _register_unit_of_work(app)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_unit_of_work(app: Flask) -> None:
+    """One commit per request, after the handler succeeded; jobs are handed over only after it."""
+
+    @app.after_request
+    def finish_unit_of_work(response):
+        if response.status_code < 400:
+            commit_unit_of_work()
+        else:
+            rollback_unit_of_work()
+        return response
+
+
+def wants_json() -> bool:
+    """API paths answer in JSON; pages in HTML."""
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """Domain errors and HTTP errors become the contract's JSON errors on the API and pages elsewhere."""
+    from flask import render_template
+
+    from metropoints.core.api import domain_error_reply, error_reply
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        rollback_unit_of_work()
+        if wants_json():
+            return domain_error_reply(error)
+        return render_template("core/error.html", code=error.code, message=error.message), error.http_status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if wants_json():
+            status = error.code or 500
+            return error_reply(HTTP_CODES.get(status, "http_error"), error.description or error.name, status)
+        return render_template("core/error.html", code=error.code, message=error.description), error.code

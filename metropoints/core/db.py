@@ -1,0 +1,98 @@
+"""Database: the SQLAlchemy handle, column types shared by every package, and the unit of work."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints the same on every database."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC timestamp on every database; SQLite keeps naive text, so the zone is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        """Store UTC; naive datetimes are refused because their zone is a guess."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """Make SQLite enforce foreign keys and let readers work beside one writer."""
+    module = type(dbapi_connection).__module__
+    if module.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def is_postgres() -> bool:
+    """True when the bound database is PostgreSQL (set-wise paths use COPY and row locks there)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def commit_unit_of_work() -> None:
+    """Commit the session, then hand the jobs queued during the unit of work to the queue (or run them inline)."""
+    from metropoints.core.jobs import dispatch_after_commit
+
+    db.session.commit()
+    dispatch_after_commit()
+
+
+def rollback_unit_of_work() -> None:
+    """Roll back the session and forget the jobs it had queued."""
+    from metropoints.core.jobs import discard_pending
+
+    db.session.rollback()
+    discard_pending()
+
+
+def sql_param(value):
+    """A date or timestamp as raw SQL on this database stores it: SQLite keeps naive UTC text, as the ORM writes it."""
+    from datetime import UTC, date, datetime
+
+    if is_postgres():
+        return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

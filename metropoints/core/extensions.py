@@ -1,0 +1,34 @@
+"""Extension objects, created once and bound to the app in the factory."""
+
+from __future__ import annotations
+
+from flask import current_app, request, session
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_wtf import CSRFProtect
+
+babel = Babel()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+login_manager = LoginManager()
+login_manager.login_view = "core.login"
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    """The portal account in the session cookie."""
+    from metropoints.core.db import db
+    from metropoints.core.models import User
+
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def select_locale() -> str:
+    """Chinese by default; English when chosen (kept in the session) or preferred by the browser."""
+    languages = current_app.config["LANGUAGES"]
+    chosen = session.get("lang")
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]

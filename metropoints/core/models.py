@@ -1,0 +1,116 @@
+"""Identities shared by every package: riders, portal users with roles, API tokens, idempotency records."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from metropoints.core.db import UTCDateTime, db
+from metropoints.core.timeutil import utcnow
+
+
+def enum_column(enum_cls: type[enum.Enum], name: str) -> Enum:
+    """A string-valued enum column with a CHECK constraint, stored as the member's value."""
+    return Enum(enum_cls, name=name, native_enum=False, create_constraint=True, length=24,
+                values_callable=lambda members: [m.value for m in members], validate_strings=True)
+
+
+class Role(enum.StrEnum):
+    """What a portal account may do. Riders are not portal accounts; they use the rider API."""
+
+    operator = "operator"  # the metro business team
+    merchant_owner = "merchant_owner"
+    cashier = "cashier"
+
+
+class TokenKind(enum.StrEnum):
+    """Who holds a bearer token."""
+
+    rider = "rider"
+    partner = "partner"
+    kiosk = "kiosk"
+    staff = "staff"
+
+
+class Rider(db.Model):
+    """A rider: registered by phone, earning points for trips; the balance is the sum of their ledger entries."""
+
+    __tablename__ = "riders"
+    __table_args__ = (CheckConstraint("points_balance >= 0", name="balance_not_negative"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(64))
+    # Kept equal to the sum of ledger_entries.points in the same transaction as every entry.
+    points_balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(UserMixin, db.Model):
+    """A portal account: an operator of the metro business team, a merchant owner or a cashier."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
+    display_name: Mapped[str] = mapped_column(String(64), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        """Flask-Login refuses inactive accounts."""
+        return self.active
+
+
+class ApiToken(db.Model):
+    """A bearer token; only its SHA-256 is stored, so a database leak does not leak usable tokens."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_subject", "kind", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[TokenKind] = mapped_column(enum_column(TokenKind, "token_kind"))
+    # riders.id, partners.id, kiosks.id or users.id according to kind.
+    subject_id: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IdempotencyRecord(db.Model):
+    """The first reply to a write sent with an Idempotency-Key; a repeat gets this reply and changes nothing."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))  # token kind and subject: one client's keys never meet another's
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(db.Model):
+    """A decision by an operator (rule change, adjustment, token issued): who, when, what and why."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_label: Mapped[str] = mapped_column(String(120))  # e.g. "cli" when run from the command line
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str] = mapped_column(Text, default="")

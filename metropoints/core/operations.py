@@ -1,0 +1,136 @@
+"""Identity rules: riders, portal users, bearer tokens and the audit log. Functions flush, never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from metropoints.core.db import db
+from metropoints.core.errors import Conflict, InvalidInput, Unauthorized
+from metropoints.core.models import ApiToken, AuditEntry, Rider, Role, TokenKind, User
+from metropoints.core.timeutil import utcnow
+
+PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+# Compared against when the phone is unknown, so a wrong phone costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+class PhoneTaken(Conflict):
+    """A rider with this phone exists."""
+
+    code = "phone_taken"
+    default_message = "This phone number is already registered."
+
+
+class EmailTaken(Conflict):
+    """A portal account with this e-mail exists."""
+
+    code = "email_taken"
+    default_message = "This e-mail address already has an account."
+
+
+class BadCredentials(Unauthorized):
+    """Phone/e-mail and password do not match."""
+
+    code = "bad_credentials"
+    default_message = "Wrong phone number or password."
+
+
+def hash_token(raw: str) -> str:
+    """The stored form of a bearer token."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _check_password(password: object) -> str:
+    """A password long enough to be worth hashing."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD or len(password) > 200:
+        raise InvalidInput(f"The password must have {MIN_PASSWORD} to 200 characters.", field="password")
+    return password
+
+
+def register_rider(*, phone: object, password: object, display_name: object = None) -> Rider:
+    """Create a rider account; the phone is the login and must be unique."""
+    if not isinstance(phone, str) or not PHONE_RE.match(phone.strip()):
+        raise InvalidInput("The phone number must have 6 to 15 digits.", field="phone")
+    phone = phone.strip()
+    password = _check_password(password)
+    if display_name is not None and (not isinstance(display_name, str) or not 0 < len(display_name.strip()) <= 64):
+        raise InvalidInput("The display name must have 1 to 64 characters.", field="display_name")
+    if db.session.scalar(select(Rider.id).where(Rider.phone == phone)) is not None:
+        raise PhoneTaken()
+    rider = Rider(phone=phone, password_hash=generate_password_hash(password),
+                  display_name=(display_name or f"rider-{phone[-4:]}").strip(), points_balance=0)
+    db.session.add(rider)
+    db.session.flush()
+    return rider
+
+
+def authenticate_rider(*, phone: object, password: object) -> Rider:
+    """The rider whose phone and password match; BadCredentials otherwise."""
+    rider = db.session.scalar(select(Rider).where(Rider.phone == phone)) if isinstance(phone, str) else None
+    if rider is None or not isinstance(password, str):
+        check_password_hash(_DUMMY_HASH, "x")
+        raise BadCredentials()
+    if not check_password_hash(rider.password_hash, password):
+        raise BadCredentials()
+    return rider
+
+
+def create_user(*, email: str, password: str, role: Role, display_name: str = "") -> User:
+    """Create a portal account (operator, merchant owner or cashier)."""
+    email = (email or "").strip().lower()
+    if not EMAIL_RE.match(email):
+        raise InvalidInput("That is not an e-mail address.", field="email")
+    password = _check_password(password)
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise EmailTaken()
+    user = User(email=email, password_hash=generate_password_hash(password), role=role,
+                display_name=display_name or email.split("@")[0], active=True)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def authenticate_user(*, email: str, password: str) -> User:
+    """The active portal account whose e-mail and password match; BadCredentials otherwise."""
+    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, "x")
+        raise BadCredentials("Wrong e-mail or password.")
+    if not check_password_hash(user.password_hash, password or "") or not user.active:
+        raise BadCredentials("Wrong e-mail or password.")
+    return user
+
+
+def issue_token(*, kind: TokenKind, subject_id: int, ttl: timedelta | None = None,
+                label: str = "") -> tuple[str, ApiToken]:
+    """A new bearer token; the raw value is returned once and only its hash is kept."""
+    raw = f"{kind.value[:2]}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(token_hash=hash_token(raw), kind=kind, subject_id=subject_id, label=label,
+                     expires_at=utcnow() + ttl if ttl else None)
+    db.session.add(token)
+    db.session.flush()
+    return raw, token
+
+
+def resolve_token(raw: str, *, at: datetime | None = None) -> ApiToken | None:
+    """The live token for a raw bearer value, or None (unknown, expired or revoked)."""
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
+    now = at or utcnow()
+    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+        return None
+    return token
+
+
+def record_audit(*, actor: User | None, action: str, subject: str, reason: str = "", actor_label: str = "") -> None:
+    """Write who decided what, about what, and why."""
+    db.session.add(AuditEntry(actor_id=actor.id if actor else None,
+                              actor_label=actor_label or (actor.email if actor else "cli"),
+                              action=action, subject=subject, reason=reason))

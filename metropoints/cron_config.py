@@ -1,0 +1,12 @@
+"""Schedules for `rq cron metropoints/cron_config.py` (times in UTC; the metro's day starts at 16:00 UTC)."""
+
+import os
+
+from rq import cron
+
+from metropoints.accrual.jobs import expire_points_job
+
+PREFIX = os.environ.get("FLASK_QUEUE_PREFIX", "metropoints")
+
+# 00:10 on 1 January in Asia/Shanghai: expire what is left of the points earned two years ago.
+cron.register(expire_points_job, queue_name=f"{PREFIX}-scheduled", cron="10 16 31 12 *", job_timeout=3600)

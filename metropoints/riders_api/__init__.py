@@ -1,0 +1,1 @@
+"""JSON for the rider apps, the kiosks, the partner trip feeds and POS terminals."""

@@ -1,0 +1,134 @@
+"""Rider and partner endpoints of API v1 (see the shared HTTP contract). Thin: parse, call an operation, reply."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, g, jsonify
+
+from metropoints.accrual import operations as accrual
+from metropoints.accrual import queries
+from metropoints.accrual.models import LedgerEntry, Partner, Trip
+from metropoints.core import operations as core
+from metropoints.core.api import idempotent, json_body, keyset_page, require_token
+from metropoints.core.db import db
+from metropoints.core.errors import InvalidToken
+from metropoints.core.extensions import limiter
+from metropoints.core.models import Rider, TokenKind
+from metropoints.core.timeutil import isoformat
+from metropoints.riders_api.openapi import openapi_document
+
+bp = Blueprint("riders_api", __name__, url_prefix="/api/v1")
+
+
+def current_rider() -> Rider:
+    """The rider of this request's token."""
+    rider = db.session.get(Rider, g.api_token.subject_id)
+    if rider is None:
+        raise InvalidToken()
+    return rider
+
+
+def km(metres: int) -> float:
+    """Metres as km with 3 decimals."""
+    return round(metres / 1000, 3)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI document of everything under /api/v1."""
+    return jsonify(openapi_document())
+
+
+@bp.post("/auth/register")
+def register():
+    """Create a rider account and return a first token."""
+    body = json_body()
+    rider = core.register_rider(phone=body.get("phone"), password=body.get("password"),
+                                display_name=body.get("display_name"))
+    token, _ = core.issue_token(kind=TokenKind.rider, subject_id=rider.id,
+                                ttl=timedelta(days=current_app.config["RIDER_TOKEN_DAYS"]), label="register")
+    return jsonify({"rider_id": rider.id, "token": token}), 201
+
+
+def _login_limit() -> str:
+    """The login rate limit from the configuration."""
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+@bp.post("/auth/token")
+@limiter.limit(_login_limit)
+def token():
+    """Exchange phone and password for a rider token; hammering gets 429."""
+    body = json_body()
+    rider = core.authenticate_rider(phone=body.get("phone"), password=body.get("password"))
+    raw, record = core.issue_token(kind=TokenKind.rider, subject_id=rider.id,
+                                   ttl=timedelta(days=current_app.config["RIDER_TOKEN_DAYS"]), label="login")
+    return jsonify({"token": raw, "expires_at": isoformat(record.expires_at)})
+
+
+@bp.get("/me")
+@require_token(TokenKind.rider)
+def me():
+    """The rider's balance, distance and CO2e saved, and linked references."""
+    rider = current_rider()
+    metres, grams = queries.rider_totals(rider.id)
+    return jsonify({
+        "rider_id": rider.id, "display_name": rider.display_name, "points_balance": rider.points_balance,
+        "km_total": km(metres), "co2e_grams_total": grams,
+        "links": [{"source": link.source, "ref": link.ref} for link in queries.rider_links(rider.id)],
+    })
+
+
+@bp.post("/me/links")
+@require_token(TokenKind.rider)
+def link():
+    """Link a metro account reference; trips held for it are credited at once."""
+    body = json_body()
+    rider = current_rider()
+    record, credited = accrual.link_rider_ref(rider=rider, source=body.get("source"), ref=body.get("ref"))
+    db.session.refresh(rider)
+    return jsonify({"source": record.source, "ref": record.ref, "held_trips_credited": credited,
+                    "points_balance": rider.points_balance}), 201
+
+
+def trip_item(row) -> dict:
+    """A trip as the contract shows it."""
+    trip: Trip = row[0]
+    return {"trip_id": trip.trip_id, "source": trip.source, "entry_station": trip.entry_station,
+            "exit_station": trip.exit_station, "entered_at": isoformat(trip.entered_at),
+            "exited_at": isoformat(trip.exited_at), "km": km(trip.distance_m), "points": trip.points,
+            "co2e_grams": trip.co2e_grams, "status": trip.status.value, "rule_version": trip.rule_version_id}
+
+
+@bp.get("/me/trips")
+@require_token(TokenKind.rider)
+def my_trips():
+    """The rider's trips, newest first."""
+    return jsonify(keyset_page(queries.rider_trips_query(current_rider().id), Trip.id, trip_item))
+
+
+def ledger_item(row) -> dict:
+    """A ledger entry as the contract shows it."""
+    entry: LedgerEntry = row[0]
+    return {"entry_id": entry.id, "at": isoformat(entry.at), "points": entry.points, "kind": entry.kind.value,
+            "ref": entry.ref, "reason": entry.reason, "balance_after": entry.balance_after}
+
+
+@bp.get("/me/ledger")
+@require_token(TokenKind.rider)
+def my_ledger():
+    """The rider's ledger, newest first; balance_after of the newest entry is the balance."""
+    return jsonify(keyset_page(queries.rider_ledger_query(current_rider().id), LedgerEntry.id, ledger_item))
+
+
+@bp.post("/trips")
+@require_token(TokenKind.partner)
+@idempotent
+def post_trips():
+    """The partner trip feed: up to 10,000 trips a call; bad rows are refused with reasons, the rest count."""
+    partner = db.session.get(Partner, g.api_token.subject_id)
+    if partner is None:
+        raise InvalidToken()
+    result = accrual.receive_trips(partner=partner, payload=json_body())
+    return jsonify(result.as_reply())

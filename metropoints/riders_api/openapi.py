@@ -1,0 +1,311 @@
+"""The OpenAPI 3.1 document of API v1, served at GET /api/v1/openapi.json.
+
+It describes exactly the endpoints `metropoints.riders_api.api` serves today; add an operation here when one is added
+there (a test compares DOCUMENTED_PATHS with the app's URL map). The document is built once and every caller gets its
+own deep copy, so nobody can change the cached one.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+PREFIX = "/api/v1"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+TRIP_STATUSES = ["credited", "capped", "held"]
+REFUSAL_REASONS = ["malformed", "unknown_station", "station_not_open", "same_station", "bad_times", "too_old",
+                   "in_future", "implausible_speed"]
+LEDGER_KINDS = ["trip", "redemption", "refund", "expiry", "adjustment"]
+TOKEN_KINDS = ["rider", "partner", "kiosk", "staff"]
+SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
+PHONE_PATTERN = r"^\+?[0-9]{6,15}$"
+MAX_TRIPS_PER_CALL = 10_000
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Schema], required: list[str] | None = None, description: str = "") -> Schema:
+    """An object schema; every property is required unless `required` says otherwise."""
+    schema: Schema = {"type": "object", "properties": properties,
+                      "required": list(properties) if required is None else required}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _str(description: str = "", **extra: Any) -> Schema:
+    """A string schema."""
+    return {"type": "string", **({"description": description} if description else {}), **extra}
+
+
+def _int(description: str = "", **extra: Any) -> Schema:
+    """An integer schema."""
+    return {"type": "integer", **({"description": description} if description else {}), **extra}
+
+
+def _time(description: str) -> Schema:
+    """A time: ISO 8601 / RFC 3339 with an offset."""
+    return {"type": "string", "format": "date-time", "description": f"{description} (ISO 8601 with offset)."}
+
+
+def _km(description: str) -> Schema:
+    """A distance in km, rounded to 3 decimals."""
+    return {"type": "number", "minimum": 0, "description": f"{description}, in km with 3 decimals.",
+            "x-decimals": 3}
+
+
+def _json(schema: Schema, description: str) -> dict[str, Any]:
+    """A JSON response (or request body) with `schema`."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str, *codes: str) -> dict[str, Any]:
+    """An error response whose `error.code` is one of `codes`."""
+    schema = {"allOf": [_ref("Error"), {"type": "object", "properties": {
+        "error": {"type": "object", "properties": {"code": {"type": "string", "enum": list(codes)}}}}}]}
+    response = _json(schema, f"{description} (`{'` / `'.join(codes)}`).")
+    response["x-error-codes"] = list(codes)
+    return response
+
+
+def _page(item_schema: str) -> Schema:
+    """A cursor page of `item_schema` items, newest first."""
+    return _obj({"items": {"type": "array", "items": _ref(item_schema)},
+                 "next_cursor": {"type": ["string", "null"],
+                                 "description": "Pass as `cursor` for the next page; null on the last page."}},
+                description="A page of a list, newest first.")
+
+
+def _body(schema: Schema, description: str) -> dict[str, Any]:
+    """A required JSON request body."""
+    return {"required": True, **_json(schema, description)}
+
+
+MALFORMED = ("400", "The body is not a JSON object", "malformed_json")
+INVALID = ("422", "A field is missing, malformed or out of range; `field` names it", "invalid")
+
+
+def _operation(operation_id: str, summary: str, description: str, token_kind: str | None,
+               responses: dict[str, dict[str, Any]], *errors: tuple[str, str, str],
+               body: dict[str, Any] | None = None, parameters: list[Schema] | None = None,
+               tag: str = "riders") -> dict[str, Any]:
+    """One operation: its token kind (or none), body, parameters, success responses and error responses.
+
+    `errors` are (status, description, code) triples; triples with the same status share one response.
+    """
+    if token_kind is None:
+        needs = "No token needed."
+        security: list[dict[str, list[str]]] = []
+        codes: list[tuple[str, str, str]] = []
+    else:
+        needs = f"Needs a **{token_kind}** token (`Authorization: Bearer <token>`)."
+        security = [{"bearerAuth": []}]
+        codes = [("401", "No bearer token, or one that is unknown, expired or revoked", "unauthorized"),
+                 ("401", "No bearer token, or one that is unknown, expired or revoked", "invalid_token"),
+                 ("403", f"A live token of another kind than {token_kind}", "forbidden")]
+    grouped: dict[str, tuple[str, list[str]]] = {}
+    for status, text, code in [*errors, *codes]:
+        grouped.setdefault(status, (text, []))[1].append(code)
+    all_responses = dict(responses)
+    for status in sorted(grouped):
+        text, status_codes = grouped[status]
+        all_responses[status] = _error(text, *status_codes)
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag],
+                                 "description": f"{description}\n\n{needs}", "x-token-kind": token_kind,
+                                 "security": security, "responses": all_responses}
+    if body is not None:
+        operation["requestBody"] = body
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _schemas() -> dict[str, Schema]:
+    """The shared component schemas."""
+    station = _str("A station_id from shared/data/shenyang_metro/stations.csv.", maxLength=8)
+    source = _str("The metro account system, e.g. `shenyang_metro`.", pattern=SOURCE_PATTERN)
+    return {
+        "Error": _obj({"error": _obj({
+            "code": _str("Machine-readable reason, snake_case.", pattern="^[a-z][a-z0-9_]*$"),
+            "message": _str("Human-readable text."),
+        }, description="The code and message, plus any fields that help (e.g. `field`, `limit`, `used_at`).")
+            | {"additionalProperties": True}}, description="Every 4xx reply."),
+        "RegisterRequest": _obj({
+            "phone": _str("The login: 6 to 15 digits, optionally a leading `+`.", pattern=PHONE_PATTERN),
+            "password": _str("8 to 200 characters.", minLength=8, maxLength=200),
+            "display_name": _str("1 to 64 characters; defaults to `rider-` and the phone's last 4 digits.",
+                                 minLength=1, maxLength=64),
+        }, required=["phone", "password"]),
+        "RegisterReply": _obj({"rider_id": _int(), "token": _str("A rider token.")}),
+        "TokenRequest": _obj({"phone": _str(), "password": _str()}),
+        "TokenReply": _obj({"token": _str("A rider token."), "expires_at": _time("When the token stops working")}),
+        "Link": _obj({"source": source, "ref": _str("The rider's account reference in that system.", minLength=1,
+                                                    maxLength=64)}),
+        "LinkReply": _obj({"source": source, "ref": _str(maxLength=64),
+                           "held_trips_credited": _int("Trips held for this reference and credited now.", minimum=0),
+                           "points_balance": _int("The balance after crediting them.")}),
+        "Me": _obj({"rider_id": _int(), "display_name": _str(), "points_balance": _int("Points."),
+                    "km_total": _km("Distance of all credited and capped trips"),
+                    "co2e_grams_total": _int("CO2e saved, in grams.", minimum=0),
+                    "links": {"type": "array", "items": _ref("Link")}}),
+        "TripStatus": _str("`credited`: earned its points; `capped`: earned less, or nothing, because of the daily "
+                           "cap; `held`: nobody has linked its rider reference yet.", enum=TRIP_STATUSES),
+        "Trip": _obj({"trip_id": _str(maxLength=64), "source": source, "entry_station": station,
+                      "exit_station": station, "entered_at": _time("Entry"), "exited_at": _time("Exit"),
+                      "km": _km("Network distance between the stations"), "points": _int("Points earned.", minimum=0),
+                      "co2e_grams": _int("CO2e saved, in grams.", minimum=0), "status": _ref("TripStatus"),
+                      "rule_version": _int("Id of the earning rule version in force at the exit.")}),
+        "LedgerKind": _str("Why the entry exists.", enum=LEDGER_KINDS),
+        "LedgerEntry": _obj({"entry_id": _int(), "at": _time("When it was posted"),
+                             "points": _int("Signed: credits positive, debits negative."),
+                             "kind": _ref("LedgerKind"),
+                             "ref": _str("What it is about: `source:trip_id`, a coupon id, an expiry year, ..."),
+                             "reason": _str("An operator's reason (adjustments); otherwise empty."),
+                             "balance_after": _int("The balance after this entry.")}),
+        "TripIn": _obj({"trip_id": _str("Unique per source.", minLength=1, maxLength=64), "source": source,
+                        "rider_ref": _str("The rider's account reference in `source`.", minLength=1, maxLength=64),
+                        "entry_station": station, "exit_station": station,
+                        "entered_at": _time("Entry"), "exited_at": _time("Exit; at most 30 days ago and 5 minutes "
+                                                                         "ahead")},
+                       description="One trip. A row that breaks this shape is refused with a reason, not the call."),
+        "TripsRequest": _obj({"trips": {"type": "array", "maxItems": MAX_TRIPS_PER_CALL, "items": _ref("TripIn")}}),
+        "RefusalReason": _str("Why a row was refused.", enum=REFUSAL_REASONS),
+        "Rejected": _obj({"trip_id": _str("As given (may be empty when missing)."), "reason": _ref("RefusalReason"),
+                          "line": _int("1-based position of the row in `trips`.", minimum=1)}),
+        "TripsReply": _obj({
+            "credited": _int("New trips of linked riders, credited in full.", minimum=0),
+            "duplicates": _int("Trips already received (same source and trip_id), changed nothing.", minimum=0),
+            "held": _int("New trips whose rider_ref nobody has linked yet.", minimum=0),
+            "capped": _int("Beyond the contract: new trips of linked riders accepted but cut by the daily cap.",
+                           minimum=0),
+            "rejected": {"type": "array", "items": _ref("Rejected")},
+        }, description="The counts and the refused rows add up to the rows given."),
+    }
+
+
+def _parameters() -> dict[str, Schema]:
+    """The shared parameters."""
+    return {
+        "Limit": {"name": "limit", "in": "query", "required": False, "description": "Items per page.",
+                  "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+        "Cursor": {"name": "cursor", "in": "query", "required": False,
+                   "description": "The `next_cursor` of the previous page; omit for the first page.",
+                   "schema": {"type": "string"}},
+        "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False,
+                           "description": "A repeat with the same key and the same request returns the first reply "
+                                          "(with `Idempotent-Replayed: true`) and changes nothing; the same key with "
+                                          "another request is a 409 `idempotency_key_reused`. A refused request "
+                                          "does not use up its key.",
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+    }
+
+
+def _param(name: str) -> Schema:
+    """A reference to a component parameter."""
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _list_operation(operation_id: str, summary: str, item_schema: str) -> dict[str, Any]:
+    """A rider's cursor-paged list."""
+    return _operation(operation_id, summary, f"{summary}, newest first, in pages of `limit` items.", "rider",
+                      {"200": _json(_page(item_schema), "A page.")},
+                      ("422", "`limit` out of range, or a cursor we did not make", "invalid"),
+                      parameters=[_param("Limit"), _param("Cursor")])
+
+
+def _paths() -> dict[str, dict[str, Any]]:
+    """Every path of API v1 served today, relative to the server url."""
+    return {
+        "/openapi.json": {"get": _operation(
+            "getOpenapi", "This document", "The OpenAPI document of everything under /api/v1.", None,
+            {"200": _json({"type": "object"}, "An OpenAPI 3.1 document.")}, tag="meta")},
+        "/auth/register": {"post": _operation(
+            "register", "Register a rider", "Create a rider account and return a first rider token.", None,
+            {"201": _json(_ref("RegisterReply"), "Registered.")},
+            MALFORMED, ("409", "A rider with this phone exists", "phone_taken"), INVALID,
+            body=_body(_ref("RegisterRequest"), "The new account."))},
+        "/auth/token": {"post": _operation(
+            "getToken", "Log in", "Exchange phone and password for a rider token. Too many attempts get 429.", None,
+            {"200": _json(_ref("TokenReply"), "A new rider token.")},
+            MALFORMED, ("401", "Wrong phone number or password", "bad_credentials"),
+            ("429", "Too many attempts; wait and retry", "rate_limited"),
+            body=_body(_ref("TokenRequest"), "The rider's credentials."))},
+        "/me": {"get": _operation(
+            "getMe", "The rider", "The rider's balance, distance and CO2e saved, and linked references.", "rider",
+            {"200": _json(_ref("Me"), "The rider.")})},
+        "/me/links": {"post": _operation(
+            "linkRef", "Link a metro account",
+            "Link a metro account reference; trips held for it (30 days back at most) are credited at once. "
+            "Linking a reference the rider already has changes nothing.", "rider",
+            {"201": _json(_ref("LinkReply"), "Linked.")},
+            MALFORMED, ("409", "The reference is linked to another rider", "ref_linked_elsewhere"), INVALID,
+            body=_body(_ref("Link"), "The reference to link."))},
+        "/me/trips": {"get": _list_operation("listMyTrips", "The rider's trips", "Trip")},
+        "/me/ledger": {"get": _list_operation("listMyLedger", "The rider's ledger", "LedgerEntry")},
+        "/trips": {"post": _operation(
+            "postTrips", "Partner trip feed",
+            f"Up to {MAX_TRIPS_PER_CALL:,} trips a call, credited in one batch. A row that is malformed or "
+            "implausible is refused with its reason; the rest of the batch still counts. Trips already received "
+            "count as duplicates and change nothing.", "partner",
+            {"200": _json(_ref("TripsReply"), "What became of each row.")},
+            MALFORMED, ("409", "The Idempotency-Key was used for another request", "idempotency_key_reused"),
+            ("413", "More trips than one call takes; `limit` says how many", "too_many_trips"),
+            ("422", 'The body is not `{"trips": [...]}`, or the Idempotency-Key is too long', "invalid"),
+            body=_body(_ref("TripsRequest"), "The trips."), parameters=[_param("IdempotencyKey")],
+            tag="partners")},
+    }
+
+
+@functools.cache
+def _build() -> dict[str, Any]:
+    """The document, built once; never hand this object out."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MetroPoints API",
+            "version": "1",
+            "description": "Points for metro trips. JSON in and out, UTF-8; times are ISO 8601 with offset; points "
+                           "and money are integers; distances are km with 3 decimals; CO2e is in grams. Errors are a "
+                           '4xx status and `{"error": {"code", "message", ...}}`. Each operation says which token '
+                           "kind it needs, in its description and in `x-token-kind` (null: none).",
+        },
+        "servers": [{"url": PREFIX}],
+        "tags": [{"name": "meta", "description": "About the API."},
+                 {"name": "riders", "description": "Rider accounts, trips and points."},
+                 {"name": "partners", "description": "Trip feeds from metro account systems."}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer",
+                "description": "`Authorization: Bearer <token>`. Token kinds: `rider` (from /auth/register or "
+                               "/auth/token), `partner` (trip feeds; `flask partners create`), `kiosk` (one per "
+                               "device, bound to a station; `flask kiosks create`) and `staff` (merchant owner or "
+                               "cashier, for POS). An endpoint answers a token of another kind with 403 `forbidden`.",
+                "x-token-kinds": TOKEN_KINDS,
+            }},
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of API v1: a fresh deep copy of the cached one, safe to change."""
+    return copy.deepcopy(_build())
+
+
+def documented_paths(document: dict[str, Any]) -> frozenset[str]:
+    """The operations of `document` as "METHOD /api/v1/path" strings, e.g. "POST /api/v1/trips"."""
+    prefix = document["servers"][0]["url"].rstrip("/")
+    return frozenset(f"{method.upper()} {prefix}{path}" for path, item in document["paths"].items()
+                     for method in item if method in HTTP_METHODS)
+
+
+DOCUMENTED_PATHS: frozenset[str] = documented_paths(_build())

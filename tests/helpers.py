@@ -1,0 +1,20 @@
+"""Builders shared by tests: valid trips on the real network, and a way to post them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from metropoints.core.timeutil import utcnow
+
+# Line 1, 0109 -> 0114: 954 + 1135 + 1395 + 1042 + 1539 = 6065 m (hand-summed from stations.csv).
+ENTRY, EXIT, METRES = "0109", "0114", 6065
+
+
+def trip(trip_id: str, *, ref: str = "card-1", source: str = "afc", entry: str = ENTRY, exit: str = EXIT,
+         exited_at: datetime | None = None, minutes: int = 20, **overrides) -> dict:
+    """A valid trip row (by default 6.065 km on line 1, ending an hour ago), with any field overridden."""
+    end = exited_at or utcnow() - timedelta(hours=1)
+    row = {"trip_id": trip_id, "source": source, "rider_ref": ref, "entry_station": entry, "exit_station": exit,
+           "entered_at": (end - timedelta(minutes=minutes)).isoformat(), "exited_at": end.isoformat()}
+    row.update(overrides)
+    return row
