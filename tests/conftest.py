@@ -61,7 +61,7 @@ def make_app(database_url: str, **extra) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def migrated_app(database_url: str) -> Flask:
+def migrated_app(database_url: str) -> Iterator[Flask]:
     """The app on this run's database, migrated to head through the real migrations."""
     app = make_app(database_url)
     with app.app_context():
@@ -70,7 +70,9 @@ def migrated_app(database_url: str) -> Flask:
 
         sync_stations()
         commit_unit_of_work()
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture
