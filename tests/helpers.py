@@ -18,3 +18,11 @@ def trip(trip_id: str, *, ref: str = "card-1", source: str = "afc", entry: str =
            "entered_at": (end - timedelta(minutes=minutes)).isoformat(), "exited_at": end.isoformat()}
     row.update(overrides)
     return row
+
+
+def noon_yesterday() -> datetime:
+    """12:00 yesterday in Asia/Shanghai (as UTC): trips within a few hours of it share one service day."""
+    from metropoints.core.timeutil import SERVICE_OFFSET
+
+    local = utcnow().astimezone(SERVICE_OFFSET) - timedelta(days=1)
+    return local.replace(hour=12, minute=0, second=0, microsecond=0)
