@@ -26,3 +26,6 @@ def noon_yesterday() -> datetime:
 
     local = utcnow().astimezone(SERVICE_OFFSET) - timedelta(days=1)
     return local.replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+TRIP_FIELDS_ORDER = ["trip_id", "source", "rider_ref", "entry_station", "exit_station", "entered_at", "exited_at"]

@@ -1,0 +1,32 @@
+"""Configuration: environment names, and no production start on a default secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from metropoints.core import create_app
+from metropoints.core.config import DEFAULT_SECRET_KEY, normalise_database_url
+
+
+def test_production_refuses_the_default_secret(tmp_path):
+    """A production deployment with the default or a short secret key does not start."""
+    for secret in (DEFAULT_SECRET_KEY, "short"):
+        with pytest.raises(RuntimeError, match="SECRET_KEY"):
+            create_app({"DEPLOYMENT": "production", "SECRET_KEY": secret,
+                        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.sqlite"})
+    app = create_app({"DEPLOYMENT": "production", "SECRET_KEY": "x" * 40,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.sqlite"})
+    assert app.config["DEPLOYMENT"] == "production"
+
+
+def test_environment_settings(monkeypatch, tmp_path):
+    """DATABASE_URL, REDIS_URL and SECRET_KEY under their common names, the rest as FLASK_<NAME>."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://db.example/metro")
+    monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/2")
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("FLASK_TRIPS_MAX_PER_CALL", "500")
+    app = create_app()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db.example/metro"
+    assert app.config["REDIS_URL"] == "redis://cache.example:6379/2"
+    assert app.config["SECRET_KEY"] == "s" * 40 and app.config["TRIPS_MAX_PER_CALL"] == 500
+    assert normalise_database_url("sqlite:///x") == "sqlite:///x"
