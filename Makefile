@@ -37,8 +37,8 @@ bench-accrual: $(STAMP)
 	$(BIN)/python bench/accrual.py $(BENCH_ARGS)
 
 translations-update: $(STAMP)
-	$(BIN)/pybabel extract -q -F babel.cfg -k _l -o metropoints/translations/messages.pot .
-	$(BIN)/pybabel update -q -i metropoints/translations/messages.pot -d metropoints/translations
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o metropoints/translations/messages.pot .
+	$(BIN)/pybabel update -i metropoints/translations/messages.pot -d metropoints/translations
 
 clean:
 	rm -rf $(VENV) instance *.egg-info

@@ -55,7 +55,8 @@ def test_ledger_is_append_only(app, create_rider):
     rider = create_rider()
     entry = credit(rider.id, 5, date(2026, 3, 1))
     commit_unit_of_work()
-    for statement in ("UPDATE ledger_entries SET points = 50 WHERE id = :id", "DELETE FROM ledger_entries WHERE id = :id"):
+    for statement in ("UPDATE ledger_entries SET points = 50 WHERE id = :id",
+                      "DELETE FROM ledger_entries WHERE id = :id"):
         with pytest.raises(DBAPIError, match="append-only"):
             db.session.execute(text(statement), {"id": entry.id})
         rollback_unit_of_work()

@@ -198,7 +198,7 @@ def test_cursor_walks_every_item_once(client, rider, feed, path):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/me/trips", "/api/v1/me/ledger"])
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "", "²", "10 "])
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "", "²", "10 ", "000", "9" * 5000])
 def test_limit_out_of_range(client, rider, path, limit):
     """limit must be a whole number from 1 to 100; anything else is a 422 invalid on field limit."""
     response = client.get(path, headers=rider[1], query_string={"limit": limit})
@@ -215,7 +215,8 @@ def forged(value) -> str:
 @pytest.mark.parametrize("path", ["/api/v1/me/trips", "/api/v1/me/ledger"])
 @pytest.mark.parametrize("cursor", ["not a cursor!", "%%%", "é", forged("x"), forged([]), forged(["7"]),
                                     forged([1.5]), forged({}), forged({"0": 1}), forged([True]),
-                                    forged([10 ** 30]), "W10", base64.b64encode(b"\xff\xfe").decode()])
+                                    forged([10 ** 30]), forged([0]), forged([5, 6]), "W10",
+                                    base64.b64encode(b"\xff\xfe").decode(), base64.b64encode(b"[" * 3000).decode()])
 def test_forged_cursor(client, rider, path, cursor):
     """A cursor we did not make is a 422 invalid on field cursor, never a 500."""
     response = client.get(path, headers=rider[1], query_string={"cursor": cursor})

@@ -1,0 +1,574 @@
+"""Accrual benchmark: synthetic trips on the real network through the partner feed's own code, into PostgreSQL.
+
+    python bench/accrual.py [--trips 1000000] [--riders 100000] [--batch 10000] [--database-url URL] [--keep]
+
+Setup (not timed): a fresh database `mp_bench_<pid>` migrated like the tests do, riders and their fare-card links
+created set-wise, a partner, and every trip row built in memory as the API has it after decoding the JSON body:
+commutes over the last 20 days between stations open on the day, at plausible speeds; ~2% on cards nobody linked
+(held), 0.1% refused on purpose, 0.1% sent again later (duplicates), and a few riders over the daily cap.
+
+Part A (timed): the rows go through `receive_trips` (what `POST /api/v1/trips` calls) in calls of `--batch`
+rows, each committed like a request. Part B (timed, same run): a raw `COPY` of the same rows into a bare table.
+Prints trips/s, the time split by step, the ratio of A to B against the targets, and checks the result with SQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from operator import itemgetter
+
+import psycopg
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import event, text
+from werkzeug.security import generate_password_hash
+
+from metropoints.accrual import ingest
+from metropoints.accrual.cli import sync_stations
+from metropoints.accrual.ingest import TRIP_FIELDS
+from metropoints.accrual.network import Network, get_network
+from metropoints.accrual.operations import create_partner, receive_trips
+from metropoints.accrual.rules import load_rulebook
+from metropoints.core import create_app
+from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.timeutil import SERVICE_OFFSET, utcnow
+
+ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://127.0.0.1:5432/test")
+TARGET_TRIPS_PER_S = 20_000
+TARGET_RATIO = 5.0
+
+SOURCE = "afc"
+DAYS = 20  # trips fall on the service days 1..DAYS ago
+HELD_SHARE = 0.02  # share of trips on cards nobody has linked
+BAD_SHARE = 0.001  # rows refused on purpose
+DUP_SHARE = 0.001  # rows sent a second time, later
+HEAVY_SHARE = 0.04  # riders who pack long trips into a few days, over the daily cap
+COMMUTE_M = (2_000, 30_000)
+LONG_M = (16_000, 30_000)
+MAX_TRIPS_PER_RIDER = 100  # 5 legs a day at most over DAYS days
+PROGRESS_EVERY = 100_000
+RAW_TABLE = "bench_raw_trips"
+BAD_STATION = "9901"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Trip generation (not timed)
+# --------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Workload:
+    """The rows to feed, in feed order, and what the ingestion should make of them."""
+
+    rows: list[dict]
+    expected: Counter = field(default_factory=Counter)  # credited, capped, held, duplicates, rejected
+    expected_points: int = 0
+    rejected_reasons: Counter = field(default_factory=Counter)
+    linked_cards: int = 0
+    unlinked_cards: int = 0
+    heavy_cards: int = 0
+
+
+def _pick_pair(rng: random.Random, stations: list[str], network: Network, on: date,
+               bounds: tuple[int, int]) -> tuple[str, str]:
+    """Two distinct stations open on `on` whose track distance falls within `bounds` (metres)."""
+    low, high = bounds
+    while True:
+        a, b = rng.sample(stations, 2)
+        metres = network.distance_m(a, b, on)
+        if metres is not None and low <= metres <= high:
+            return a, b
+
+
+def _pick_days(rng: random.Random, days: list[date], count: int) -> list[date]:
+    """`count` distinct service days, weekdays three times as likely as weekends (weighted, no replacement)."""
+    keyed = sorted(days, key=lambda d: rng.random() ** (1 / (3 if d.weekday() < 5 else 1)), reverse=True)
+    return sorted(keyed[:count])
+
+
+def _legs(rng: random.Random, network: Network, day: date, a: str, b: str, count: int,
+          chained: bool) -> list[tuple[datetime, datetime, str, str, int]]:
+    """A day's trips for one card: a commute (morning out, evening back) or a chain of back-and-forth legs.
+
+    Duration is 2 minutes a km plus 5 to 9 minutes, so no trip is near the 80 km/h limit.
+    """
+    midnight = datetime(day.year, day.month, day.day, tzinfo=SERVICE_OFFSET)
+    legs = []
+    if chained:
+        enter = midnight + timedelta(seconds=rng.randint(7 * 3600, 8 * 3600))
+    for leg in range(count):
+        entry, exit_ = (a, b) if leg % 2 == 0 else (b, a)
+        metres = network.distance_m(entry, exit_, day)
+        if not chained:
+            start = 6 * 3600 + 1800 if leg == 0 else 17 * 3600
+            enter = midnight + timedelta(seconds=start + rng.randint(0, 150 * 60))
+        leave = enter + timedelta(seconds=300 + metres * 120 // 1000 + rng.randint(0, 240))
+        legs.append((enter, leave, entry, exit_, metres))
+        if chained:
+            enter = leave + timedelta(seconds=rng.randint(20 * 60, 90 * 60))
+    return legs
+
+
+def build_workload(*, trips: int, riders: int, seed: int, network: Network, now: datetime,
+                   points_per_km_milli: int, daily_cap: int) -> Workload:
+    """Every trip row of the run, in feed order (by exit time), with the counts the ingestion should report."""
+    rng = random.Random(seed)
+    today = now.astimezone(SERVICE_OFFSET).date()
+    days = [today - timedelta(days=n) for n in range(DAYS, 0, -1)]
+    stations = sorted(s for s in network.stations if network.is_open(s, days[0]))
+    if BAD_STATION in network.stations:
+        raise SystemExit(f"{BAD_STATION} is a real station; pick another unknown id")
+    n_bad, n_dup = round(trips * BAD_SHARE), round(trips * DUP_SHARE)
+    n_good = trips - n_bad - n_dup
+    unlinked = max(1, round(riders * HELD_SHARE / (1 - HELD_SHARE)))
+    cards = riders + unlinked
+    base, extra = divmod(n_good, cards)
+    work = Workload(rows=[], linked_cards=riders, unlinked_cards=unlinked)
+
+    # (exit epoch seconds, kind, card, service day, raw points, row); kind: 0 good, 1 duplicate, 2 bad
+    records: list[tuple[float, int, int, date | None, int, dict]] = []
+    seq = 0
+    for card in range(1, cards + 1):
+        k = base + (1 if card <= extra else 0)
+        if k == 0:
+            continue
+        heavy = k >= 5 and rng.random() < HEAVY_SHARE
+        work.heavy_cards += heavy
+        a, b = _pick_pair(rng, stations, network, days[0], LONG_M if heavy else COMMUTE_M)
+        per_day = 5 if heavy else max(2, math.ceil(k / DAYS))
+        chosen = _pick_days(rng, days, math.ceil(k / per_day))
+        ref = f"card-{card}"
+        left = k
+        for day in chosen:
+            count = min(per_day, left)
+            left -= count
+            for enter, leave, entry, exit_, metres in _legs(rng, network, day, a, b, count, chained=per_day > 2):
+                seq += 1
+                row = {"trip_id": f"t{seq:09d}", "source": SOURCE, "rider_ref": ref, "entry_station": entry,
+                       "exit_station": exit_, "entered_at": enter.isoformat(), "exited_at": leave.isoformat()}
+                records.append((leave.timestamp(), 0, card, day, metres * points_per_km_milli // 1_000_000, row))
+    latest = max(r[0] for r in records)
+    if latest > now.timestamp() or min(r[0] for r in records) < (now - timedelta(days=29)).timestamp():
+        raise SystemExit("generated an exit outside the last 29 days")
+
+    for _ in range(n_dup):  # the partner sends a trip again, 1 to 36 hours later
+        key, _kind, card, day, raw, row = rng.choice(records)
+        records.append((key + rng.randint(3600, 36 * 3600), 1, card, day, raw, dict(row)))
+    bad_kinds = (("unknown_station", 6), ("bad_times", 2), ("same_station", 2))
+    for n in range(n_bad):
+        key, *_rest, template = records[rng.randrange(len(records))]
+        row = dict(template, trip_id=f"bad{n:07d}")
+        reason = rng.choices([k for k, _ in bad_kinds], [w for _, w in bad_kinds])[0]
+        if reason == "unknown_station":
+            row["exit_station"] = BAD_STATION
+        elif reason == "bad_times":
+            row["entered_at"], row["exited_at"] = row["exited_at"], row["entered_at"]
+        else:
+            row["exit_station"] = row["entry_station"]
+        work.rejected_reasons[reason] += 1
+        records.append((key, 2, 0, None, 0, row))
+    records.sort(key=itemgetter(0))
+
+    # What the ingestion should report: allocation under the cap in exit order per rider and service day.
+    used: dict[tuple[int, date], int] = defaultdict(int)
+    for _key, kind, card, day, raw, _row in records:
+        if kind == 1:
+            work.expected["duplicates"] += 1
+        elif kind == 2:
+            work.expected["rejected"] += 1
+        elif card > riders:
+            work.expected["held"] += 1
+        else:
+            room = daily_cap - used[card, day]
+            if raw > room:
+                work.expected["capped"] += 1
+                points = max(0, room)
+            else:
+                work.expected["credited"] += 1
+                points = raw
+            used[card, day] += points
+            work.expected_points += points
+    work.rows = [r[5] for r in records]
+    return work
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Database setup (not timed)
+# --------------------------------------------------------------------------------------------------------------
+
+def plain_url(url: str) -> str:
+    """A libpq URL (psycopg) from a SQLAlchemy-style one."""
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix):]
+    return url
+
+
+def make_app(database_url: str, max_per_call: int) -> Flask:
+    """The platform on the bench database; jobs inline, no Redis."""
+    return create_app({
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "bench-secret",
+        "QUEUE_PREFIX": f"mp-bench-{os.getpid()}",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "TRIPS_MAX_PER_CALL": max(10_000, max_per_call),
+    })
+
+
+def migrate_and_seed(riders: int, unlinked_note: int) -> tuple[int, int, int]:
+    """Migrate, sync stations, create riders with one linked card each and a partner.
+
+    Returns (partner id, points per km in thousandths, daily cap) of the rule version in force.
+    """
+    upgrade()
+    sync_stations()
+    commit_unit_of_work()
+    existing = db.session.execute(text("SELECT (SELECT count(*) FROM riders), (SELECT count(*) FROM trips)")).one()
+    if any(existing):
+        raise SystemExit(f"the database already holds {existing[0]} riders and {existing[1]} trips; "
+                         "give an empty one (or none, for a fresh mp_bench_* database)")
+    password_hash = generate_password_hash("bench-password")  # one hash, shared: login is not benchmarked
+    db.session.execute(text(
+        "WITH new AS (INSERT INTO riders (phone, password_hash, display_name, points_balance, created_at) "
+        "SELECT '19' || lpad(g::text, 9, '0'), :hash, 'bench rider ' || g, 0, now() "
+        "FROM generate_series(1, :n) g RETURNING id, phone) "
+        "INSERT INTO rider_links (rider_id, source, ref, created_at) "
+        "SELECT id, :source, 'card-' || CAST(substr(phone, 3) AS integer), now() FROM new"),
+        {"hash": password_hash, "n": riders, "source": SOURCE})
+    partner, _token = create_partner(name="bench-afc", actor_label="bench")
+    commit_unit_of_work()
+    db.session.execute(text("ANALYZE riders"))
+    db.session.execute(text("ANALYZE rider_links"))
+    commit_unit_of_work()
+    rules = load_rulebook().version_for(utcnow())
+    print(f"setup: {riders:,} riders each with a linked card ({unlinked_note:,} more cards unlinked), "
+          f"partner id {partner.id}, rules v{rules.id}: {rules.points_per_km_milli / 1000:g} pt/km, "
+          f"cap {rules.daily_cap}/day", flush=True)
+    return partner.id, rules.points_per_km_milli, rules.daily_cap
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Instrumentation: time spent per ingestion step and per SQL statement kind (measures, changes nothing)
+# --------------------------------------------------------------------------------------------------------------
+
+SQL_KINDS = (
+    ("SELECT id FROM riders", "lock riders (SELECT ... FOR UPDATE)"),
+    ("WITH cand", "allocate under cap (-> trip_alloc)"),
+    ("INSERT INTO trips", "insert trips"),
+    ("INSERT INTO ledger_entries", "post ledger entries"),
+    ("UPDATE riders", "update balances"),
+    ("SELECT status, COUNT", "count statuses"),
+    ("ANALYZE trip_stage", "stage: ANALYZE"),
+    ("CREATE TEMPORARY", "stage: CREATE IF NOT EXISTS"),
+    ("DELETE FROM trip_", "stage: clear temp tables"),
+    ("INSERT INTO trip_rejections", "record rejections"),
+    ("INSERT INTO trip_batches", "batch row"),
+    ("UPDATE trip_batches", "batch row"),
+    ("SELECT rule_versions", "load rulebook"),
+    ("SELECT partners", "reload partner"),
+)
+STAGE_SQL = ("stage: ANALYZE", "stage: CREATE IF NOT EXISTS", "stage: clear temp tables")
+
+
+class Timings:
+    """Seconds per ingestion function (wrapped in place for the run) and per kind of SQL statement."""
+
+    def __init__(self) -> None:
+        self.functions: Counter = Counter()
+        self.sql: Counter = Counter()
+        self.sql_calls: Counter = Counter()
+        self._kinds: dict[str, str] = {}
+        self._started: list[float] = []
+        self._restore: list[tuple[object, str, Callable]] = []
+
+    def kind(self, statement: str) -> str:
+        """The label of a statement, by its opening words."""
+        label = self._kinds.get(statement)
+        if label is None:
+            head = " ".join(statement.split())[:80]
+            label = next((name for prefix, name in SQL_KINDS if head.startswith(prefix)), "other: " + head[:40])
+            self._kinds[statement] = label
+        return label
+
+    def before(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self._started.append(time.perf_counter())
+
+    def after(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        label = self.kind(statement)
+        self.sql[label] += time.perf_counter() - self._started.pop()
+        self.sql_calls[label] += 1
+
+    def wrap(self, module: object, name: str) -> None:
+        """Time every call of module.name (looked up at call time by its callers)."""
+        original = getattr(module, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.functions[name] += time.perf_counter() - started
+
+        setattr(module, name, timed)
+        self._restore.append((module, name, original))
+
+    def start(self, engine) -> None:
+        event.listen(engine, "before_cursor_execute", self.before)
+        event.listen(engine, "after_cursor_execute", self.after)
+        for name in ("check_rows", "record_rejections", "_stage", "_credit_staged", "add_to_batch"):
+            self.wrap(ingest, name)
+
+    def stop(self, engine) -> None:
+        event.remove(engine, "before_cursor_execute", self.before)
+        event.remove(engine, "after_cursor_execute", self.after)
+        for module, name, original in reversed(self._restore):
+            setattr(module, name, original)
+        self._restore.clear()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Part A: the feed; part B: raw COPY
+# --------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class FeedRun:
+    seconds: float
+    commit_seconds: float
+    counts: Counter
+    reasons: Counter
+    timings: Timings
+
+
+def run_feed(partner_id: int, rows: list[dict], batch: int) -> FeedRun:
+    """Feed the rows through receive_trips, one committed call per `batch` rows, as the API does."""
+    from metropoints.accrual.models import Partner
+
+    partner = db.session.get(Partner, partner_id)
+    timings = Timings()
+    counts: Counter = Counter()
+    reasons: Counter = Counter()
+    commit_seconds = 0.0
+    total = len(rows)
+    next_report = PROGRESS_EVERY
+    timings.start(db.engine)
+    started = last_at = time.perf_counter()
+    last_done = 0
+    try:
+        for first in range(0, total, batch):
+            result = receive_trips(partner=partner, payload={"trips": rows[first:first + batch]})
+            committing = time.perf_counter()
+            commit_unit_of_work()
+            commit_seconds += time.perf_counter() - committing
+            counts.update(credited=result.credited, capped=result.capped, held=result.held,
+                          duplicates=result.duplicates, rejected=len(result.rejected))
+            reasons.update(r.reason for r in result.rejected)
+            done = min(first + batch, total)
+            if done >= next_report or done == total:
+                now = time.perf_counter()
+                elapsed = now - started
+                print(f"  A: {done:>10,} trips  {elapsed:7.1f} s  {done / elapsed:9,.0f} trips/s overall, "
+                      f"{(done - last_done) / (now - last_at):9,.0f} trips/s since the last line", flush=True)
+                next_report = (done // PROGRESS_EVERY + 1) * PROGRESS_EVERY
+                last_done, last_at = done, now
+        seconds = time.perf_counter() - started
+    finally:
+        timings.stop(db.engine)
+    return FeedRun(seconds, commit_seconds, counts, reasons, timings)
+
+
+def run_raw_copy(url: str, rows: list[dict]) -> float:
+    """COPY the same rows and columns into a bare logged table, no indexes; seconds from first write to commit."""
+    columns = ", ".join(TRIP_FIELDS)
+    pick = itemgetter(*TRIP_FIELDS)
+    with psycopg.connect(url) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
+        conn.execute(f"CREATE TABLE {RAW_TABLE} (trip_id varchar(64), source varchar(32), rider_ref varchar(64), "
+                     "entry_station varchar(8), exit_station varchar(8), entered_at timestamptz, "
+                     "exited_at timestamptz)")
+        conn.commit()
+        with conn.cursor() as cursor:
+            started = time.perf_counter()
+            with cursor.copy(f"COPY {RAW_TABLE} ({columns}) FROM STDIN") as copy:
+                for n, row in enumerate(rows, start=1):
+                    copy.write_row(pick(row))
+                    if n % PROGRESS_EVERY == 0:
+                        print(f"  B: {n:>10,} rows   {time.perf_counter() - started:7.1f} s", flush=True)
+            conn.commit()
+            seconds = time.perf_counter() - started
+            copied = cursor.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone()[0]
+        if copied != len(rows):
+            raise SystemExit(f"raw COPY stored {copied} rows of {len(rows)}")
+    return seconds
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checks after the run
+# --------------------------------------------------------------------------------------------------------------
+
+def verify(work: Workload, feed: FeedRun, daily_cap: int) -> bool:
+    """Check with SQL that balances equal ledger sums, no rider-day is over the cap, and the counts add up."""
+    def one(sql: str):
+        return db.session.execute(text(sql)).scalar()
+
+    checks = [
+        ("riders whose balance differs from the sum of their ledger entries", one(
+            "SELECT count(*) FROM riders r LEFT JOIN (SELECT rider_id, sum(points) AS s FROM ledger_entries "
+            "GROUP BY rider_id) l ON l.rider_id = r.id WHERE r.points_balance <> COALESCE(l.s, 0)"), 0),
+        (f"rider service days over {daily_cap} points (trips)", one(
+            "SELECT count(*) FROM (SELECT 1 FROM trips t JOIN rule_versions v ON v.id = t.rule_version_id "
+            "WHERE t.rider_id IS NOT NULL GROUP BY t.rider_id, t.service_day "
+            "HAVING sum(t.points) > min(v.daily_cap)) x"), 0),
+        (f"rider service days over {daily_cap} points (ledger, by earned_on)", one(
+            f"SELECT count(*) FROM (SELECT 1 FROM ledger_entries WHERE kind = 'trip' "
+            f"GROUP BY rider_id, earned_on HAVING sum(points) > {int(daily_cap)}) x"), 0),
+        ("trip ledger entries without a trip of positive points, or the reverse", one(
+            "SELECT (SELECT count(*) FROM trips WHERE points > 0) - (SELECT count(*) FROM ledger_entries "
+            "WHERE kind = 'trip')"), 0),
+        ("total points on balances", one("SELECT COALESCE(sum(points_balance), 0) FROM riders"),
+         work.expected_points),
+        ("trips stored", one("SELECT count(*) FROM trips"),
+         work.expected["credited"] + work.expected["capped"] + work.expected["held"]),
+        ("rejections stored", one("SELECT count(*) FROM trip_rejections"), work.expected["rejected"]),
+        ("rows counted on the batches", one("SELECT COALESCE(sum(rows_done), 0) FROM trip_batches"),
+         len(work.rows)),
+    ]
+    for status in ("credited", "capped", "held"):
+        checks.append((f"trips with status {status}",
+                       one(f"SELECT count(*) FROM trips WHERE status = '{status}'"), work.expected[status]))
+    for name in ("credited", "capped", "held", "duplicates", "rejected"):
+        checks.append((f"replies: {name}", feed.counts[name], work.expected[name]))
+    checks.append(("replies: rejection reasons", dict(feed.reasons), dict(work.rejected_reasons)))
+    ok = True
+    print("\nchecks (SQL after the run):", flush=True)
+    for label, got, want in checks:
+        good = got == want
+        ok &= good
+        print(f"  [{'ok' if good else 'FAIL'}] {label}: {got}" + ("" if good else f" (expected {want})"))
+    return ok
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------------------
+
+def print_split(feed: FeedRun, rows: int) -> None:
+    """Where part A's time went."""
+    fn, sql = feed.timings.functions, feed.timings.sql
+    stage_sql = sum(sql[k] for k in STAGE_SQL)
+    lines = [("check_rows (Python row checks)", fn["check_rows"]),
+             ("stage: COPY into trip_stage (write_row)", fn["_stage"] - stage_sql)]
+    lines += [(k, sql[k]) for k in STAGE_SQL]
+    credit_kinds = ("lock riders (SELECT ... FOR UPDATE)", "allocate under cap (-> trip_alloc)", "insert trips",
+                    "post ledger entries", "update balances", "count statuses")
+    lines += [(k, sql[k]) for k in credit_kinds]
+    lines.append(("credit: Python/driver around the SQL", fn["_credit_staged"] - sum(sql[k] for k in credit_kinds)))
+    shown = set(STAGE_SQL) | set(credit_kinds)
+    for label in sorted(set(sql) - shown, key=lambda k: -sql[k]):
+        lines.append((label, sql[label]))
+    lines.append(("commit", feed.commit_seconds))
+    accounted = sum(s for _, s in lines)
+    lines.append(("rest (receive_trips glue, ORM, loop)", feed.seconds - accounted))
+    print("\ntime split of part A (each step summed over all calls):")
+    for label, seconds in lines:
+        print(f"  {label:<48} {seconds:8.2f} s  {100 * seconds / feed.seconds:5.1f}%")
+    check = fn["check_rows"]
+    print(f"  {'= Python row checking':<48} {check:8.2f} s  {100 * check / feed.seconds:5.1f}%"
+          f"   ({check / rows * 1e6:.1f} us/row)")
+    print(f"  {'= everything else':<48} {feed.seconds - check:8.2f} s  "
+          f"{100 * (feed.seconds - check) / feed.seconds:5.1f}%")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trips", type=int, default=1_000_000)
+    parser.add_argument("--riders", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=10_000, help="rows per receive_trips call (API maximum 10,000)")
+    parser.add_argument("--database-url", help="an existing, empty database (default: a fresh mp_bench_<pid>)")
+    parser.add_argument("--keep", action="store_true", help="keep the fresh database (and the raw COPY table)")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    if args.trips < 1 or args.riders < 1 or args.batch < 1:
+        parser.error("--trips, --riders and --batch must be positive")
+    if args.trips / args.riders > MAX_TRIPS_PER_RIDER:
+        parser.error(f"at most {MAX_TRIPS_PER_RIDER} trips per rider")
+
+    fresh = args.database_url is None
+    if fresh:
+        name = f"mp_bench_{os.getpid()}"
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    else:
+        url = plain_url(args.database_url)
+    print(f"database: {url}{' (fresh)' if fresh else ''}; {args.trips:,} trips, {args.riders:,} riders, "
+          f"calls of {args.batch:,}; seed {args.seed}", flush=True)
+    app = make_app(url, args.batch)
+    ok = True
+    try:
+        with app.app_context():
+            with db.engine.connect() as conn:
+                print("server: " + conn.execute(text("SELECT version()")).scalar().split(" on ")[0], flush=True)
+            unlinked = max(1, round(args.riders * HELD_SHARE / (1 - HELD_SHARE)))
+            partner_id, ppk_milli, cap = migrate_and_seed(args.riders, unlinked)
+            started = time.perf_counter()
+            work = build_workload(trips=args.trips, riders=args.riders, seed=args.seed, network=get_network(),
+                                  now=utcnow(), points_per_km_milli=ppk_milli, daily_cap=cap)
+            e = work.expected
+            print(f"generated {len(work.rows):,} rows in {time.perf_counter() - started:.1f} s: "
+                  f"{work.linked_cards:,} linked + {work.unlinked_cards:,} unlinked cards, "
+                  f"{work.heavy_cards:,} heavy riders; expected credited {e['credited']:,}, capped {e['capped']:,}, "
+                  f"held {e['held']:,}, duplicates {e['duplicates']:,}, rejected {e['rejected']:,}", flush=True)
+            gc.collect()
+            gc.freeze()  # the rows live all run; an API worker would hold one call's rows, not a million
+
+            print(f"\npart A: receive_trips in calls of {args.batch:,}, one commit each", flush=True)
+            feed = run_feed(partner_id, work.rows, args.batch)
+            c = feed.counts
+            print(f"part A: {len(work.rows):,} trips in {feed.seconds:.2f} s = {len(work.rows) / feed.seconds:,.0f} "
+                  f"trips/s; credited {c['credited']:,}, capped {c['capped']:,}, held {c['held']:,}, "
+                  f"duplicates {c['duplicates']:,}, rejected {c['rejected']:,}", flush=True)
+            print_split(feed, len(work.rows))
+
+            print("\npart B: raw COPY of the same rows into a bare table (no indexes), one transaction", flush=True)
+            copy_seconds = run_raw_copy(url, work.rows)
+            print(f"part B: {len(work.rows):,} rows in {copy_seconds:.2f} s = "
+                  f"{len(work.rows) / copy_seconds:,.0f} rows/s", flush=True)
+
+            ok = verify(work, feed, cap)
+            gc.unfreeze()
+
+            rate = len(work.rows) / feed.seconds
+            ratio = feed.seconds / copy_seconds
+            rate_ok, ratio_ok = rate >= TARGET_TRIPS_PER_S, ratio <= TARGET_RATIO
+            print("\n==== summary ====")
+            print(f"accrual (part A): {feed.seconds:8.2f} s  {rate:10,.0f} trips/s   target >= {TARGET_TRIPS_PER_S:,}"
+                  f"  {'PASS' if rate_ok else 'MISS'}")
+            print(f"raw COPY (part B): {copy_seconds:7.2f} s  {len(work.rows) / copy_seconds:10,.0f} rows/s")
+            print(f"ratio accrual / raw COPY: {ratio:.2f}x   target <= {TARGET_RATIO:g}x  "
+                  f"{'PASS' if ratio_ok else 'MISS'}")
+            print(f"checks: {'PASS' if ok else 'FAIL'}", flush=True)
+            if not args.keep:
+                with db.engine.begin() as conn:
+                    conn.execute(text(f"DROP TABLE IF EXISTS {RAW_TABLE}"))
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if fresh and not args.keep:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        elif fresh:
+            print(f"kept database {url}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
