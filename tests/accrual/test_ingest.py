@@ -174,7 +174,8 @@ def test_same_trip_id_from_another_source_is_another_trip(app, create_rider, cre
     """Uniqueness is per (source, trip_id): the fare system and the app may both use id 42."""
     create_rider(links=[("afc", "card-1"), ("app", "user-1")])
     partner, _ = create_partner()
-    result = post(partner, [trip("42"), trip("42", source="app", ref="user-1", exited_at=utcnow() - timedelta(hours=3))])
+    other = trip("42", source="app", ref="user-1", exited_at=utcnow() - timedelta(hours=3))
+    result = post(partner, [trip("42"), other])
     assert result.credited == 2
 
 
