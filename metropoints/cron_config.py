@@ -4,9 +4,11 @@ import os
 
 from rq import cron
 
-from metropoints.accrual.jobs import expire_points_job
+from metropoints.accrual.jobs import expire_points_job, sweep_held_trips_job
 
 PREFIX = os.environ.get("FLASK_QUEUE_PREFIX", "metropoints")
 
 # 00:10 on 1 January in Asia/Shanghai: expire what is left of the points earned two years ago.
 cron.register(expire_points_job, queue_name=f"{PREFIX}-scheduled", cron="10 16 31 12 *", job_timeout=3600)
+# Every 10 minutes: credit trips that arrived while their reference was being linked.
+cron.register(sweep_held_trips_job, queue_name=f"{PREFIX}-scheduled", interval=600, job_timeout=600)

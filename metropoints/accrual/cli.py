@@ -112,6 +112,14 @@ def _write_rejections(batch_id: int, path: str) -> None:
             writer.writerow([r.line_no, r.trip_id, r.reason, r.detail, r.row_json])
 
 
+@trips_cli.command("sweep-held")
+def sweep_held() -> None:
+    """Credit held trips whose reference has been linked since they arrived (also scheduled)."""
+    count = operations.sweep_held_trips()
+    commit_unit_of_work()
+    click.echo(f"credited {count} held trip(s)")
+
+
 @rules_cli.command("list")
 def list_rules() -> None:
     """Every rule version, oldest first."""

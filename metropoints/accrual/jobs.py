@@ -19,3 +19,11 @@ def process_trip_chunk(chunk_id: int) -> dict | None:
 def expire_points_job(year: int | None = None) -> int:
     """Expire last year's leftovers of the points earned the year before (the year-end rule). Idempotent."""
     return expire_points(year=year or service_day(utcnow()).year - 1)
+
+
+@job
+def sweep_held_trips_job() -> int:
+    """Credit held trips whose reference was linked while they were in flight."""
+    from metropoints.accrual.operations import sweep_held_trips
+
+    return sweep_held_trips()

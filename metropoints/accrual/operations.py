@@ -169,3 +169,19 @@ def credit_held_trips(*, rider_id: int, source: str, ref: str, now: datetime) ->
     post_trip_credits(listed, now=now)
     db.session.expire_all()
     return len(pks)
+
+
+def sweep_held_trips(*, now: datetime | None = None) -> int:
+    """Credit held trips whose reference has been linked since they arrived.
+
+    A trip that arrives while its reference is being linked can miss the link (neither transaction sees the
+    other's rows); this sweep, scheduled every few minutes, credits it. Returns the number of trips credited.
+    """
+    now = now or utcnow()
+    since = now - timedelta(days=current_app.config["HELD_TRIP_DAYS"])
+    pairs = db.session.execute(
+        select(RiderLink.rider_id, Trip.source, Trip.rider_ref).distinct()
+        .join(RiderLink, (RiderLink.source == Trip.source) & (RiderLink.ref == Trip.rider_ref))
+        .where(Trip.status == TripStatus.held, Trip.exited_at >= since)).all()
+    return sum(credit_held_trips(rider_id=rider_id, source=source, ref=ref, now=now)
+               for rider_id, source, ref in pairs)

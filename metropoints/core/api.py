@@ -27,6 +27,7 @@ from metropoints.core.operations import resolve_token
 from metropoints.core.timeutil import utcnow
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+MAX_KEYSET_ID = 2**63 - 1  # the largest BIGINT
 
 
 def error_reply(code: str, message: str, status: int, **fields: Any) -> Response:
@@ -82,7 +83,8 @@ def json_body() -> dict:
 def page_limit() -> int:
     """`?limit=`: default 20, at most 100."""
     raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # str.isdigit() also accepts digits int() refuses ("²"), and int() refuses over 4300 digits: both are a 422.
+    if not (raw.isascii() and raw.isdigit()) or len(raw.lstrip("0")) > 3 or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}.", field="limit")
     return int(raw)
 
@@ -97,11 +99,13 @@ def decode_cursor(raw: str | None) -> int | None:
     if not raw:
         return None
     try:
-        value = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))[0]
-        if not isinstance(value, int):
+        decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        # Ours is always [id] with id a positive BIGINT; a bool is an int to Python but not to SQL.
+        if not isinstance(decoded, list) or len(decoded) != 1 or type(decoded[0]) is not int \
+                or not 0 < decoded[0] <= MAX_KEYSET_ID:
             raise ValueError
-        return value
-    except (ValueError, TypeError, IndexError, json.JSONDecodeError):
+        return decoded[0]
+    except (ValueError, TypeError, RecursionError):
         raise InvalidInput("That cursor is not one of ours.", field="cursor") from None
 
 

@@ -200,3 +200,19 @@ def test_batch_of_10000_with_one_malformed_row(app, create_partner):
     assert db.session.scalar(select(func.sum(Rider.points_balance))) == 9_999 * 6
     batch = db.session.scalar(select(TripBatch))
     assert (batch.rows_done, batch.credited, batch.rejected, batch.status.value) == (10_000, 9_999, 1, "done")
+
+
+def test_sweep_credits_trips_that_missed_a_concurrent_link(app, create_rider, create_partner, runner):
+    """A trip held while its reference was being linked is credited by the sweep (once, however often it runs)."""
+    from sqlalchemy import text
+
+    partner, _ = create_partner()
+    post(partner, [trip("in-flight", ref="card-7")])
+    rider = create_rider()
+    # The link committed without seeing the in-flight trip, as happens when both run at once.
+    db.session.execute(text("INSERT INTO rider_links (rider_id, source, ref, created_at) "
+                            "VALUES (:r, 'afc', 'card-7', now())"), {"r": rider.id})
+    commit_unit_of_work()
+    assert runner.invoke(args=["trips", "sweep-held"]).output.strip() == "credited 1 held trip(s)"
+    assert runner.invoke(args=["trips", "sweep-held"]).output.strip() == "credited 0 held trip(s)"
+    assert balance(rider.id) == 6

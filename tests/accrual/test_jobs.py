@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
-from metropoints.accrual.jobs import expire_points_job, process_trip_chunk
+from metropoints.accrual.jobs import expire_points_job, process_trip_chunk, sweep_held_trips_job
 from metropoints.accrual.ledger import ledger_sum, post_entry
 from metropoints.accrual.models import BatchStatus, EntryKind, Trip, TripBatch, TripBatchChunk
 from metropoints.accrual.operations import start_file_import
@@ -110,3 +110,17 @@ def test_flask_worker_process_credits_a_file(redis_app, create_rider, create_par
     db.session.expire_all()
     batch = db.session.scalar(select(TripBatch))
     assert (batch.status, batch.credited) == (BatchStatus.done, 4)
+
+
+def test_rq_cron_config_schedules_the_expiry(redis_app):
+    """The file given to `rq cron` registers the expiry job on the scheduled queue, at 00:10 Shanghai on 1 Jan."""
+    from pathlib import Path
+
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(connection=redis_connection())
+    scheduler.load_config_from_file(str(Path(__file__).parents[2] / "metropoints" / "cron_config.py"))
+    expiry, sweep = scheduler.get_jobs()
+    assert expiry.func is expire_points_job and expiry.cron == "10 16 31 12 *"
+    assert sweep.func is sweep_held_trips_job and sweep.interval == 600
+    assert expiry.queue_name.endswith("-scheduled") and sweep.queue_name.endswith("-scheduled")
