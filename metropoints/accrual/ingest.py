@@ -68,7 +68,9 @@ def _text(row: Mapping, name: str, limit: int) -> str | None:
     if not isinstance(value, str):
         return None
     value = value.strip()
-    return value if 0 < len(value) <= limit else None
+    if not 0 < len(value) <= limit or "\x00" in value or not value.isprintable():
+        return None
+    return value
 
 
 def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rules: RuleBook,
@@ -87,7 +89,7 @@ def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rul
         source = _text(row, "source", 32)
         rider_ref = _text(row, "rider_ref", 64)
         entry, exit_ = _text(row, "entry_station", 8), _text(row, "exit_station", 8)
-        shown_id = trip_id or str(row.get("trip_id") or "")[:64]
+        shown_id = trip_id or "".join(ch for ch in str(row.get("trip_id") or "")[:64] if ch.isprintable())
 
         def refuse(reason: str, detail: str, row=row, line_no=line_no, shown_id=shown_id) -> None:
             rejected.append(Rejected(line_no, shown_id, reason, detail, row))
@@ -95,7 +97,7 @@ def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rul
         missing = [name for name, value in (("trip_id", trip_id), ("source", source), ("rider_ref", rider_ref),
                                             ("entry_station", entry), ("exit_station", exit_)) if value is None]
         if missing:
-            refuse("malformed", "missing or not text: " + ", ".join(missing))
+            refuse("malformed", "missing, too long or not printable text: " + ", ".join(missing))
             continue
         if not SOURCE_RE.match(source):
             refuse("malformed", "source must be lower-case letters, digits, '_', '-' or '.'")
@@ -103,7 +105,7 @@ def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rul
         try:
             entered_at = parse_timestamp(row.get("entered_at"))
             exited_at = parse_timestamp(row.get("exited_at"))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             refuse("malformed", "entered_at and exited_at must be ISO 8601 times with an offset")
             continue
         if not network.is_known(entry) or not network.is_known(exit_):
@@ -244,7 +246,9 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
         "s.entered_at, s.exited_at, s.service_day, s.distance_m, s.rule_version_id, a.points, a.co2e_grams, "
         "a.status, CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END "
         "FROM trip_alloc a JOIN trip_stage s ON s.line_no = a.line_no WHERE 1 = 1 "
-        "ORDER BY s.source, s.trip_id ON CONFLICT (source, trip_id) DO NOTHING"),
+        # One order for a given set of rows (exit time, then key), so concurrent deliveries of the same trips
+        # take the unique index's locks in the same order, and trip ids follow exit times.
+        "ORDER BY s.exited_at, s.source, s.trip_id ON CONFLICT (source, trip_id) DO NOTHING"),
         {"batch_id": batch_id, "now": sql_param(now)}).rowcount
     post_trip_credits("SELECT t.id FROM trip_alloc a JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id "
                       "WHERE a.rider_id IS NOT NULL AND a.points > 0", now=now)
@@ -279,7 +283,7 @@ def record_rejections(batch_id: int, rejected: Sequence[Rejected]) -> None:
     if rejected:
         db.session.execute(insert(TripRejection), [
             {"batch_id": batch_id, "line_no": r.line_no, "trip_id": r.trip_id[:255], "reason": r.reason,
-             "detail": r.detail, "row_json": json.dumps(r.row, ensure_ascii=False, default=str)[:4000]}
+             "detail": r.detail, "row_json": json.dumps(r.row, default=str)[:4000]}
             for r in rejected])
 
 

@@ -72,12 +72,42 @@ def require_token(*kinds: TokenKind) -> Callable:
     return decorator
 
 
-def json_body() -> dict:
-    """The request's JSON object; a 400 `malformed_json` for anything else."""
-    data = request.get_json(silent=True)
+def json_body(*, check_text: bool = True) -> dict:
+    """The request's JSON object; a 400 `malformed_json` for anything else, including JSON nested too deep to parse
+    and (unless the caller checks row by row) text the database cannot store."""
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        data = None
     if not isinstance(data, dict):
         raise MalformedJson()
+    if check_text and not storable_text(data):
+        raise MalformedJson("The body's text must be UTF-8 without NUL characters.")
     return data
+
+
+def storable_text(value: Any) -> bool:
+    """True when every string (key or value) in parsed JSON is text a database column can hold.
+
+    Valid JSON can still carry, through `\\u` escapes, NUL characters (PostgreSQL refuses them) and lone UTF-16
+    surrogates (no UTF-8 encoding exists): both would otherwise fail deep in an operation as a 500.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
 
 
 def page_limit() -> int:
@@ -139,8 +169,8 @@ def idempotent(view: Callable) -> Callable:
         key = request.headers.get("Idempotency-Key")
         if not key:
             return view(*args, **kwargs)
-        if len(key) > 255:
-            raise InvalidInput("Idempotency-Key has at most 255 characters.", field="Idempotency-Key")
+        if len(key) > 255 or not key.isprintable():  # a NUL would fail the INSERT below as a 500
+            raise InvalidInput("Idempotency-Key has at most 255 printable characters.", field="Idempotency-Key")
         token: ApiToken = g.api_token
         scope = f"{token.kind.value}:{token.subject_id}"
         digest = hashlib.sha256(request.method.encode() + request.path.encode() + b"\n"

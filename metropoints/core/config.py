@@ -30,7 +30,6 @@ class DefaultConfig:
     # Held trips are credited when their reference is linked, this many days back at most.
     HELD_TRIP_DAYS = 30
     WTF_CSRF_TIME_LIMIT = None
-    JSON_SORT_KEYS = False
 
 
 def load_config(app, test_config: dict[str, Any] | None = None) -> None:

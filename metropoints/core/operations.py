@@ -74,7 +74,7 @@ def register_rider(*, phone: object, password: object, display_name: object = No
 
 def authenticate_rider(*, phone: object, password: object) -> Rider:
     """The rider whose phone and password match; BadCredentials otherwise."""
-    rider = db.session.scalar(select(Rider).where(Rider.phone == phone)) if isinstance(phone, str) else None
+    rider = db.session.scalar(select(Rider).where(Rider.phone == phone.strip())) if isinstance(phone, str) else None
     if rider is None or not isinstance(password, str):
         check_password_hash(_DUMMY_HASH, "x")
         raise BadCredentials()
@@ -114,7 +114,7 @@ def issue_token(*, kind: TokenKind, subject_id: int, ttl: timedelta | None = Non
     """A new bearer token; the raw value is returned once and only its hash is kept."""
     raw = f"{kind.value[:2]}_{secrets.token_urlsafe(32)}"
     token = ApiToken(token_hash=hash_token(raw), kind=kind, subject_id=subject_id, label=label,
-                     expires_at=utcnow() + ttl if ttl else None)
+                     expires_at=utcnow() + ttl if ttl is not None else None)
     db.session.add(token)
     db.session.flush()
     return raw, token

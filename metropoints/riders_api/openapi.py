@@ -88,7 +88,8 @@ def _body(schema: Schema, description: str) -> dict[str, Any]:
     return {"required": True, **_json(schema, description)}
 
 
-MALFORMED = ("400", "The body is not a JSON object", "malformed_json")
+MALFORMED = ("400", "The body is not a JSON object, or has text no database can store (NUL, lone surrogates)",
+             "malformed_json")
 INVALID = ("422", "A field is missing, malformed or out of range; `field` names it", "invalid")
 
 
@@ -257,7 +258,8 @@ def _paths() -> dict[str, dict[str, Any]]:
             {"200": _json(_ref("TripsReply"), "What became of each row.")},
             MALFORMED, ("409", "The Idempotency-Key was used for another request", "idempotency_key_reused"),
             ("413", "More trips than one call takes; `limit` says how many", "too_many_trips"),
-            ("422", 'The body is not `{"trips": [...]}`, or the Idempotency-Key is too long', "invalid"),
+            ("422", 'The body is not `{"trips": [...]}`, or the Idempotency-Key is too long or not printable',
+             "invalid"),
             body=_body(_ref("TripsRequest"), "The trips."), parameters=[_param("IdempotencyKey")],
             tag="partners")},
     }

@@ -25,6 +25,8 @@ def test_environment_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/2")
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
     monkeypatch.setenv("FLASK_TRIPS_MAX_PER_CALL", "500")
+    # The rate limiter is one object per process: keep its storage local, or later apps would call that host.
+    monkeypatch.setenv("FLASK_RATELIMIT_STORAGE_URI", "memory://")
     app = create_app()
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db.example/metro"
     assert app.config["REDIS_URL"] == "redis://cache.example:6379/2"

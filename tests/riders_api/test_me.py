@@ -10,8 +10,8 @@ import pytest
 from conftest import auth
 from sqlalchemy import func, select
 
-from metropoints.accrual.models import LedgerEntry
-from metropoints.core.db import db
+from metropoints.accrual.models import LedgerEntry, Trip
+from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import SERVICE_OFFSET, service_day, utcnow
 from tests.helpers import trip
 
@@ -166,6 +166,30 @@ def test_link_body_not_an_object(client, create_rider, rider_token):
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "malformed_json"
 
 
+@pytest.mark.parametrize("data", ['{"source": "afc", "ref": "card\\u0000"}', '{"source": "afc", "ref": "\\udfff"}',
+                                  b'{"source": "afc", "ref": "\xed\xa0\x80"}'])
+def test_link_text_no_database_stores(client, create_rider, rider_token, data):
+    """A reference with a NUL character or a lone surrogate is a 400 malformed_json, not a 500, and links nothing."""
+    headers = auth(rider_token(create_rider()))
+    response = client.post("/api/v1/me/links", data=data, content_type="application/json", headers=headers)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "malformed_json"
+    assert get_me(client, headers)["links"] == []
+
+
+def test_link_leaves_old_held_trips_alone(client, create_rider, rider_token, feed):
+    """Held trips are credited at linking only HELD_TRIP_DAYS (30) back: an older one stays held."""
+    feed([trip("recent", ref="card-7"), trip("old", ref="card-7", exited_at=utcnow() - timedelta(days=3))])
+    old = db.session.scalar(select(Trip).where(Trip.trip_id == "old"))
+    old.exited_at -= timedelta(days=28)
+    commit_unit_of_work()
+    headers = auth(rider_token(create_rider()))
+    body = client.post("/api/v1/me/links", json={"source": "afc", "ref": "card-7"}, headers=headers).get_json()
+    assert (body["held_trips_credited"], body["points_balance"]) == (1, 6)
+    assert [t["trip_id"] for t in client.get("/api/v1/me/trips", headers=headers).get_json()["items"]] == ["recent"]
+    db.session.refresh(old)
+    assert old.status.value == "held" and old.rider_id is None
+
+
 def test_trips_page_shape_and_order(client, rider, feed):
     """/me/trips items have the contract's fields, newest first, 20 by default, with a cursor to the rest."""
     _, headers = rider
@@ -174,7 +198,7 @@ def test_trips_page_shape_and_order(client, rider, feed):
     page = client.get("/api/v1/me/trips", headers=headers).get_json()
     assert len(page["items"]) == 20 and isinstance(page["next_cursor"], str)
     first = page["items"][0]
-    assert TRIP_KEYS <= set(first)
+    assert set(first) >= TRIP_KEYS
     assert (first["trip_id"], first["source"], first["entry_station"], first["exit_station"]) == \
         ("b011", "afc", "0109", "0114")
     assert (first["km"], first["co2e_grams"], first["status"], first["points"]) == (6.065, 267, "capped", 0)
@@ -232,7 +256,7 @@ def test_ledger_items_and_balance(client, rider, feed):
     feed(day_trips("x", 4, days_back=2))
     feed([trip("late")])
     entries = walk(client, "/api/v1/me/ledger", headers, 100)
-    assert len(entries) == 5 and all(LEDGER_KEYS <= set(e) for e in entries)
+    assert len(entries) == 5 and all(set(e) >= LEDGER_KEYS for e in entries)
     assert entries[0]["ref"] == "afc:late" and entries[0]["kind"] == "trip" and entries[0]["points"] == 6
     assert [e["entry_id"] for e in entries] == sorted((e["entry_id"] for e in entries), reverse=True)
     assert [e["balance_after"] for e in entries] == [30, 24, 18, 12, 6]
