@@ -1,6 +1,7 @@
 """Accrual benchmark: synthetic trips on the real network through the partner feed's own code, into PostgreSQL.
 
-    python bench/accrual.py [--trips 1000000] [--riders 100000] [--batch 10000] [--database-url URL] [--keep]
+    python bench/accrual.py [--trips 1000000] [--riders 100000] [--batch 10000] [--seed 42]
+                            [--database-url URL] [--keep] [--analyze-every CALLS]
 
 Setup (not timed): a fresh database `mp_bench_<pid>` migrated like the tests do, riders and their fare-card links
 created set-wise, a partner, and every trip row built in memory as the API has it after decoding the JSON body:
@@ -10,6 +11,8 @@ commutes over the last 20 days between stations open on the day, at plausible sp
 Part A (timed): the rows go through `receive_trips` (what `POST /api/v1/trips` calls) in calls of `--batch`
 rows, each committed like a request. Part B (timed, same run): a raw `COPY` of the same rows into a bare table.
 Prints trips/s, the time split by step, the ratio of A to B against the targets, and checks the result with SQL.
+The split comes from timers around the ingestion functions and SQLAlchemy cursor events; nothing is changed.
+Results depend on the server: autovacuum (statistics on trips), shared_buffers and max_wal_size matter.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from werkzeug.security import generate_password_hash
 from metropoints.accrual import ingest
 from metropoints.accrual.cli import sync_stations
 from metropoints.accrual.ingest import TRIP_FIELDS
+from metropoints.accrual.models import Partner
 from metropoints.accrual.network import Network, get_network
 from metropoints.accrual.operations import create_partner, receive_trips
 from metropoints.accrual.rules import load_rulebook
@@ -260,6 +264,7 @@ def migrate_and_seed(riders: int, unlinked_note: int) -> tuple[int, int, int]:
 # Instrumentation: time spent per ingestion step and per SQL statement kind (measures, changes nothing)
 # --------------------------------------------------------------------------------------------------------------
 
+SQL_EXACT = {"DELETE FROM trip_stage": "stage: clear temp tables", "DELETE FROM trip_alloc": "stage: clear temp tables"}
 SQL_KINDS = (
     ("SELECT id FROM riders", "lock riders (SELECT ... FOR UPDATE)"),
     ("WITH cand", "allocate under cap (-> trip_alloc)"),
@@ -269,7 +274,6 @@ SQL_KINDS = (
     ("SELECT status, COUNT", "count statuses"),
     ("ANALYZE trip_stage", "stage: ANALYZE"),
     ("CREATE TEMPORARY", "stage: CREATE IF NOT EXISTS"),
-    ("DELETE FROM trip_", "stage: clear temp tables"),
     ("INSERT INTO trip_rejections", "record rejections"),
     ("INSERT INTO trip_batches", "batch row"),
     ("UPDATE trip_batches", "batch row"),
@@ -284,10 +288,12 @@ class Timings:
 
     def __init__(self) -> None:
         self.functions: Counter = Counter()
+        self.sql_within: Counter = Counter()  # SQL seconds spent inside each wrapped function
         self.sql: Counter = Counter()
-        self.sql_calls: Counter = Counter()
+        self.paused = False
         self._kinds: dict[str, str] = {}
         self._started: list[float] = []
+        self._inside: list[str] = []
         self._restore: list[tuple[object, str, Callable]] = []
 
     def kind(self, statement: str) -> str:
@@ -295,7 +301,8 @@ class Timings:
         label = self._kinds.get(statement)
         if label is None:
             head = " ".join(statement.split())[:80]
-            label = next((name for prefix, name in SQL_KINDS if head.startswith(prefix)), "other: " + head[:40])
+            label = SQL_EXACT.get(head) or next(
+                (name for prefix, name in SQL_KINDS if head.startswith(prefix)), "other: " + head[:41])
             self._kinds[statement] = label
         return label
 
@@ -303,9 +310,13 @@ class Timings:
         self._started.append(time.perf_counter())
 
     def after(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        seconds = time.perf_counter() - self._started.pop()
+        if self.paused:
+            return
         label = self.kind(statement)
-        self.sql[label] += time.perf_counter() - self._started.pop()
-        self.sql_calls[label] += 1
+        self.sql[label] += seconds
+        if self._inside:
+            self.sql_within[self._inside[-1]] += seconds
 
     def wrap(self, module: object, name: str) -> None:
         """Time every call of module.name (looked up at call time by its callers)."""
@@ -313,9 +324,11 @@ class Timings:
 
         def timed(*args, **kwargs):
             started = time.perf_counter()
+            self._inside.append(name)
             try:
                 return original(*args, **kwargs)
             finally:
+                self._inside.pop()
                 self.functions[name] += time.perf_counter() - started
 
         setattr(module, name, timed)
@@ -343,25 +356,28 @@ class Timings:
 class FeedRun:
     seconds: float
     commit_seconds: float
+    analyze_seconds: float
     counts: Counter
     reasons: Counter
     timings: Timings
 
 
-def run_feed(partner_id: int, rows: list[dict], batch: int) -> FeedRun:
-    """Feed the rows through receive_trips, one committed call per `batch` rows, as the API does."""
-    from metropoints.accrual.models import Partner
+def run_feed(partner_id: int, rows: list[dict], batch: int, analyze_every: int = 0) -> FeedRun:
+    """Feed the rows through receive_trips, one committed call per `batch` rows, as the API does.
 
+    With `analyze_every`, trips and ledger_entries are analyzed after every that many calls, as autovacuum would
+    do beside a live feed; that time is left out of the feed's.
+    """
     partner = db.session.get(Partner, partner_id)
     timings = Timings()
     counts: Counter = Counter()
     reasons: Counter = Counter()
-    commit_seconds = 0.0
+    commit_seconds = analyze_seconds = 0.0
     total = len(rows)
     next_report = PROGRESS_EVERY
     timings.start(db.engine)
     started = last_at = time.perf_counter()
-    last_done = 0
+    last_done, last_analyze = 0, 0.0
     try:
         for first in range(0, total, batch):
             result = receive_trips(partner=partner, payload={"trips": rows[first:first + batch]})
@@ -371,18 +387,27 @@ def run_feed(partner_id: int, rows: list[dict], batch: int) -> FeedRun:
             counts.update(credited=result.credited, capped=result.capped, held=result.held,
                           duplicates=result.duplicates, rejected=len(result.rejected))
             reasons.update(r.reason for r in result.rejected)
+            if analyze_every and (first // batch + 1) % analyze_every == 0:
+                analyzing = time.perf_counter()
+                timings.paused = True
+                db.session.execute(text("ANALYZE trips"))
+                db.session.execute(text("ANALYZE ledger_entries"))
+                commit_unit_of_work()
+                timings.paused = False
+                analyze_seconds += time.perf_counter() - analyzing
             done = min(first + batch, total)
             if done >= next_report or done == total:
                 now = time.perf_counter()
-                elapsed = now - started
+                elapsed = now - started - analyze_seconds
+                recent = (done - last_done) / (now - last_at - (analyze_seconds - last_analyze))
                 print(f"  A: {done:>10,} trips  {elapsed:7.1f} s  {done / elapsed:9,.0f} trips/s overall, "
-                      f"{(done - last_done) / (now - last_at):9,.0f} trips/s since the last line", flush=True)
+                      f"{recent:9,.0f} trips/s since the last line", flush=True)
                 next_report = (done // PROGRESS_EVERY + 1) * PROGRESS_EVERY
-                last_done, last_at = done, now
-        seconds = time.perf_counter() - started
+                last_done, last_at, last_analyze = done, now, analyze_seconds
+        seconds = time.perf_counter() - started - analyze_seconds
     finally:
         timings.stop(db.engine)
-    return FeedRun(seconds, commit_seconds, counts, reasons, timings)
+    return FeedRun(seconds, commit_seconds, analyze_seconds, counts, reasons, timings)
 
 
 def run_raw_copy(url: str, rows: list[dict]) -> float:
@@ -462,15 +487,14 @@ def verify(work: Workload, feed: FeedRun, daily_cap: int) -> bool:
 
 def print_split(feed: FeedRun, rows: int) -> None:
     """Where part A's time went."""
-    fn, sql = feed.timings.functions, feed.timings.sql
-    stage_sql = sum(sql[k] for k in STAGE_SQL)
+    fn, sql, within = feed.timings.functions, feed.timings.sql, feed.timings.sql_within
     lines = [("check_rows (Python row checks)", fn["check_rows"]),
-             ("stage: COPY into trip_stage (write_row)", fn["_stage"] - stage_sql)]
+             ("stage: COPY into trip_stage (write_row)", fn["_stage"] - within["_stage"])]
     lines += [(k, sql[k]) for k in STAGE_SQL]
     credit_kinds = ("lock riders (SELECT ... FOR UPDATE)", "allocate under cap (-> trip_alloc)", "insert trips",
                     "post ledger entries", "update balances", "count statuses")
     lines += [(k, sql[k]) for k in credit_kinds]
-    lines.append(("credit: Python/driver around the SQL", fn["_credit_staged"] - sum(sql[k] for k in credit_kinds)))
+    lines.append(("credit: Python/driver around the SQL", fn["_credit_staged"] - within["_credit_staged"]))
     shown = set(STAGE_SQL) | set(credit_kinds)
     for label in sorted(set(sql) - shown, key=lambda k: -sql[k]):
         lines.append((label, sql[label]))
@@ -495,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="an existing, empty database (default: a fresh mp_bench_<pid>)")
     parser.add_argument("--keep", action="store_true", help="keep the fresh database (and the raw COPY table)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--analyze-every", type=int, default=0, metavar="CALLS",
+                        help="ANALYZE trips and ledger_entries after every CALLS calls, as autovacuum would "
+                             "(untimed; default: never, leave it to the server)")
     args = parser.parse_args(argv)
     if args.trips < 1 or args.riders < 1 or args.batch < 1:
         parser.error("--trips, --riders and --batch must be positive")
@@ -516,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with app.app_context():
             with db.engine.connect() as conn:
-                print("server: " + conn.execute(text("SELECT version()")).scalar().split(" on ")[0], flush=True)
+                version = conn.execute(text("SELECT version()")).scalar().split(" on ")[0]
+                autovacuum = conn.execute(text("SHOW autovacuum")).scalar()
+                print(f"server: {version}, autovacuum {autovacuum}"
+                      + (f"; ANALYZE every {args.analyze_every} calls" if args.analyze_every else ""), flush=True)
             unlinked = max(1, round(args.riders * HELD_SHARE / (1 - HELD_SHARE)))
             partner_id, ppk_milli, cap = migrate_and_seed(args.riders, unlinked)
             started = time.perf_counter()
@@ -531,12 +561,14 @@ def main(argv: list[str] | None = None) -> int:
             gc.freeze()  # the rows live all run; an API worker would hold one call's rows, not a million
 
             print(f"\npart A: receive_trips in calls of {args.batch:,}, one commit each", flush=True)
-            feed = run_feed(partner_id, work.rows, args.batch)
+            feed = run_feed(partner_id, work.rows, args.batch, args.analyze_every)
             c = feed.counts
             print(f"part A: {len(work.rows):,} trips in {feed.seconds:.2f} s = {len(work.rows) / feed.seconds:,.0f} "
                   f"trips/s; credited {c['credited']:,}, capped {c['capped']:,}, held {c['held']:,}, "
                   f"duplicates {c['duplicates']:,}, rejected {c['rejected']:,}", flush=True)
             print_split(feed, len(work.rows))
+            if feed.analyze_seconds:
+                print(f"  (ANALYZE between calls, left out of the above: {feed.analyze_seconds:.2f} s)")
 
             print("\npart B: raw COPY of the same rows into a bare table (no indexes), one transaction", flush=True)
             copy_seconds = run_raw_copy(url, work.rows)
