@@ -54,3 +54,22 @@ def test_bad_rule_versions_are_refused(app, kwargs, field):
     with pytest.raises(BadRule) as caught:
         create_rule_version(**values)
     assert caught.value.fields["field"] == field
+
+
+def test_rule_versions_trips_and_batches_cannot_be_deleted(app, create_rider, create_partner):
+    """What trips and ledger entries point at stays: rule versions are never edited or deleted, trips and
+    batches never deleted (the database refuses)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from metropoints.core.db import rollback_unit_of_work
+
+    create_rider(links=[("afc", "card-1")])
+    partner, _ = create_partner()
+    receive_trips(partner=partner, payload={"trips": [trip("t1")]})
+    commit_unit_of_work()
+    for statement in ("UPDATE rule_versions SET daily_cap = 1", "DELETE FROM rule_versions",
+                      "DELETE FROM trips", "DELETE FROM trip_batches"):
+        with pytest.raises(DBAPIError, match="never|kept"):
+            db.session.execute(text(statement))
+        rollback_unit_of_work()
