@@ -70,6 +70,6 @@ def test_rule_versions_trips_and_batches_cannot_be_deleted(app, create_rider, cr
     commit_unit_of_work()
     for statement in ("UPDATE rule_versions SET daily_cap = 1", "DELETE FROM rule_versions",
                       "DELETE FROM trips", "DELETE FROM trip_batches"):
-        with pytest.raises(DBAPIError, match="never|kept"):
+        with pytest.raises(DBAPIError, match=r"never|kept"):
             db.session.execute(text(statement))
         rollback_unit_of_work()
