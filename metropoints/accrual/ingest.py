@@ -157,7 +157,7 @@ STAGE_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_stage (
     line_no integer, source varchar(32), trip_id varchar(64), rider_ref varchar(64),
     entry_station varchar(8), exit_station varchar(8), entered_at {ts}, exited_at {ts}, service_day date,
-    distance_m integer, rule_version_id integer) {on_commit}
+    distance_m integer, rule_version_id integer, rider_id integer) {on_commit}
 """
 ALLOC_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_alloc (
@@ -201,8 +201,7 @@ allocated AS (
 """
 
 # The staged trips with their riders (NULL: nobody linked the reference), as `cand` for ALLOCATE_CTE.
-STAGED_CAND = ("cand AS (SELECT s.*, l.rider_id, s.line_no AS ord FROM trip_stage s "
-               "LEFT JOIN rider_links l ON l.source = s.source AND l.ref = s.rider_ref), ")
+STAGED_CAND = "cand AS (SELECT s.*, s.line_no AS ord FROM trip_stage s), "
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
                 "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at")
 # One insertion order for a given set of rows (exit time, then key), so concurrent deliveries of the same trips
@@ -219,6 +218,11 @@ LEDGER_SELECT = (
     "SELECT t.rider_id, :now, t.service_day, t.points, 'trip', t.id, t.rule_version_id, t.source || ':' || t.trip_id, "
     "'', '', r.points_balance + SUM(t.points) OVER (PARTITION BY t.rider_id ORDER BY t.exited_at, t.id "
     "ROWS UNBOUNDED PRECEDING) FROM {source} t JOIN riders r ON r.id = t.rider_id WHERE t.points > 0")
+# The same entries from the balances an UPDATE ... RETURNING just moved (bal: id, points_balance, total).
+LEDGER_FROM_BALANCES = (
+    "SELECT t.rider_id, :now, t.service_day, t.points, 'trip', t.id, t.rule_version_id, t.source || ':' || t.trip_id, "
+    "'', '', b.points_balance - b.total + SUM(t.points) OVER (PARTITION BY t.rider_id ORDER BY t.exited_at, t.id "
+    "ROWS UNBOUNDED PRECEDING) FROM ins t JOIN bal b ON b.id = t.rider_id WHERE t.points > 0")
 BALANCE_UPDATE = (
     "UPDATE riders SET points_balance = riders.points_balance + agg.total "
     "FROM (SELECT t.rider_id, SUM(t.points) AS total FROM {source} t WHERE t.points > 0 GROUP BY t.rider_id) agg "
@@ -249,35 +253,42 @@ def _stage(staged: list[tuple]) -> None:
 def lock_riders(rider_ids_sql: str, params: dict | None = None) -> None:
     """Lock the riders a statement is about to credit or debit, in id order, so concurrent batches queue up.
 
+    `rider_ids_sql` is a SELECT of one column of rider ids (NULLs and repeats are fine).
+
     SQLite has one writer at a time, so there is nothing to lock there.
     """
     if is_postgres():
-        db.session.execute(text(f"SELECT id FROM riders WHERE id IN ({rider_ids_sql}) ORDER BY id FOR UPDATE"),
+        # `= ANY(ARRAY(...))` walks the primary key for just these ids, already in id order.
+        db.session.execute(text(f"SELECT id FROM riders WHERE id = ANY(ARRAY(SELECT DISTINCT x.i FROM "
+                                f"({rider_ids_sql}) AS x(i) WHERE x.i IS NOT NULL)) ORDER BY id FOR UPDATE"),
                            params or {})
 
 
 def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     """Insert the staged trips, crediting the linked ones; return (trips inserted, counts by status)."""
     session = db.session
-    lock_riders("SELECT l.rider_id FROM trip_stage s JOIN rider_links l ON l.source = s.source "
-                "AND l.ref = s.rider_ref")
+    # Links are never changed once made, so each staged trip's rider can be looked up before the locks:
+    # one probe of the (source, ref) index per row, whatever the planner thinks of the stage table.
+    session.execute(text(
+        "UPDATE trip_stage SET rider_id = (SELECT l.rider_id FROM rider_links l "
+        "WHERE l.source = trip_stage.source AND l.ref = trip_stage.rider_ref)"))
+    lock_riders("SELECT rider_id FROM trip_stage")
     # After the locks, trips of these riders stored by other batches are visible, so dropping the resends here is
-    # exact for credited trips; a held one racing in from elsewhere is caught by ON CONFLICT below. A scalar
-    # subquery is one index probe per row whatever the planner thinks of the stage table.
+    # exact for credited trips; a held one racing in from elsewhere is caught by ON CONFLICT below.
     session.execute(text(
         "DELETE FROM trip_stage WHERE (SELECT t.id FROM trips t WHERE t.source = trip_stage.source "
         "AND t.trip_id = trip_stage.trip_id) IS NOT NULL"))
     params = {"batch_id": batch_id, "now": sql_param(now)}
     if is_postgres():
-        # One statement: allocate, insert the trips, post the ledger entries and move the balances. Its parts
-        # share one snapshot, so the ledger's balance_after starts from the balances before the update.
-        session.execute(text("ANALYZE trip_stage"))
+        # One statement: allocate, insert the trips, move the balances and post the ledger entries, whose
+        # balance_after counts back from each rider's new balance.
         counts = dict(session.execute(text(_dialect_sql(
             "WITH " + STAGED_CAND + ALLOCATE_CTE + ", "
             "ins AS (" + INSERT_TRIPS.format(source="allocated") +
             " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status), "
-            f"led AS (INSERT INTO ledger_entries ({LEDGER_COLUMNS}) " + LEDGER_SELECT.format(source="ins") + "), "
-            "bal AS (" + BALANCE_UPDATE.format(source="ins") + ") "
+            "bal AS (" + BALANCE_UPDATE.format(source="ins") + " RETURNING riders.id, riders.points_balance, "
+            "agg.total), "
+            f"led AS (INSERT INTO ledger_entries ({LEDGER_COLUMNS}) " + LEDGER_FROM_BALANCES + ") "
             "SELECT status, COUNT(*) FROM ins GROUP BY status")), params).all())
         return sum(counts.values()), counts
     session.execute(text(ALLOC_DDL))

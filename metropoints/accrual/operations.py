@@ -154,7 +154,7 @@ def link_rider_ref(*, rider: Rider, source: object, ref: object,
 def credit_held_trips(*, rider_id: int, source: str, ref: str, now: datetime) -> int:
     """Credit a reference's held trips to its rider, under the same daily cap as live trips."""
     since = now - timedelta(days=current_app.config["HELD_TRIP_DAYS"])
-    lock_riders(":rider", {"rider": rider_id})
+    lock_riders("SELECT CAST(:rider AS integer)", {"rider": rider_id})
     pks = list(db.session.scalars(select(Trip.id).where(
         Trip.status == TripStatus.held, Trip.source == source, Trip.rider_ref == ref, Trip.exited_at >= since)))
     if not pks:
