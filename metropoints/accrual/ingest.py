@@ -157,7 +157,7 @@ STAGE_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_stage (
     line_no integer, source varchar(32), trip_id varchar(64), rider_ref varchar(64),
     entry_station varchar(8), exit_station varchar(8), entered_at {ts}, exited_at {ts}, service_day date,
-    distance_m integer, rule_version_id integer, rider_id integer) {on_commit}
+    distance_m integer, rule_version_id integer) {on_commit}
 """
 ALLOC_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_alloc (
@@ -171,24 +171,20 @@ STAGE_TYPES = ("integer", "varchar", "varchar", "varchar", "varchar", "varchar",
 # Points under the daily cap. `cand` holds the trips to credit, with at least rider_id, service_day, exited_at,
 # ord, distance_m and rule_version_id. Each trip earns floor(km x points/km) unless the cap of its rule version
 # cuts it; the one that crosses the cap earns the remainder, later ones (by exit time) earn nothing.
-# `used` sums each (rider, day) with a correlated subquery: one probe of ix_trips_rider_day per key, whatever the
-# planner estimates for `cand` (as a join it became a scan of all trips on every batch).
+# What the rider's day already earned is a correlated subquery, one probe of ix_trips_rider_day per trip: no join
+# the planner could turn into a scan of all trips when it misjudges the size of `cand`.
 ALLOCATE_CTE = """
-used AS (
-    SELECT k.rider_id, k.service_day,
-           (SELECT SUM(t.points) FROM trips t WHERE t.rider_id = k.rider_id AND t.service_day = k.service_day) AS pts
-    FROM (SELECT DISTINCT rider_id, service_day FROM cand WHERE rider_id IS NOT NULL) k
-),
 raw AS (
     SELECT c.*, c.distance_m * rv.points_per_km_milli / 1000000 AS points_raw, rv.daily_cap,
-           (c.distance_m * rv.co2e_mg_per_km + 500000) / 1000000 AS co2e_grams
+           (c.distance_m * rv.co2e_mg_per_km + 500000) / 1000000 AS co2e_grams,
+           (SELECT SUM(t.points) FROM trips t WHERE t.rider_id = c.rider_id AND t.service_day = c.service_day) AS used
     FROM cand c JOIN rule_versions rv ON rv.id = c.rule_version_id
 ),
 ranked AS (
-    SELECT r.*, COALESCE(u.pts, 0) + COALESCE(SUM(r.points_raw) OVER (
+    SELECT r.*, COALESCE(r.used, 0) + COALESCE(SUM(r.points_raw) OVER (
                PARTITION BY r.rider_id, r.service_day ORDER BY r.exited_at, r.ord
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before_pts
-    FROM raw r LEFT JOIN used u ON u.rider_id = r.rider_id AND u.service_day = r.service_day
+    FROM raw r
 ),
 allocated AS (
     SELECT ranked.*,
@@ -200,8 +196,12 @@ allocated AS (
 )
 """
 
-# The staged trips with their riders (NULL: nobody linked the reference), as `cand` for ALLOCATE_CTE.
-STAGED_CAND = "cand AS (SELECT s.*, s.line_no AS ord FROM trip_stage s), "
+# The staged trips that are not stored yet (resends are left out), with their riders (NULL: nobody linked the
+# reference), as `cand` for ALLOCATE_CTE. Scalar subqueries: one index probe per row, never a join to plan.
+STAGED_CAND = (
+    "cand AS (SELECT s.*, s.line_no AS ord, (SELECT l.rider_id FROM rider_links l WHERE l.source = s.source "
+    "AND l.ref = s.rider_ref) AS rider_id FROM trip_stage s WHERE (SELECT t.id FROM trips t "
+    "WHERE t.source = s.source AND t.trip_id = s.trip_id) IS NULL), ")
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
                 "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at")
 # One insertion order for a given set of rows (exit time, then key), so concurrent deliveries of the same trips
@@ -267,17 +267,10 @@ def lock_riders(rider_ids_sql: str, params: dict | None = None) -> None:
 def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     """Insert the staged trips, crediting the linked ones; return (trips inserted, counts by status)."""
     session = db.session
-    # Links are never changed once made, so each staged trip's rider can be looked up before the locks:
-    # one probe of the (source, ref) index per row, whatever the planner thinks of the stage table.
-    session.execute(text(
-        "UPDATE trip_stage SET rider_id = (SELECT l.rider_id FROM rider_links l "
-        "WHERE l.source = trip_stage.source AND l.ref = trip_stage.rider_ref)"))
-    lock_riders("SELECT rider_id FROM trip_stage")
-    # After the locks, trips of these riders stored by other batches are visible, so dropping the resends here is
-    # exact for credited trips; a held one racing in from elsewhere is caught by ON CONFLICT below.
-    session.execute(text(
-        "DELETE FROM trip_stage WHERE (SELECT t.id FROM trips t WHERE t.source = trip_stage.source "
-        "AND t.trip_id = trip_stage.trip_id) IS NOT NULL"))
+    lock_riders("SELECT (SELECT l.rider_id FROM rider_links l WHERE l.source = s.source AND l.ref = s.rider_ref) "
+                "FROM trip_stage s")
+    # After the locks, trips of these riders stored by other batches are visible, so leaving out the resends in
+    # `cand` is exact for credited trips; a held one racing in from elsewhere is caught by ON CONFLICT.
     params = {"batch_id": batch_id, "now": sql_param(now)}
     if is_postgres():
         # One statement: allocate, insert the trips, move the balances and post the ledger entries, whose
