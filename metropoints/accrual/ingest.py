@@ -197,11 +197,12 @@ allocated AS (
 """
 
 # The staged trips that are not stored yet (resends are left out), with their riders (NULL: nobody linked the
-# reference), as `cand` for ALLOCATE_CTE. Scalar subqueries: one index probe per row, never a join to plan.
+# reference), as `cand` for ALLOCATE_CTE. Scalar subqueries: one index probe per row, never a join to plan;
+# materialized, so each probe runs once and not once per use of its column.
 STAGED_CAND = (
-    "cand AS (SELECT s.*, s.line_no AS ord, (SELECT l.rider_id FROM rider_links l WHERE l.source = s.source "
-    "AND l.ref = s.rider_ref) AS rider_id FROM trip_stage s WHERE (SELECT t.id FROM trips t "
-    "WHERE t.source = s.source AND t.trip_id = s.trip_id) IS NULL), ")
+    "cand AS MATERIALIZED (SELECT s.*, s.line_no AS ord, (SELECT l.rider_id FROM rider_links l "
+    "WHERE l.source = s.source AND l.ref = s.rider_ref) AS rider_id FROM trip_stage s "
+    "WHERE (SELECT t.id FROM trips t WHERE t.source = s.source AND t.trip_id = s.trip_id) IS NULL), ")
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
                 "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at")
 # One insertion order for a given set of rows (exit time, then key), so concurrent deliveries of the same trips
@@ -259,9 +260,9 @@ def lock_riders(rider_ids_sql: str, params: dict | None = None) -> None:
     """
     if is_postgres():
         # `= ANY(ARRAY(...))` walks the primary key for just these ids, already in id order.
-        db.session.execute(text(f"SELECT id FROM riders WHERE id = ANY(ARRAY(SELECT DISTINCT x.i FROM "
-                                f"({rider_ids_sql}) AS x(i) WHERE x.i IS NOT NULL)) ORDER BY id FOR UPDATE"),
-                           params or {})
+        db.session.execute(text(f"WITH x(i) AS MATERIALIZED ({rider_ids_sql}) SELECT id FROM riders "
+                                "WHERE id = ANY(ARRAY(SELECT DISTINCT i FROM x WHERE i IS NOT NULL)) "
+                                "ORDER BY id FOR UPDATE"), params or {})
 
 
 def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
