@@ -157,7 +157,7 @@ STAGE_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_stage (
     line_no integer, source varchar(32), trip_id varchar(64), rider_ref varchar(64),
     entry_station varchar(8), exit_station varchar(8), entered_at {ts}, exited_at {ts}, service_day date,
-    distance_m integer, rule_version_id integer) {on_commit}
+    distance_m integer, rule_version_id integer, rider_id integer) {on_commit}
 """
 ALLOC_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_alloc (
@@ -196,13 +196,8 @@ allocated AS (
 )
 """
 
-# The staged trips that are not stored yet (resends are left out), with their riders (NULL: nobody linked the
-# reference), as `cand` for ALLOCATE_CTE. Scalar subqueries: one index probe per row, never a join to plan;
-# materialized, so each probe runs once and not once per use of its column.
-STAGED_CAND = (
-    "cand AS MATERIALIZED (SELECT s.*, s.line_no AS ord, (SELECT l.rider_id FROM rider_links l "
-    "WHERE l.source = s.source AND l.ref = s.rider_ref) AS rider_id FROM trip_stage s "
-    "WHERE (SELECT t.id FROM trips t WHERE t.source = s.source AND t.trip_id = s.trip_id) IS NULL), ")
+# The staged trips, with their riders (NULL: nobody linked the reference), as `cand` for ALLOCATE_CTE.
+STAGED_CAND = "cand AS (SELECT s.*, s.line_no AS ord FROM trip_stage s), "
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
                 "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at")
 # One insertion order for a given set of rows (exit time, then key), so concurrent deliveries of the same trips
@@ -268,10 +263,17 @@ def lock_riders(rider_ids_sql: str, params: dict | None = None) -> None:
 def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     """Insert the staged trips, crediting the linked ones; return (trips inserted, counts by status)."""
     session = db.session
-    lock_riders("SELECT (SELECT l.rider_id FROM rider_links l WHERE l.source = s.source AND l.ref = s.rider_ref) "
-                "FROM trip_stage s")
-    # After the locks, trips of these riders stored by other batches are visible, so leaving out the resends in
-    # `cand` is exact for credited trips; a held one racing in from elsewhere is caught by ON CONFLICT.
+    # Links never change once made, so each staged trip's rider can be looked up before the locks: one probe of
+    # the (source, ref) index per row (a scalar subquery is never turned into a join to misplan).
+    session.execute(text(
+        "UPDATE trip_stage SET rider_id = (SELECT l.rider_id FROM rider_links l "
+        "WHERE l.source = trip_stage.source AND l.ref = trip_stage.rider_ref)"))
+    lock_riders("SELECT rider_id FROM trip_stage")
+    # After the locks, trips of these riders stored by other batches are visible, so dropping the resends here is
+    # exact for credited trips; a held one racing in from elsewhere is caught by ON CONFLICT below.
+    session.execute(text(
+        "DELETE FROM trip_stage WHERE (SELECT t.id FROM trips t WHERE t.source = trip_stage.source "
+        "AND t.trip_id = trip_stage.trip_id) IS NOT NULL"))
     params = {"batch_id": batch_id, "now": sql_param(now)}
     if is_postgres():
         # One statement: allocate, insert the trips, move the balances and post the ledger entries, whose

@@ -72,3 +72,48 @@ def test_two_batches_for_one_rider_at_once_respect_the_cap(app, create_rider, cr
     assert db.session.get(Rider, rider.id).points_balance == 60
     assert db.session.scalar(select(func.sum(Trip.points))) == 60
     assert db.session.scalar(select(func.sum(LedgerEntry.points))) == 60
+
+
+def post_from_process(database_url: str, partner_id: int, rows: list[dict], start, results) -> None:
+    """In a process of its own: build the app on the test database, wait for the start signal, post the batch."""
+    from tests.conftest import make_app
+
+    app = make_app(database_url)
+    with app.app_context():
+        partner = db.session.get(Partner, partner_id)
+        start.wait(timeout=30)
+        try:
+            result = receive_trips(partner=partner, payload={"trips": rows})
+            commit_unit_of_work()
+            results.put((result.credited + result.capped, result.held, result.duplicates))
+        except Exception as error:
+            results.put(repr(error))
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_two_processes_posting_the_same_batch_credit_it_once(app, database_url, create_rider, create_partner):
+    """Two OS processes deliver the same batch at the same moment: every trip is stored and credited once."""
+    import multiprocessing
+
+    riders = [create_rider(links=[("afc", f"card-{i}")]) for i in range(10)]
+    partner, _ = create_partner()
+    base = noon_yesterday()
+    rows = [trip(f"p{i}", ref=f"card-{i % 12}", exited_at=base + timedelta(minutes=i)) for i in range(120)]
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Event(), context.Queue()
+    processes = [context.Process(target=post_from_process, args=(database_url, partner.id, rows, start, results))
+                 for _ in range(2)]
+    for process in processes:
+        process.start()
+    start.set()
+    outcomes = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    assert all(isinstance(o, tuple) for o in outcomes), outcomes
+    assert sorted(outcomes) == [(0, 0, 120), (100, 20, 0)]
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Trip)) == 120
+    assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 100
+    assert {db.session.get(Rider, r.id).points_balance for r in riders} == {60}
