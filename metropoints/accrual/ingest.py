@@ -88,6 +88,9 @@ def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rul
     oldest, latest = now - MAX_AGE, now + MAX_AHEAD
     fields = (("trip_id", 64), ("source", 32), ("rider_ref", 64), ("entry_station", 8), ("exit_station", 8))
 
+    stations, distance_m, version_for = network.stations, network.distance_m, rules.version_for
+    only_version = rules.versions[0].id if len(rules.versions) == 1 else None
+
     def refuse(line_no: int, row: object, trip_id: str | None, reason: str, detail: str) -> None:
         rejected.append(Rejected(line_no, trip_id or _shown_id(row), reason, detail, row))
 
@@ -111,8 +114,8 @@ def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rul
         except (TypeError, ValueError, OverflowError):
             refuse(line_no, row, trip_id, "malformed", "entered_at and exited_at must be ISO 8601 times with an offset")
             continue
-        if not network.is_known(entry) or not network.is_known(exit_):
-            unknown = entry if not network.is_known(entry) else exit_
+        if entry not in stations or exit_ not in stations:
+            unknown = exit_ if entry in stations else entry
             refuse(line_no, row, trip_id, "unknown_station", f"unknown station {unknown}")
             continue
         if entry == exit_:
@@ -128,7 +131,7 @@ def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rul
             refuse(line_no, row, trip_id, "too_old", "exit is more than 30 days ago")
             continue
         day = service_day(exited_at)
-        distance = network.distance_m(entry, exit_, day)
+        distance = distance_m(entry, exit_, day)
         if distance is None:
             closed = exit_ if network.is_open(entry, day) else entry
             refuse(line_no, row, trip_id, "station_not_open", f"station {closed} was not open on {day.isoformat()}")
@@ -142,7 +145,7 @@ def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rul
             continue
         seen.add(key)
         staged.append((line_no, source, trip_id, rider_ref, entry, exit_, entered_at, exited_at, day, distance,
-                       rules.version_for(exited_at).id))
+                       only_version or version_for(exited_at).id))
     return staged, rejected, repeats
 
 
