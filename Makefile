@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(MO): metropoints/translations/zh/LC_MESSAGES/messages.po $(STAMP)
-	$(BIN)/pybabel compile -q -d metropoints/translations
+	$(BIN)/pybabel compile -d metropoints/translations
 
 run: $(STAMP) $(MO)
 	$(FLASK) db upgrade
