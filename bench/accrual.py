@@ -266,8 +266,10 @@ def migrate_and_seed(riders: int, unlinked_note: int) -> tuple[int, int, int]:
 
 SQL_EXACT = {"DELETE FROM trip_stage": "stage: clear temp tables", "DELETE FROM trip_alloc": "stage: clear temp tables"}
 SQL_KINDS = (
-    ("SELECT id FROM riders", "lock riders (SELECT ... FOR UPDATE)"),
-    ("WITH cand", "allocate under cap (-> trip_alloc)"),
+    ("WITH x(i) AS MATERIALIZED", "lock riders (SELECT ... FOR UPDATE)"),
+    ("UPDATE trip_stage SET rider_id", "find riders (link probes)"),
+    ("DELETE FROM trip_stage WHERE", "drop resends (trip probes)"),
+    ("WITH cand", "credit: allocate+trips+balances+ledger (1 stmt)"),
     ("INSERT INTO trips", "insert trips"),
     ("INSERT INTO ledger_entries", "post ledger entries"),
     ("UPDATE riders", "update balances"),
@@ -491,8 +493,8 @@ def print_split(feed: FeedRun, rows: int) -> None:
     lines = [("check_rows (Python row checks)", fn["check_rows"]),
              ("stage: COPY into trip_stage (write_row)", fn["_stage"] - within["_stage"])]
     lines += [(k, sql[k]) for k in STAGE_SQL]
-    credit_kinds = ("lock riders (SELECT ... FOR UPDATE)", "allocate under cap (-> trip_alloc)", "insert trips",
-                    "post ledger entries", "update balances", "count statuses")
+    credit_kinds = ("find riders (link probes)", "lock riders (SELECT ... FOR UPDATE)", "drop resends (trip probes)",
+                    "credit: allocate+trips+balances+ledger (1 stmt)")
     lines += [(k, sql[k]) for k in credit_kinds]
     lines.append(("credit: Python/driver around the SQL", fn["_credit_staged"] - within["_credit_staged"]))
     shown = set(STAGE_SQL) | set(credit_kinds)
