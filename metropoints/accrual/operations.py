@@ -73,14 +73,20 @@ def receive_trips(*, partner: Partner, payload: object, now: datetime | None = N
 
 
 def read_trip_csv(stream: io.TextIOBase) -> Iterator[dict]:
-    """Rows of a trip file (the feed's keys as the header). Extra columns are ignored, missing ones refused later."""
-    reader = csv.DictReader(stream)
-    header = reader.fieldnames or []
-    missing = [name for name in TRIP_FIELDS if name not in header]
-    if missing:
-        raise InvalidInput("The file's header lacks: " + ", ".join(missing), field="header")
-    for row in reader:
-        yield {name: row.get(name) for name in TRIP_FIELDS}
+    """Rows of a trip file (the feed's keys as the header). Extra columns are ignored, missing ones refused later.
+
+    NUL bytes are dropped before parsing (the csv module cannot read them); the row then fails its checks.
+    """
+    reader = csv.DictReader(line.replace("\x00", "") for line in stream)
+    try:
+        header = reader.fieldnames or []
+        missing = [name for name in TRIP_FIELDS if name not in header]
+        if missing:
+            raise InvalidInput("The file's header lacks: " + ", ".join(missing), field="header")
+        for row in reader:
+            yield {name: row.get(name) for name in TRIP_FIELDS}
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise InvalidInput(f"The file is not UTF-8 CSV at line {reader.line_num}: {error}", field="file") from None
 
 
 def start_file_import(*, partner: Partner, filename: str, rows: Iterable[dict], chunk_rows: int | None = None,

@@ -99,3 +99,12 @@ def test_operators_network_and_demo(runner):
     riders = db.session.scalar(select(func.count()).select_from(Rider))
     assert runner.invoke(args=["demo", "load"]).exit_code == 0
     assert db.session.scalar(select(func.count()).select_from(Rider)) == riders == 3
+
+
+def test_trips_import_refuses_a_file_that_is_not_text(runner, tmp_path):
+    """A binary or broken file is refused with a clear message (no traceback), and nothing is credited."""
+    runner.invoke(args=["partners", "create", "afc-feed"])
+    path = tmp_path / "photo.csv"
+    path.write_bytes(b"trip_id,source\n\xff\xd8\xff\xe0 not text")
+    result = runner.invoke(args=["trips", "import", str(path), "--partner", "afc-feed"])
+    assert result.exit_code == 1 and "invalid: The file is not UTF-8 CSV at line" in result.output

@@ -124,3 +124,41 @@ def test_rq_cron_config_schedules_the_expiry(redis_app):
     assert expiry.func is expire_points_job and expiry.cron == "10 16 31 12 *"
     assert sweep.func is sweep_held_trips_job and sweep.interval == 600
     assert expiry.queue_name.endswith("-scheduled") and sweep.queue_name.endswith("-scheduled")
+
+
+def test_cli_import_waits_for_the_workers_and_shows_progress(redis_app, runner, create_partner, create_rider,
+                                                              tmp_path):
+    """Without --no-wait, `flask trips import` prints the batch's progress while rq workers credit its chunks."""
+    import threading
+
+    create_rider(links=[("afc", "card-1")])
+    create_partner(name="fare-system")
+    path = tmp_path / "trips.csv"
+    base = noon_yesterday()
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=TRIP_FIELDS_ORDER)
+        writer.writeheader()
+        for i in range(300):
+            writer.writerow(trip(f"g{i}", ref="card-1" if i < 5 else f"card-{i}",
+                                 exited_at=base + timedelta(minutes=i)))
+
+    outcome: list = []
+
+    def import_file() -> None:
+        """The operator's command, in its own thread (and app context), waiting for the workers."""
+        outcome.append(runner.invoke(args=["trips", "import", str(path), "--partner", "fare-system",
+                                           "--chunk-rows", "100"]))
+
+    thread = threading.Thread(target=import_file)
+    thread.start()
+    for _ in range(200):  # the worker, here in the main thread as rq wants, once the chunks are queued
+        if get_queue("ingest").count == 3:
+            break
+        threading.Event().wait(0.05)
+    work_burst("ingest")
+    thread.join(timeout=60)
+    (result,) = outcome
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert any(line.startswith("300/300 rows: credited 5") for line in lines)
+    assert lines[-1].endswith("done: credited 5, capped 0, duplicates 0, held 295, rejected 0")
