@@ -11,11 +11,12 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from metropoints.accrual import ledger, operations, rules
-from metropoints.accrual.models import BatchStatus, RuleVersion, Station, TripBatch, TripRejection
+from metropoints.accrual.models import BatchStatus, RuleVersion, TripBatch, TripRejection
 from metropoints.accrual.network import get_network
 from metropoints.core.cli import fail_on_domain_error
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.jobs import redis_connection
+from metropoints.core.models import Station
 from metropoints.core.timeutil import service_day, utcnow
 
 partners_cli = AppGroup("partners", help="Trip-feed partners.")

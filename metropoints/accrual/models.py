@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -26,20 +25,6 @@ from metropoints.core.timeutil import utcnow
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT for the big tables.
 BigId = BigInteger().with_variant(Integer, "sqlite")
-
-
-class Station(db.Model):
-    """A metro station of the real network (loaded from the packaged CSV), for stores and kiosks to point at."""
-
-    __tablename__ = "stations"
-
-    station_id: Mapped[str] = mapped_column(String(8), primary_key=True)
-    name_zh: Mapped[str] = mapped_column(String(64))
-    name_en: Mapped[str] = mapped_column(String(64))
-    lat: Mapped[float] = mapped_column(Float)
-    lon: Mapped[float] = mapped_column(Float)
-    lines: Mapped[str] = mapped_column(String(32))  # e.g. "1,2"
-    opened: Mapped[date] = mapped_column(Date)
 
 
 class Partner(db.Model):

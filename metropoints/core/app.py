@@ -37,17 +37,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale
+    from metropoints.core.portal import nav_for
+
+    app.jinja_env.globals["nav_for"] = nav_for
 
     from metropoints.accrual import cli as accrual_cli
+    from metropoints.campaigns import views as campaign_views
     from metropoints.core import cli as core_cli
     from metropoints.core import views as core_views
+    from metropoints.marketplace import views as marketplace_views
+    from metropoints.reports import views as report_views
     from metropoints.riders_api import api as riders_api
 
-    app.register_blueprint(core_views.bp)
-    app.register_blueprint(riders_api.bp)
+    for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp):
+        app.register_blueprint(blueprint)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
-    core_cli.register(app)
-    accrual_cli.register(app)
+    from metropoints.campaigns import cli as campaign_cli
+    from metropoints.marketplace import cli as marketplace_cli
+
+    for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli):
+        package_cli.register(app)
 
     from metropoints import demo
 

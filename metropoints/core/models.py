@@ -1,12 +1,24 @@
-"""Identities shared by every package: riders, portal users with roles, API tokens, idempotency records."""
+"""Shared by every package: the metro's stations, riders, portal users with roles, API tokens, idempotency records."""
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from metropoints.core.db import UTCDateTime, db
@@ -34,6 +46,20 @@ class TokenKind(enum.StrEnum):
     partner = "partner"
     kiosk = "kiosk"
     staff = "staff"
+
+
+class Station(db.Model):
+    """A station of the real network (loaded from accrual's packaged data), for trips, stores and kiosks to name."""
+
+    __tablename__ = "stations"
+
+    station_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    lines: Mapped[str] = mapped_column(String(32))  # e.g. "1,2"
+    opened: Mapped[date] = mapped_column(Date)
 
 
 class Rider(db.Model):

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from metropoints.accrual.models import Partner, RuleVersion, Station, TripRejection
+from metropoints.accrual.models import Partner, RuleVersion, TripRejection
 from metropoints.core.db import db
-from metropoints.core.models import ApiToken, Rider, Role, User
+from metropoints.core.models import ApiToken, Rider, Role, Station, User
 from metropoints.core.operations import hash_token
 from tests.helpers import TRIP_FIELDS_ORDER, noon_yesterday, trip
 

@@ -1,0 +1,1 @@
+"""Benefit campaigns: editor, lifecycle and review, the live catalogue, featuring on kiosks."""

@@ -1,0 +1,1 @@
+"""KPIs and charts for the metro business team (read-only queries over every package)."""
