@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, jsonify, request
 
 from metropoints.accrual import operations as accrual
 from metropoints.accrual import queries
 from metropoints.accrual.models import LedgerEntry, Partner, Trip
+from metropoints.campaigns import catalogue
+from metropoints.campaigns.models import Campaign
 from metropoints.core import operations as core
 from metropoints.core.api import idempotent, json_body, keyset_page, require_token
 from metropoints.core.db import db
-from metropoints.core.errors import InvalidToken
+from metropoints.core.errors import InvalidInput, InvalidToken, NotFound
 from metropoints.core.extensions import limiter
-from metropoints.core.models import Rider, TokenKind
+from metropoints.core.models import Rider, Station, TokenKind
 from metropoints.core.timeutil import isoformat
+from metropoints.marketplace.models import Category, Merchant
 from metropoints.riders_api.openapi import openapi_document
 
 bp = Blueprint("riders_api", __name__, url_prefix="/api/v1")
@@ -133,3 +136,35 @@ def post_trips():
     # Text a database cannot store refuses its row only (as `malformed`), not the whole call.
     result = accrual.receive_trips(partner=partner, payload=json_body(check_text=False))
     return jsonify(result.as_reply())
+
+
+def _catalog_filters() -> tuple[Category | None, str | None]:
+    """`?category=` and `?station=`, checked: an unknown value is a 422 naming the parameter."""
+    category, station = request.args.get("category") or None, request.args.get("station") or None
+    if category is not None:
+        try:
+            category = Category(category)
+        except ValueError:
+            raise InvalidInput(f"category must be one of {', '.join(c.value for c in Category)}.",
+                               field="category") from None
+    if station is not None and (len(station) > 8 or db.session.get(Station, station) is None):
+        raise InvalidInput("station must be a station_id of the network.", field="station")
+    return category, station
+
+
+@bp.get("/catalog")
+def catalog():
+    """The live catalogue, newest campaign first, optionally of one category or valid near one station. Public."""
+    category, station = _catalog_filters()
+    page = keyset_page(catalogue.live_campaigns(category=category, station_id=station), Campaign.id, tuple)
+    page["items"] = catalogue.catalog_items(page["items"])
+    return jsonify(page)
+
+
+@bp.get("/catalog/<int:campaign_id>")
+def catalog_item(campaign_id: int):
+    """One live campaign; 404 `not_found` when it is not on sale now. Public."""
+    campaign = catalogue.live_campaign(campaign_id)
+    if campaign is None:
+        raise NotFound("No live campaign with this id.")
+    return jsonify(catalogue.catalog_items([(campaign, db.session.get(Merchant, campaign.merchant_id))])[0])

@@ -19,6 +19,8 @@ REFUSAL_REASONS = ["malformed", "unknown_station", "station_not_open", "same_sta
                    "in_future", "implausible_speed"]
 LEDGER_KINDS = ["trip", "redemption", "refund", "expiry", "adjustment"]
 TOKEN_KINDS = ["rider", "partner", "kiosk", "staff"]
+CATEGORIES = ["dining", "shopping", "entertainment", "leisure"]
+BENEFIT_TYPES = ["voucher", "discount", "free_item"]
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
 PHONE_PATTERN = r"^\+?[0-9]{6,15}$"
 MAX_TRIPS_PER_CALL = 10_000
@@ -188,6 +190,34 @@ def _schemas() -> dict[str, Schema]:
                            minimum=0),
             "rejected": {"type": "array", "items": _ref("Rejected")},
         }, description="The counts and the refused rows add up to the rows given."),
+        "Category": _str("What a campaign offers.", enum=CATEGORIES),
+        "CatalogStore": _obj({"store_id": _int(), "name": _str(), "address": _str(), "station_id": station},
+                             description="A store where the coupon can be used, near a metro station."),
+        "CatalogItem": _obj({
+            "campaign_id": _int(),
+            "merchant": _obj({"merchant_id": _int(), "name": _str()}),
+            "title": _str(maxLength=80),
+            "category": _ref("Category"),
+            "point_price": _int("Points a coupon costs.", minimum=1),
+            "stock_left": _int("Coupons left to sell (always at least 1 for a live campaign).", minimum=1),
+            "per_rider_limit": _int("Coupons one rider may hold from this campaign.", minimum=1),
+            "valid_from": _time("Start of the sale"),
+            "valid_until": _time("End of the sale (exclusive)"),
+            "stores": {"type": "array", "items": _ref("CatalogStore")},
+            "benefit_type": _str("Beyond the contract: what the rider gets.", enum=BENEFIT_TYPES),
+            "face_value_fen": {"type": ["integer", "null"], "description": "Beyond the contract: a cash voucher's "
+                               "value in fen; null for other benefits."},
+            "discount_percent": {"type": ["integer", "null"], "description": "Beyond the contract: a discount's "
+                                 "percentage; null for other benefits."},
+            "description": _str("Beyond the contract."),
+            "terms": _str("Beyond the contract: conditions of use."),
+            "coupon_valid_days": _int("Beyond the contract: days a coupon stays valid after redemption.", minimum=1),
+            "image_url": {"type": ["string", "null"], "description": "Beyond the contract: the campaign's image "
+                          "(a path on this server), or null."},
+        }, required=["campaign_id", "merchant", "title", "category", "point_price", "stock_left", "per_rider_limit",
+                     "valid_from", "valid_until", "stores"],
+            description="A live campaign: approved, within its sale window, with stock left, of an approved "
+                        "merchant."),
     }
 
 
@@ -205,6 +235,12 @@ def _parameters() -> dict[str, Schema]:
                                           "another request is a 409 `idempotency_key_reused`. A refused request "
                                           "does not use up its key.",
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+        "Category": {"name": "category", "in": "query", "required": False,
+                     "description": "Only campaigns of this category.", "schema": _ref("Category")},
+        "Station": {"name": "station", "in": "query", "required": False,
+                    "description": "Only campaigns valid at a store near this station (a station_id).",
+                    "schema": {"type": "string", "maxLength": 8}},
+        "CampaignId": {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}},
     }
 
 
@@ -262,6 +298,18 @@ def _paths() -> dict[str, dict[str, Any]]:
              "invalid"),
             body=_body(_ref("TripsRequest"), "The trips."), parameters=[_param("IdempotencyKey")],
             tag="partners")},
+        "/catalog": {"get": _operation(
+            "listCatalog", "The live catalogue",
+            "Campaigns on sale now (approved, within their sale window, with stock left, of an approved merchant), "
+            "newest first, in pages of `limit` items; optionally of one category, or valid near one station.", None,
+            {"200": _json(_page("CatalogItem"), "A page.")},
+            ("422", "`category` or `station` unknown, `limit` out of range, or a cursor we did not make", "invalid"),
+            parameters=[_param("Category"), _param("Station"), _param("Limit"), _param("Cursor")], tag="catalogue")},
+        "/catalog/{campaign_id}": {"get": _operation(
+            "getCatalogItem", "One live campaign", "One campaign of the live catalogue.", None,
+            {"200": _json(_ref("CatalogItem"), "The campaign.")},
+            ("404", "No such campaign, or it is not on sale now", "not_found"),
+            parameters=[_param("CampaignId")], tag="catalogue")},
     }
 
 
@@ -281,7 +329,8 @@ def _build() -> dict[str, Any]:
         "servers": [{"url": PREFIX}],
         "tags": [{"name": "meta", "description": "About the API."},
                  {"name": "riders", "description": "Rider accounts, trips and points."},
-                 {"name": "partners", "description": "Trip feeds from metro account systems."}],
+                 {"name": "partners", "description": "Trip feeds from metro account systems."},
+                 {"name": "catalogue", "description": "The live catalogue of benefits; public."}],
         "paths": _paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {
