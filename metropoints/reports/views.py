@@ -1,7 +1,147 @@
-"""The back office's KPI page."""
+"""The back office's report pages: KPIs with charts, accrual rule versions, the audit log. Operators only."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+
+from metropoints.accrual.errors import BadRule
+from metropoints.accrual.rules import create_rule_version, describe, load_rulebook
+from metropoints.core.models import Role
+from metropoints.core.portal import add_nav, role_required
+from metropoints.core.timeutil import SERVICE_OFFSET, SERVICE_ZONE, utcnow
+from metropoints.reports import queries
+from metropoints.reports.charts import line_chart, thousands
+from metropoints.reports.forms import RuleVersionForm
 
 bp = Blueprint("reports", __name__, url_prefix="/backoffice")
+
+add_nav("reports.kpis", _l("KPIs"), Role.operator, order=10)
+add_nav("reports.rules", _l("Accrual rules"), Role.operator, order=80)
+add_nav("reports.audit", _l("Audit log"), Role.operator, order=90)
+
+AUDIT_PAGE_SIZE = 50
+GRAMS_PER_TONNE = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One headline figure on the KPI page, with what it counts and its chart."""
+
+    key: str
+    label: str
+    figure: str
+    note: str
+    chart: Markup
+
+
+def tonnes(grams: int) -> str:
+    """Grams CO2e as tonnes with one decimal (half up) and thousands separators."""
+    return f"{(Decimal(grams) / GRAMS_PER_TONNE).quantize(Decimal('0.1'), ROUND_HALF_UP):,}"
+
+
+def co2e_axis(series_max: int):
+    """An axis label for grams: tonnes once the series reaches a tonne, kilograms below (0.0 t says nothing)."""
+    if series_max >= GRAMS_PER_TONNE:
+        return lambda grams: f"{grams / GRAMS_PER_TONNE:,.1f} t"
+    return lambda grams: f"{grams / 1000:,.0f} kg"
+
+
+def factor_g_per_km(mg_per_km: int) -> str:
+    """A CO2e factor stored in mg/km, as g/km without trailing zeros."""
+    return f"{(Decimal(mg_per_km) / 1000).normalize():f}"
+
+
+def kpi_cards(k: queries.Kpis) -> list[Card]:
+    """The six cards of the KPI page."""
+    no_data = _("No data yet")
+
+    def chart(key: str, title: str, series: queries.Series, value_format=thousands) -> Markup:
+        """The card's chart over the page's period."""
+        return line_chart(series.points(), title=title, chart_id=f"chart-{key}", empty_text=no_data,
+                          value_format=value_format)
+
+    co2e_max = max(k.co2e_series.values, default=0)
+    return [
+        Card("riders", _("Registered riders"), f"{k.riders:,}", _("cumulative, by day of registration"),
+             chart("riders", _("Registered riders, cumulative"), k.riders_series)),
+        Card("redemptions", _("Redemption orders"), f"{k.redemptions:,}", _("benefits bought with points, cumulative"),
+             chart("redemptions", _("Redemption orders, cumulative"), k.redemptions_series)),
+        Card("merchants", _("Merchants"), f"{k.merchants_approved:,}",
+             _("approved, of %(total)s merchants", total=f"{k.merchants_total:,}"),
+             chart("merchants", _("Approved merchants, cumulative by day of approval"), k.merchants_series)),
+        Card("campaigns", _("Live campaigns"), f"{k.live_campaigns:,}",
+             _("on sale now; the chart shows campaigns approved per day"),
+             chart("campaigns", _("Campaigns approved per day"), k.campaigns_approved_series)),
+        Card("points", _("Points issued"), f"{k.points_issued:,}", _("credited for trips, cumulative"),
+             chart("points", _("Points issued for trips, cumulative"), k.points_series)),
+        Card("co2e", _("Tonnes CO2e saved"), tonnes(k.co2e_grams), _("credited and capped trips × the factor below"),
+             chart("co2e", _("CO2e saved, cumulative"), k.co2e_series, co2e_axis(co2e_max))),
+    ]
+
+
+@bp.get("/")
+@role_required(Role.operator)
+def kpis():
+    """The platform's headline figures, each with its chart over the chosen period."""
+    days = queries.parse_period(request.args.get("days"))
+    figures = queries.kpis(days)
+    return render_template("reports/kpis.html", cards=kpi_cards(figures), figures=figures, days=days,
+                           periods=queries.PERIODS, factors=figures.factors, tonnes=tonnes,
+                           factor_g_per_km=factor_g_per_km)
+
+
+def _in_shanghai(moment: datetime | None) -> datetime | None:
+    """A datetime-local value (wall time in Shenyang) as an aware datetime."""
+    return moment.replace(tzinfo=SERVICE_ZONE) if moment is not None else None
+
+
+@bp.route("/rules", methods=["GET", "POST"])
+@role_required(Role.operator)
+def rules():
+    """The accrual rule versions, the one in force marked, and a form to add one (audited by the rule itself)."""
+    form = RuleVersionForm()
+    if form.validate_on_submit():
+        try:
+            version = create_rule_version(
+                points_per_km=str(form.points_per_km.data), daily_cap=form.daily_cap.data,
+                co2e_factor_g_per_km=str(form.co2e_factor.data), factor_name=form.factor_name.data,
+                actor_label=current_user.email, effective_from=_in_shanghai(form.effective_from.data),
+                note=form.note.data.strip())
+        except BadRule as error:
+            field = getattr(form, str(error.fields.get("field")), None)
+            (field.errors if field is not None else form.form_errors).append(error.message)
+        else:
+            flash(_("Rule version %(id)s added.", id=version.id))
+            return redirect(url_for("reports.rules"))
+    book = load_rulebook()
+    in_force = book.version_for(utcnow())
+    return render_template("reports/rules.html", form=form, versions=list(reversed(book.versions)),
+                           in_force=in_force, now=utcnow(), describe=describe,
+                           local_time=local_time), 422 if form.errors else 200
+
+
+def local_time(moment: datetime) -> str:
+    """A moment as wall time in Asia/Shanghai, to the second."""
+    return moment.astimezone(SERVICE_OFFSET).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@bp.get("/audit")
+@role_required(Role.operator)
+def audit():
+    """The audit log, newest first, a page at a time (cursor: entries before an id), filtered by action prefix."""
+    prefix = request.args.get("action", "").strip()[:64]
+    before = request.args.get("before", type=int)
+    entries = queries.audit_page(action_prefix=prefix, before_id=before, limit=AUDIT_PAGE_SIZE)
+    more = len(entries) > AUDIT_PAGE_SIZE
+    entries = entries[:AUDIT_PAGE_SIZE]
+    next_url = url_for("reports.audit", action=prefix or None, before=entries[-1].id) if more else None
+    return render_template("reports/audit.html", entries=entries, prefix=prefix, before=before, next_url=next_url,
+                           actions=queries.audit_actions(), local_time=local_time)

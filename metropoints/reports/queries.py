@@ -1,0 +1,248 @@
+"""Read-only questions for the back office: the platform's headline figures, their daily series, the audit log.
+
+Every figure is counted by the database (COUNT/SUM with GROUP BY); Python only fills the days without rows and
+adds up at most one value per day. The SQL runs on PostgreSQL and on SQLite alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import ColumnElement, Date, Select, distinct, func, or_, select
+
+from metropoints.accrual.models import EntryKind, LedgerEntry, RuleVersion, Trip, TripStatus
+from metropoints.campaigns.models import Campaign, CampaignStatus
+from metropoints.core.db import db
+from metropoints.core.models import AuditEntry, Rider
+from metropoints.core.timeutil import SERVICE_OFFSET, service_day, utcnow
+from metropoints.marketplace.models import Merchant, MerchantStatus
+
+PERIODS = (7, 30, 90, 365)
+DEFAULT_PERIOD = 30
+# A capped trip earned fewer points than its distance gives, but the rider still rode: its CO2e counts.
+CO2E_STATUSES = (TripStatus.credited, TripStatus.capped)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The service days a report covers: `days` days ending today (Asia/Shanghai), both ends included."""
+
+    first: date
+    last: date
+
+    @property
+    def days(self) -> list[date]:
+        """Every service day of the window, oldest first."""
+        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+    @property
+    def starts_at(self) -> datetime:
+        """The moment the window's first service day begins (aware; compared with UTC timestamps)."""
+        return datetime.combine(self.first, time(0), tzinfo=SERVICE_OFFSET)
+
+
+def window(days: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Window:
+    """The window of the last `days` service days up to today."""
+    today = service_day(now or utcnow())
+    return Window(today - timedelta(days=days - 1), today)
+
+
+def parse_period(raw: str | None) -> int:
+    """A period the page offers (7, 30, 90 or 365 days); anything else is the default."""
+    return int(raw) if raw in {str(p) for p in PERIODS} else DEFAULT_PERIOD
+
+
+def local_date(column: ColumnElement) -> ColumnElement:
+    """SQL for the Asia/Shanghai date of a UTC timestamp column, on whichever database is bound.
+
+    PostgreSQL stores timestamptz: convert to local wall time first, or a rider who registered at 07:00 in
+    Shenyang would count on the day before. SQLite stores naive UTC text: shift it by the fixed +8 hours
+    (Asia/Shanghai has no daylight saving).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("Asia/Shanghai", column), type_=Date)
+    return func.date(column, "+8 hours", type_=Date)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One value per service day of a window, oldest first."""
+
+    days: list[date]
+    values: list[int]
+
+    def points(self) -> list[tuple[date, int]]:
+        """(day, value) pairs for a chart."""
+        return list(zip(self.days, self.values, strict=True))
+
+
+def _per_day(query: Select, win: Window) -> dict[date, int]:
+    """Run a (day, value) GROUP BY query; the days as dates (SQLite returns text for date())."""
+    result = {}
+    for day, value in db.session.execute(query).all():
+        day = date.fromisoformat(day) if isinstance(day, str) else day
+        result[day] = int(value or 0)
+    return {day: value for day, value in result.items() if win.first <= day <= win.last}
+
+
+def _fill(per_day: dict[date, int], win: Window, *, start: int = 0, cumulative: bool) -> Series:
+    """The window's days with their values; a cumulative series starts from what came before the window."""
+    values, running = [], start
+    for day in win.days:
+        if cumulative:
+            running += per_day.get(day, 0)
+            values.append(running)
+        else:
+            values.append(per_day.get(day, 0))
+    return Series(win.days, values)
+
+
+def _scalar(query: Select) -> int:
+    """An aggregate as an int (0 for NULL)."""
+    return int(db.session.scalar(query) or 0)
+
+
+def riders_series(win: Window) -> tuple[int, Series]:
+    """Registered riders now, and the cumulative count at the end of each day (by their Asia/Shanghai date)."""
+    total = _scalar(select(func.count(Rider.id)))
+    before = _scalar(select(func.count(Rider.id)).where(Rider.created_at < win.starts_at))
+    day = local_date(Rider.created_at).label("day")
+    per_day = _per_day(select(day, func.count(Rider.id)).where(Rider.created_at >= win.starts_at).group_by(day), win)
+    return total, _fill(per_day, win, start=before, cumulative=True)
+
+
+def redemptions_series(win: Window) -> tuple[int, Series]:
+    """Redemption orders (ledger debits for a coupon) now, and cumulative by the service day they were spent on."""
+    kind = LedgerEntry.kind == EntryKind.redemption
+    total = _scalar(select(func.count(LedgerEntry.id)).where(kind))
+    before = _scalar(select(func.count(LedgerEntry.id)).where(kind, LedgerEntry.earned_on < win.first))
+    per_day = _per_day(select(LedgerEntry.earned_on, func.count(LedgerEntry.id))
+                       .where(kind, LedgerEntry.earned_on >= win.first).group_by(LedgerEntry.earned_on), win)
+    return total, _fill(per_day, win, start=before, cumulative=True)
+
+
+def merchants_series(win: Window) -> tuple[int, int, Series]:
+    """(approved merchants, all merchants) now, and the approved ones cumulative by the day they were approved."""
+    approved = Merchant.status == MerchantStatus.approved
+    total = _scalar(select(func.count(Merchant.id)))
+    count = _scalar(select(func.count(Merchant.id)).where(approved))
+    before = _scalar(select(func.count(Merchant.id)).where(
+        approved, or_(Merchant.decided_at.is_(None), Merchant.decided_at < win.starts_at)))
+    day = local_date(Merchant.decided_at).label("day")
+    per_day = _per_day(select(day, func.count(Merchant.id))
+                       .where(approved, Merchant.decided_at >= win.starts_at).group_by(day), win)
+    return count, total, _fill(per_day, win, start=before, cumulative=True)
+
+
+def live_campaigns_count(now: datetime) -> int:
+    """Campaigns on sale now: approved, inside their sale window, with stock, from an approved merchant."""
+    return _scalar(select(func.count(Campaign.id)).join(Merchant, Merchant.id == Campaign.merchant_id).where(
+        Campaign.status == CampaignStatus.approved, Campaign.valid_from <= now, Campaign.valid_until > now,
+        Campaign.stock_left > 0, Merchant.status == MerchantStatus.approved))
+
+
+def campaigns_approved_series(win: Window) -> Series:
+    """Campaigns approved on each day (those approved now, by the day of the decision); not cumulative."""
+    day = local_date(Campaign.decided_at).label("day")
+    per_day = _per_day(select(day, func.count(Campaign.id)).where(
+        Campaign.status == CampaignStatus.approved, Campaign.decided_at >= win.starts_at).group_by(day), win)
+    return _fill(per_day, win, cumulative=False)
+
+
+def points_series(win: Window) -> tuple[int, Series]:
+    """Points issued for trips now, and cumulative by the service day they were earned."""
+    issued = (LedgerEntry.kind == EntryKind.trip, LedgerEntry.points > 0)
+    total = _scalar(select(func.sum(LedgerEntry.points)).where(*issued))
+    before = _scalar(select(func.sum(LedgerEntry.points)).where(*issued, LedgerEntry.earned_on < win.first))
+    per_day = _per_day(select(LedgerEntry.earned_on, func.sum(LedgerEntry.points))
+                       .where(*issued, LedgerEntry.earned_on >= win.first).group_by(LedgerEntry.earned_on), win)
+    return total, _fill(per_day, win, start=before, cumulative=True)
+
+
+def co2e_series(win: Window) -> tuple[int, Series]:
+    """Grams CO2e saved by credited and capped trips now, and cumulative by service day."""
+    counted = Trip.status.in_(CO2E_STATUSES)
+    total = _scalar(select(func.sum(Trip.co2e_grams)).where(counted))
+    before = _scalar(select(func.sum(Trip.co2e_grams)).where(counted, Trip.service_day < win.first))
+    per_day = _per_day(select(Trip.service_day, func.sum(Trip.co2e_grams))
+                       .where(counted, Trip.service_day >= win.first).group_by(Trip.service_day), win)
+    return total, _fill(per_day, win, start=before, cumulative=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FactorUse:
+    """How much of the reported CO2e was computed with one rule version's factor (invariant 7: traceable)."""
+
+    version_id: int
+    co2e_mg_per_km: int
+    factor_name: str
+    trips: int
+    metres: int
+    grams: int
+
+
+def co2e_factors_used() -> list[FactorUse]:
+    """Per rule version: its factor and source, and the trips, metres and grams credited with it."""
+    rows = db.session.execute(
+        select(RuleVersion.id, RuleVersion.co2e_mg_per_km, RuleVersion.factor_name, func.count(Trip.id),
+               func.sum(Trip.distance_m), func.sum(Trip.co2e_grams))
+        .join(Trip, Trip.rule_version_id == RuleVersion.id)
+        .where(Trip.status.in_(CO2E_STATUSES))
+        .group_by(RuleVersion.id, RuleVersion.co2e_mg_per_km, RuleVersion.factor_name)
+        .order_by(RuleVersion.id)).all()
+    return [FactorUse(v, mg, name, int(n), int(m or 0), int(g or 0)) for v, mg, name, n, m, g in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Kpis:
+    """The headline figures and their daily series over one window."""
+
+    window: Window
+    riders: int
+    riders_series: Series
+    redemptions: int
+    redemptions_series: Series
+    merchants_approved: int
+    merchants_total: int
+    merchants_series: Series
+    live_campaigns: int
+    campaigns_approved_series: Series
+    points_issued: int
+    points_series: Series
+    co2e_grams: int
+    co2e_series: Series
+    factors: list[FactorUse]
+
+
+def kpis(days: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Kpis:
+    """Every headline figure with its series over the last `days` service days."""
+    now = now or utcnow()
+    win = window(days, now=now)
+    riders, riders_s = riders_series(win)
+    redemptions, redemptions_s = redemptions_series(win)
+    approved, merchants, merchants_s = merchants_series(win)
+    points, points_s = points_series(win)
+    grams, co2e_s = co2e_series(win)
+    return Kpis(win, riders, riders_s, redemptions, redemptions_s, approved, merchants, merchants_s,
+                live_campaigns_count(now), campaigns_approved_series(win), points, points_s, grams, co2e_s,
+                co2e_factors_used())
+
+
+def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: int = 50) -> list[AuditEntry]:
+    """Audit entries newest first, optionally only actions starting with a prefix and older than an entry id.
+
+    One more than `limit` is returned when there are more, so the caller knows whether to offer a next page.
+    """
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    if action_prefix:
+        query = query.where(AuditEntry.action.startswith(action_prefix, autoescape=True))
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    return list(db.session.scalars(query))
+
+
+def audit_actions() -> Sequence[str]:
+    """The actions that occur in the log, for the filter's suggestions."""
+    return list(db.session.scalars(select(distinct(AuditEntry.action)).order_by(AuditEntry.action)))

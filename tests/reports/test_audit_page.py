@@ -1,0 +1,74 @@
+"""The audit log page: who, when (Asia/Shanghai), what, about what and why; newest first, paged, filtered."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.models import AuditEntry
+
+
+@pytest.fixture
+def log(app, operator):
+    """Five decisions, one a minute from 2026-01-01 00:00 UTC (08:00 in Shenyang), the last one newest."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    actions = [("merchant.approve", "merchant:1", "licence checked"), ("campaign.reject", "campaign:7", "blurry image"),
+               ("rules.new_version", "rule_version:2", "greener grid"), ("campaign.approve", "campaign:8", "ok"),
+               ("campaign.feature", "campaign:8", "<b>spring</b> promotion")]
+    for n, (action, subject, reason) in enumerate(actions):
+        db.session.add(AuditEntry(at=start + timedelta(minutes=n), actor_id=operator.id, actor_label=operator.email,
+                                  action=action, subject=subject, reason=reason))
+    commit_unit_of_work()
+
+
+def rows(html: str) -> list[str]:
+    """The subjects of the listed entries, in page order."""
+    return [re.search(r'data-label="Subject">([^<]*)<', row).group(1)
+            for row in re.findall(r'<tr data-id="\d+">.*?</tr>', html, flags=re.S)]
+
+
+def test_newest_first_with_who_when_why(log, get_en):
+    """Entries are listed newest first, with the operator, the time in Shenyang, the action, subject and reason
+    (escaped)."""
+    html = get_en("/backoffice/audit").get_data(as_text=True)
+    assert rows(html) == ["campaign:8", "campaign:8", "rule_version:2", "campaign:7", "merchant:1"]
+    assert "2026-01-01 08:04:00" in html and "ops@metro.example" in html and "<code>campaign.feature</code>" in html
+    assert "&lt;b&gt;spring&lt;/b&gt; promotion" in html
+
+
+def test_filter_by_action_prefix(log, get_en):
+    """?action= keeps the entries whose action starts with it; wildcards in it are taken literally."""
+    html = get_en("/backoffice/audit?action=campaign.").get_data(as_text=True)
+    assert rows(html) == ["campaign:8", "campaign:8", "campaign:7"]
+    assert rows(get_en("/backoffice/audit?action=rules").get_data(as_text=True)) == ["rule_version:2"]
+    assert "No entries." in get_en("/backoffice/audit?action=%25").get_data(as_text=True)
+    assert "No entries." in get_en("/backoffice/audit?action=campaign_").get_data(as_text=True)
+
+
+def test_pages_follow_a_cursor(log, get_en, monkeypatch):
+    """A page holds a fixed number of entries; the next-page link continues where it stopped, keeping the filter."""
+    from metropoints.reports import views
+
+    monkeypatch.setattr(views, "AUDIT_PAGE_SIZE", 2)
+    first = get_en("/backoffice/audit").get_data(as_text=True)
+    assert rows(first) == ["campaign:8", "campaign:8"]
+    link = re.search(r'<a href="([^"]+)" rel="next">', first).group(1).replace("&amp;", "&")
+    second = get_en(link).get_data(as_text=True)
+    assert rows(second) == ["rule_version:2", "campaign:7"]
+    third = get_en(re.search(r'<a href="([^"]+)" rel="next">', second).group(1)).get_data(as_text=True)
+    assert rows(third) == ["merchant:1"] and 'rel="next"' not in third
+    filtered = get_en("/backoffice/audit?action=campaign").get_data(as_text=True)
+    link = re.search(r'<a href="([^"]+)" rel="next">', filtered).group(1).replace("&amp;", "&")
+    assert "action=campaign" in link and rows(get_en(link).get_data(as_text=True)) == ["campaign:7"]
+
+
+def test_rule_change_from_the_form_is_listed(operator, post_en, get_en):
+    """A rule version added through the back office appears in the log under the operator's name, with the why."""
+    post_en("/backoffice/rules", {"points_per_km": "1", "daily_cap": "60", "co2e_factor": "44",
+                                  "factor_name": "Same as before", "note": "Restating the factor source"})
+    html = get_en("/backoffice/audit?action=rules.").get_data(as_text=True)
+    assert rows(html) == ["rule_version:2"]
+    assert "ops@metro.example" in html and "Restating the factor source" in html
