@@ -1,9 +1,329 @@
-"""Merchant portal pages: application, stores, staff; the back office's merchant decisions."""
+"""Merchant portal pages: application, dashboard, stores, staff, invitations; the back office's merchant decisions.
+
+Thin: each view loads what it may touch through one loader (queries), calls one operation, and renders.
+The request's single commit is done by core's after_request hook.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
-from metropoints.marketplace import models  # noqa: F401  (the tables, for the app and migrations)
+from metropoints.core.db import db, rollback_unit_of_work
+from metropoints.core.errors import DomainError
+from metropoints.core.models import Role, User
+from metropoints.core.portal import add_nav, role_required
+from metropoints.marketplace import operations, queries  # queries imports the models: the tables for migrations
+from metropoints.marketplace.forms import (
+    CATEGORY_LABELS,
+    DECISION_LABELS,
+    STATUS_LABELS,
+    AcceptInviteForm,
+    ActionForm,
+    ApplicationForm,
+    DecisionForm,
+    InviteForm,
+    StoreForm,
+    choices,
+)
+from metropoints.marketplace.models import Merchant, MerchantStatus, Store
 
 bp = Blueprint("marketplace", __name__, url_prefix="/portal")
+
+add_nav("marketplace.dashboard", _l("My merchant"), Role.merchant_owner, Role.cashier, order=10)
+add_nav("marketplace.stores", _l("Stores"), Role.merchant_owner, order=20)
+add_nav("marketplace.staff", _l("Staff"), Role.merchant_owner, order=30)
+add_nav("marketplace.merchants", _l("Merchants"), Role.operator, order=10)
+
+# Shown instead of an operation's English message, by error code.
+ERROR_MESSAGES = {
+    "not_staff": _l("This account does not belong to a merchant, or it has been deactivated."),
+    "owner_only": _l("Only the merchant's owner may do this."),
+    "not_found": _l("Not found."),
+    "unknown_store": _l("No such store."),
+    "invalid_invite": _l("This invitation link is not valid (any more). Ask the owner for a new one."),
+    "illegal_transition": _l("This decision is not possible in the merchant's current status."),
+    "reason_required": _l("Please give a reason for this decision."),
+    "licence_taken": _l("A merchant with this licence number has applied already."),
+    "email_taken": _l("This e-mail address already has an account."),
+    "unknown_station": _l("Choose a station from the list."),
+    "store_inactive": _l("This store is deactivated."),
+    "forbidden": _l("Not allowed."),
+}
+SUSPENDED = _l("Your merchant is suspended by the metro business team, so the portal is locked. "
+               "Please contact the metro business team.")
+NOT_APPROVED = _l("Your merchant is not approved, so the portal is locked.")
+# The decisions the back office offers from each status (each must also pass MERCHANT_TRANSITIONS).
+DECISIONS_FROM = {
+    MerchantStatus.applied: ("approve", "reject"),
+    MerchantStatus.approved: ("suspend",),
+    MerchantStatus.suspended: ("reinstate",),
+    MerchantStatus.rejected: (),
+}
+
+
+def message_for(error: DomainError) -> str:
+    """The translated text for a domain error shown on a page."""
+    if error.code == "merchant_not_approved":
+        return str(SUSPENDED if error.fields.get("status") == MerchantStatus.suspended else NOT_APPROVED)
+    label = ERROR_MESSAGES.get(error.code)
+    return str(label) if label is not None else error.message
+
+
+@bp.errorhandler(DomainError)
+def domain_error(error: DomainError):
+    """A refusal from a loader or an operation: the error page, translated, with the error's status."""
+    rollback_unit_of_work()
+    return render_template("core/error.html", code=error.code, message=message_for(error)), error.http_status
+
+
+def put_on_form(form, error: DomainError) -> None:
+    """Show a domain error on the form field it names, or as a flash message when it names none."""
+    field = getattr(form, str(error.fields.get("field")), None) if error.fields.get("field") else None
+    if field is not None:
+        field.errors = [*field.errors, message_for(error)]
+    else:
+        flash(message_for(error))
+
+
+def form_page(template: str, form, **context):
+    """Render a form page: 422 when a submitted form has errors, 200 otherwise."""
+    failed = request.method == "POST" and any(field.errors for field in form)
+    return render_template(template, form=form, **context), 422 if failed else 200
+
+
+# -- applying ----------------------------------------------------------------------------------------------------
+
+
+@bp.route("/apply", methods=["GET", "POST"])
+def apply():
+    """The public application form: owner account, business details, licence number."""
+    form = ApplicationForm()
+    if form.validate_on_submit():
+        try:
+            operations.apply_merchant(name=form.name.data, category=form.category.data,
+                                      contact_name=form.contact_name.data, contact_phone=form.contact_phone.data,
+                                      licence_no=form.licence_no.data, email=form.email.data,
+                                      password=form.password.data)
+        except DomainError as error:
+            put_on_form(form, error)
+        else:
+            return redirect(url_for("marketplace.applied"))
+    return form_page("marketplace/apply.html", form)
+
+
+@bp.get("/apply/thanks")
+def applied():
+    """Thanks for applying: what happens next."""
+    return render_template("marketplace/applied.html")
+
+
+# -- the merchant's own pages ------------------------------------------------------------------------------------
+
+
+@bp.get("")
+@role_required(Role.merchant_owner, Role.cashier, Role.operator)
+def dashboard():
+    """The portal's landing page: the merchant's standing and counts (owner), or the cashier's store."""
+    if current_user.role == Role.operator:
+        return redirect(url_for("marketplace.merchants"))
+    member = queries.portal_membership(current_user)
+    merchant = db.session.get(Merchant, member.merchant_id)
+    store = db.session.get(Store, member.store_id) if member.store_id else None
+    station = queries.get_station(store.station_id) if store else None
+    return render_template("marketplace/dashboard.html", member=member, merchant=merchant, store=store,
+                           station=station, counts=queries.merchant_counts(merchant.id),
+                           status_labels=STATUS_LABELS, category_labels=CATEGORY_LABELS)
+
+
+@bp.get("/stores")
+@role_required(Role.merchant_owner)
+def stores():
+    """The owner's stores."""
+    member = queries.portal_membership(current_user, owner=True)
+    stations = dict(queries.station_choices())
+    return render_template("marketplace/stores.html", stores=queries.stores_of(member.merchant_id),
+                           stations=stations, action_form=ActionForm())
+
+
+def _store_form(store: Store | None = None) -> StoreForm:
+    """The store form with the station picker filled, prefilled from the store when editing."""
+    form = StoreForm(obj=store)
+    form.station_id.choices = choices([("", _("Choose a station")), *queries.station_choices()])
+    return form
+
+
+@bp.route("/stores/new", methods=["GET", "POST"])
+@role_required(Role.merchant_owner)
+def store_new():
+    """Add a store."""
+    member = queries.portal_membership(current_user, owner=True)
+    form = _store_form()
+    if form.validate_on_submit():
+        try:
+            operations.create_store(actor=current_user, merchant=db.session.get(Merchant, member.merchant_id),
+                                    name=form.name.data, address=form.address.data,
+                                    station_id=form.station_id.data, opening_hours=form.opening_hours.data or "")
+        except DomainError as error:
+            put_on_form(form, error)
+        else:
+            flash(_("Store saved."))
+            return redirect(url_for("marketplace.stores"))
+    return form_page("marketplace/store_form.html", form, store=None)
+
+
+@bp.route("/stores/<int:store_id>/edit", methods=["GET", "POST"])
+@role_required(Role.merchant_owner)
+def store_edit(store_id: int):
+    """Change a store of the owner's merchant."""
+    store = queries.get_store_for(current_user, store_id)
+    form = _store_form(store)
+    if form.validate_on_submit():
+        try:
+            operations.update_store(actor=current_user, store=store, name=form.name.data, address=form.address.data,
+                                    station_id=form.station_id.data, opening_hours=form.opening_hours.data or "")
+        except DomainError as error:
+            put_on_form(form, error)
+        else:
+            flash(_("Store saved."))
+            return redirect(url_for("marketplace.stores"))
+    return form_page("marketplace/store_form.html", form, store=store)
+
+
+@bp.post("/stores/<int:store_id>/deactivate")
+@role_required(Role.merchant_owner)
+def store_deactivate(store_id: int):
+    """Close a store of the owner's merchant."""
+    store = queries.get_store_for(current_user, store_id)
+    operations.deactivate_store(actor=current_user, store=store)
+    flash(_("Store deactivated."))
+    return redirect(url_for("marketplace.stores"))
+
+
+@bp.get("/staff")
+@role_required(Role.merchant_owner)
+def staff():
+    """The merchant's owner and cashiers, with their stores and whether they have accepted."""
+    member = queries.portal_membership(current_user, owner=True)
+    return render_template("marketplace/staff.html", staff=queries.staff_of(member.merchant_id),
+                           action_form=ActionForm())
+
+
+@bp.route("/staff/invite", methods=["GET", "POST"])
+@role_required(Role.merchant_owner)
+def staff_invite():
+    """Invite a cashier to one of the merchant's open stores; the page shows the link to pass on."""
+    member = queries.portal_membership(current_user, owner=True)
+    form = InviteForm()
+    form.store_id.choices = choices((s.id, s.name) for s in queries.stores_of(member.merchant_id, active_only=True))
+    if form.validate_on_submit():
+        try:
+            cashier, token = operations.invite_cashier(actor=current_user,
+                                                       merchant=db.session.get(Merchant, member.merchant_id),
+                                                       email=form.email.data, store_id=form.store_id.data)
+        except DomainError as error:
+            put_on_form(form, error)
+        else:
+            return _invite_link_page(cashier.user_id, token)
+    return form_page("marketplace/invite.html", form)
+
+
+def _invite_link_page(user_id: int, token: str):
+    """The page that shows an invitation link once (only its hash is kept)."""
+    link = url_for("marketplace.accept_invite", token=token, _external=True)
+    return render_template("marketplace/invite_link.html", user=db.session.get(User, user_id), link=link)
+
+
+@bp.post("/staff/<int:staff_id>/reinvite")
+@role_required(Role.merchant_owner)
+def staff_reinvite(staff_id: int):
+    """A new invitation link for a cashier who has not accepted yet."""
+    cashier = queries.get_staff_for(current_user, staff_id)
+    try:
+        token = operations.renew_invite(actor=current_user, member=cashier)
+    except DomainError as error:
+        flash(message_for(error))
+        return redirect(url_for("marketplace.staff"))
+    return _invite_link_page(cashier.user_id, token)
+
+
+@bp.post("/staff/<int:staff_id>/deactivate")
+@role_required(Role.merchant_owner)
+def staff_deactivate(staff_id: int):
+    """Lock a cashier of the owner's merchant out."""
+    cashier = queries.get_staff_for(current_user, staff_id)
+    operations.deactivate_cashier(actor=current_user, member=cashier)
+    flash(_("Cashier deactivated."))
+    return redirect(url_for("marketplace.staff"))
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invite(token: str):
+    """An invited cashier sets their password through the owner's link, then logs in."""
+    member = operations.pending_invite(token)
+    form = AcceptInviteForm()
+    if form.validate_on_submit():
+        try:
+            user = operations.accept_invite(token=token, password=form.password.data)
+        except DomainError as error:
+            put_on_form(form, error)
+        else:
+            flash(_("Your password is set. Please log in."))
+            return redirect(url_for("core.login", email=user.email))
+    return form_page("marketplace/accept_invite.html", form, user=db.session.get(User, member.user_id),
+                     store=db.session.get(Store, member.store_id))
+
+
+# -- the back office ---------------------------------------------------------------------------------------------
+
+
+@bp.get("/backoffice/merchants")
+@role_required(Role.operator)
+def merchants():
+    """Merchants for the metro business team, optionally of one status (applications first to decide)."""
+    try:
+        status = MerchantStatus(request.args.get("status", ""))
+    except ValueError:
+        status = None
+    return render_template("marketplace/merchants.html", rows=queries.list_merchants(status), status=status,
+                           status_labels=STATUS_LABELS, category_labels=CATEGORY_LABELS)
+
+
+def _merchant_page(merchant: Merchant, form: DecisionForm | None = None, status: int = 200):
+    """A merchant's details, stores, staff, audit log and the decisions possible now."""
+    stations = dict(queries.station_choices())
+    return render_template(
+        "marketplace/merchant.html", merchant=merchant, owner=db.session.get(User, merchant.owner_id),
+        stores=queries.stores_of(merchant.id), staff=queries.staff_of(merchant.id), stations=stations,
+        audit=queries.merchant_audit(merchant.id), decisions=DECISIONS_FROM[merchant.status],
+        decision_labels=DECISION_LABELS, form=form or DecisionForm(formdata=None), status_labels=STATUS_LABELS,
+        category_labels=CATEGORY_LABELS,
+    ), status
+
+
+@bp.get("/backoffice/merchants/<int:merchant_id>")
+@role_required(Role.operator)
+def merchant(merchant_id: int):
+    """One merchant for the back office."""
+    return _merchant_page(queries.get_merchant(merchant_id))
+
+
+@bp.post("/backoffice/merchants/<int:merchant_id>/decision")
+@role_required(Role.operator)
+def merchant_decide(merchant_id: int):
+    """Approve, reject (with a reason), suspend (with a reason) or reinstate a merchant; audited."""
+    target = queries.get_merchant(merchant_id)
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        return _merchant_page(target, form, 422)
+    try:
+        operations.decide_merchant(actor=current_user, merchant=target, decision=form.decision.data,
+                                   reason=form.reason.data or "")
+    except DomainError as error:
+        rollback_unit_of_work()
+        put_on_form(form, error)
+        return _merchant_page(db.session.get(Merchant, merchant_id), form, error.http_status)
+    flash(_("Decision saved."))
+    return redirect(url_for("marketplace.merchant", merchant_id=merchant_id))
