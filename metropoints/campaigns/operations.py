@@ -40,7 +40,8 @@ from metropoints.core.errors import InvalidInput
 from metropoints.core.models import Role, Station, User
 from metropoints.core.operations import record_audit
 from metropoints.core.timeutil import SERVICE_OFFSET, utcnow
-from metropoints.marketplace.models import Category, Merchant, MerchantStatus, StaffMember, Store
+from metropoints.marketplace.models import Category, Merchant, MerchantStatus, Store
+from metropoints.marketplace.queries import portal_membership
 
 # Point price bounds, overridable in the app config (FLASK_CAMPAIGN_... in the environment). A voucher's price is
 # bounded per yuan of its face value, so a 20-yuan voucher costs 100..4,000 points by default; discounts and free
@@ -82,23 +83,13 @@ def point_price_range(benefit_type: BenefitType | str, face_value_fen: int | Non
     return _setting("CAMPAIGN_POINT_PRICE_MIN"), _setting("CAMPAIGN_POINT_PRICE_MAX")
 
 
-def _membership(user: User) -> StaffMember | None:
-    """The user's place at a merchant (until marketplace offers its own lookup)."""
-    return db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
-
-
 def owner_merchant(user: User) -> Merchant:
-    """The merchant this user owns; NotMerchantOwner for anyone else (cashiers, operators)."""
+    """The approved merchant this user owns; NotMerchantOwner for anyone else (cashiers, operators), and the
+    marketplace's 403 for the owner of a merchant that is not approved (a suspended one is locked out at once)."""
     if user.role != Role.merchant_owner:
         raise NotMerchantOwner()
-    membership = _membership(user)
-    if membership is not None and membership.is_owner:
-        merchant = db.session.get(Merchant, membership.merchant_id)
-    else:
-        merchant = db.session.scalar(select(Merchant).where(Merchant.owner_id == user.id))
-    if merchant is None:
-        raise NotMerchantOwner()
-    return merchant
+    membership = portal_membership(user, owner=True)
+    return db.session.get(Merchant, membership.merchant_id)
 
 
 def owned_campaign(*, owner: User, campaign_id: int) -> Campaign:

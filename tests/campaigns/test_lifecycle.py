@@ -112,7 +112,7 @@ def test_illegal_transitions_are_flashed_not_done(client, login, create_merchant
 
 
 def test_suspended_merchant_cannot_submit(client, login, create_merchant, create_store, create_campaign):
-    """Only an approved merchant's campaigns go to review."""
+    """A suspended merchant's owner is locked out of the campaign pages (403): nothing goes to review."""
     from metropoints.marketplace.models import MerchantStatus
 
     merchant, owner = create_merchant(status=MerchantStatus.suspended)
@@ -120,7 +120,8 @@ def test_suspended_merchant_cannot_submit(client, login, create_merchant, create
     login(owner)
     reply = client.post(f"/portal/campaigns/{draft.id}/submit", follow_redirects=True,
                         headers={"Accept-Language": "en"})
-    assert b"must be approved" in reply.data
+    assert reply.status_code == 403 and b"its portal is locked" in reply.data
+    assert client.get(f"/portal/campaigns/{draft.id}").status_code == 403
     db.session.refresh(draft)
     assert draft.status == CampaignStatus.draft
 
