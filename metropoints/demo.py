@@ -1,4 +1,5 @@
-"""`flask demo load`: demo riders, a partner and a fortnight of trips on the real network, for a first look."""
+"""`flask demo load`: demo merchants with stores and live campaigns, riders, a partner and a fortnight of trips on
+the real network, for a first look."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ from metropoints.core.timeutil import service_day, utcnow
 DEMO_PASSWORD = "demo-password"
 DEMO_OPERATOR = "operator@demo.metro"
 DEMO_RIDERS = [("13800000001", "小林"), ("13800000002", "Wang Fang"), ("13800000003", "陈晨")]
+# (merchant, category, licence, owner e-mail, store, address, station, campaigns: (title, benefit, value, price, stock))
+DEMO_MERCHANTS = [
+    ("老边饺子馆", "dining", "91210100MA0DEMO001", "owner@laobian.demo", "中街店", "沈河区中街路 208 号", "0119",
+     [("满 50 减 20 饺子券", "voucher", 2000, 200, 100), ("招牌三鲜饺子一份", "free_item", None, 150, 40)]),
+    ("盛京书店", "shopping", "91210100MA0DEMO002", "owner@shengjing.demo", "青年大街店", "和平区青年大街 1 号",
+     "0117", [("全场图书 8 折", "discount", 20, 120, 200)]),
+    ("北陵公园游船", "leisure", "91210100MA0DEMO003", "owner@beiling.demo", "北陵码头", "皇姑区泰山路 12 号",
+     "0208", [("游船 30 元代金券", "voucher", 3000, 300, 60)]),
+]
 
 
 def load_demo(seed: int = 7) -> dict:
@@ -40,9 +50,39 @@ def load_demo(seed: int = 7) -> dict:
         for rider in riders[:2]:
             accrual.link_rider_ref(rider=rider, source="afc", ref=f"card-{rider.phone[-4:]}")
         accrual.receive_trips(partner=partner, payload={"trips": demo_trips(seed)})
+        load_demo_merchants()
     rider = db.session.scalar(select(Rider).where(Rider.phone == DEMO_RIDERS[0][0]))
     rider_token, _ = core.issue_token(kind=TokenKind.rider, subject_id=rider.id, ttl=timedelta(days=30), label="demo")
     return {"created": created, "partner_token": partner_token, "rider_token": rider_token}
+
+
+def load_demo_merchants() -> None:
+    """Approved merchants, each with a store and live campaigns, created through the same rules as the portal."""
+    from metropoints.campaigns import operations as campaigns
+    from metropoints.marketplace import operations as marketplace
+
+    operator = db.session.scalar(select(User).where(User.email == DEMO_OPERATOR))
+    now = utcnow()
+    for name, category, licence, email, store_name, address, station, offers in DEMO_MERCHANTS:
+        merchant = marketplace.apply_merchant(name=name, category=category, contact_name="店长",
+                                              contact_phone="024-22223333", licence_no=licence, email=email,
+                                              password=DEMO_PASSWORD)
+        marketplace.decide_merchant(actor=operator, merchant=merchant, decision="approve", reason="demo data")
+        owner = db.session.get(User, merchant.owner_id)
+        store = marketplace.create_store(actor=owner, merchant=merchant, name=store_name, address=address,
+                                         station_id=station, opening_hours="10:00-21:00")
+        for title, benefit, value, price, stock in offers:
+            campaign = campaigns.create_campaign(owner=owner, data={
+                "title": title, "category": category, "benefit_type": benefit, "point_price": price,
+                "face_value_fen": value if benefit == "voucher" else None,
+                "discount_percent": value if benefit == "discount" else None,
+                "stock_total": stock, "per_rider_limit": 2, "valid_from": now - timedelta(days=1),
+                "valid_until": now + timedelta(days=60), "coupon_valid_days": 14, "store_ids": [store.id],
+                "description": f"{name} · {store_name}", "terms": "每单限用一张，不找零。"})
+            campaigns.submit_campaign(owner=owner, campaign=campaign)
+            campaigns.approve_campaign(operator=operator, campaign=campaign, reason="demo data")
+        if station == "0119":
+            campaigns.feature_campaign(operator=operator, campaign=campaign, station_ids=[station, "0117"])
 
 
 def demo_trips(seed: int) -> list[dict]:
@@ -78,6 +118,7 @@ def load() -> None:
     if info["partner_token"]:
         click.echo(f"partner demo-afc token: {info['partner_token']}")
     click.echo(f"rider token for {DEMO_RIDERS[0][0]}: {info['rider_token']}")
+    click.echo(f"merchant owners {', '.join(m[3] for m in DEMO_MERCHANTS)} / {DEMO_PASSWORD}")
     click.echo(f"portal: http://127.0.0.1:5000/login as {DEMO_OPERATOR} / {DEMO_PASSWORD}; "
                f"riders {', '.join(p for p, _ in DEMO_RIDERS)} / {DEMO_PASSWORD}")
 
