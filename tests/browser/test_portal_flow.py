@@ -16,19 +16,23 @@ OPERATOR = ("ops@metro.example", "operator-pass")
 OWNER = ("owner@noodles.example", "owner-pass-1")
 
 
+def submit(page, selector: str) -> None:
+    """Click a button that posts a form, and wait until the page it leads to has loaded."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def log_in(page, base: str, email: str, password: str) -> None:
     """Log in through the portal's login form."""
     page.goto(f"{base}/login")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
-    page.click("form.form button[type=submit]")
-    page.wait_for_load_state()
+    submit(page, "form.form button[type=submit]")
 
 
 def log_out(page) -> None:
     """Log out with the header's button."""
-    page.click("form[action$='/logout'] button")
-    page.wait_for_load_state()
+    submit(page, "form[action$='/logout'] button")
 
 
 def local_input(moment) -> str:
@@ -40,7 +44,7 @@ def test_apply_approve_campaign_review_catalogue(app, live_server, browser, arti
     """apply -> approve -> create campaign -> submit -> approve -> visible in the catalogue, all through pages."""
     create_user(email=OPERATOR[0], password=OPERATOR[1], role=Role.operator)
     commit_unit_of_work()
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     base = live_server
 
     page.goto(f"{base}/portal/apply")
@@ -51,14 +55,13 @@ def test_apply_approve_campaign_review_catalogue(app, live_server, browser, arti
     page.fill("input[name=licence_no]", "91210100MA0XYZ1234")
     page.fill("input[name=email]", OWNER[0])
     page.fill("input[name=password]", OWNER[1])
-    page.click("form button[type=submit]")
+    submit(page, "form button[type=submit]")
     assert page.url.endswith("/portal/apply/thanks")
 
     log_in(page, base, *OPERATOR)
     page.goto(f"{base}/portal/backoffice/merchants")
-    page.click("text=Laobian Dumplings")
-    page.click("button.mp-approve")
-    page.wait_for_load_state()
+    submit(page, "text=Laobian Dumplings")
+    submit(page, "button.mp-approve")
     log_out(page)
 
     log_in(page, base, *OWNER)
@@ -66,8 +69,8 @@ def test_apply_approve_campaign_review_catalogue(app, live_server, browser, arti
     page.fill("input[name=name]", "中街店")
     page.fill("input[name=address]", "沈河区中街路 100 号")
     page.select_option("select[name=station_id]", "0119")
-    page.click("form.form button[type=submit]")
-    page.wait_for_load_state()
+    submit(page, "form.form button[type=submit]")
+    assert page.url.endswith("/portal/stores")
 
     page.goto(f"{base}/portal/campaigns/new")
     now = utcnow()
@@ -82,18 +85,15 @@ def test_apply_approve_campaign_review_catalogue(app, live_server, browser, arti
     page.fill("input[name=valid_until]", local_input(now + timedelta(days=30)))
     page.fill("input[name=coupon_valid_days]", "14")
     page.check("input[name=store_ids]")
-    page.click("form.form button[type=submit]")
-    page.wait_for_load_state()
-    page.click("form[action$='/submit'] button")
-    page.wait_for_load_state()
+    submit(page, "form.form button[type=submit]")
+    submit(page, "form[action$='/submit'] button")
     log_out(page)
 
     log_in(page, base, *OPERATOR)
     page.goto(f"{base}/portal/campaigns/review")
-    page.click("text=满50减20 饺子券")
+    submit(page, "text=满50减20 饺子券")
     page.check("input[name=decision][value=approve]")
-    page.click("form.form button[type=submit]")
-    page.wait_for_load_state()
+    submit(page, "form.form button[type=submit]")
 
     catalogue = page.request.get(f"{base}/api/v1/catalog").json()
     assert [item["title"] for item in catalogue["items"]] == ["满50减20 饺子券"]
@@ -104,7 +104,7 @@ def test_apply_approve_campaign_review_catalogue(app, live_server, browser, arti
 
     page.goto(f"{base}/backoffice/")
     page.screenshot(path=str(artifacts / "kpi.png"), full_page=True)
-    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     phone.context.add_cookies(page.context.cookies())
     phone.goto(f"{base}/backoffice/")
     phone.screenshot(path=str(artifacts / "kpi-phone.png"), full_page=True)
