@@ -29,7 +29,7 @@ def nice_ceiling(value: float) -> float:
     the smallest of 1, 2, 5 × 10^k; below 1, the same for fractions.
     """
     if value <= 0:
-        return 1
+        return 2  # an empty series: 0, 1, 2 rather than a middle label of 0.5 shown as "0"
     if 1 <= value <= 10:
         return float(math.ceil(value / 2) * 2)
     power = 10.0 ** math.floor(math.log10(value))

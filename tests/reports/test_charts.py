@@ -76,13 +76,13 @@ def test_one_point_is_a_dot_in_the_middle():
 
 
 def test_flat_zero_series_stays_on_the_axis():
-    """All zeros: the line lies on the bottom axis and the axis still runs 0..1 (no division by zero)."""
+    """All zeros: the line lies on the bottom axis and the axis still runs 0..2 (no division by zero)."""
     svg = parse(line_chart(days([0, 0, 0]), title="t", chart_id="z"))
     ys = {point.split(",")[1] for point in svg.find(f"{SVG}polyline").get("points").split()}
     assert ys == {str(150 - 24)}
 
 
-@pytest.mark.parametrize(("value", "top"), [(0, 1), (0.7, 1), (3, 4), (7, 8), (10, 10), (11, 20), (60, 100),
+@pytest.mark.parametrize(("value", "top"), [(0, 2), (0.7, 1), (3, 4), (7, 8), (10, 10), (11, 20), (60, 100),
                                             (1_234, 2_000), (4_800, 5_000)])
 def test_nice_ceiling(value, top):
     """The value axis tops out at a round number at least as big as the largest value, with a round half."""
