@@ -92,6 +92,25 @@ def app(migrated_app: Flask) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def sqlite_app(tmp_path) -> Iterator[Flask]:
+    """An app on a fresh SQLite file, migrated by the real migrations, stations loaded; engine disposed after."""
+    from metropoints.accrual.cli import sync_stations
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "x.sqlite"),
+                      "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://"})
+    with app.app_context():
+        try:
+            upgrade()
+            sync_stations()
+            commit_unit_of_work()
+            yield app
+        finally:
+            db.session.rollback()
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def client(app: Flask):
     """A test client."""
     return app.test_client()

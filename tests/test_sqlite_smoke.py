@@ -6,19 +6,15 @@ The default configuration runs on SQLite, so the set-wise SQL of the feed must w
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 
 import pytest
 from conftest import auth
-from flask import Flask
-from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from metropoints.accrual.ingest import TRIP_FIELDS
 from metropoints.accrual.models import LedgerEntry
-from metropoints.core import create_app
-from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.db import db
 from metropoints.core.timeutil import SERVICE_OFFSET, service_day, utcnow
 from tests.helpers import trip
 
@@ -31,23 +27,6 @@ def noon(days_back: int, minutes: int = 0) -> datetime:
     return datetime.combine(day, time(12), tzinfo=SERVICE_OFFSET) + timedelta(minutes=minutes)
 
 
-@pytest.fixture
-def sqlite_app(tmp_path) -> Iterator[Flask]:
-    """An app on a fresh SQLite file, migrated by the real migrations, stations loaded; engine disposed after."""
-    from metropoints.accrual.cli import sync_stations
-
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "x.sqlite"),
-                      "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://"})
-    with app.app_context():
-        try:
-            upgrade()
-            sync_stations()
-            commit_unit_of_work()
-            yield app
-        finally:
-            db.session.rollback()
-            db.session.remove()
-            db.engine.dispose()
 
 
 def register(client, phone: str) -> str:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 
 import pytest
-from flask import Flask
-from flask_migrate import upgrade
 
-from metropoints.core import create_app
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import SERVICE_OFFSET, service_day, utcnow
 from tests.helpers import trip
@@ -17,23 +13,6 @@ from tests.helpers import trip
 pytestmark = pytest.mark.sqlite
 
 
-@pytest.fixture
-def sqlite_app(tmp_path) -> Iterator[Flask]:
-    """An app on a fresh SQLite file, migrated by the real migrations, stations loaded; engine disposed after."""
-    from metropoints.accrual.cli import sync_stations
-
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "r.sqlite"),
-                      "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://"})
-    with app.app_context():
-        try:
-            upgrade()
-            sync_stations()
-            commit_unit_of_work()
-            yield app
-        finally:
-            db.session.rollback()
-            db.session.remove()
-            db.engine.dispose()
 
 
 def local(days_back: int, hour: int = 12) -> datetime:
