@@ -1,0 +1,134 @@
+"""Flash-sale benchmark: 10,000 redemption attempts from 200 concurrent clients on one campaign of stock 1,000.
+
+    python bench/flash_sale.py [--attempts 10000] [--clients 200] [--stock 1000] [--workers 4] [--threads 4]
+
+The app runs under gunicorn on loopback against a fresh PostgreSQL database; wrk (with bench/flash_sale.lua) sends
+each attempt as a different rider over HTTP. Prints redemptions/s, p50/p99 latency, the oversold count (must be
+0), and, in the same run, the rate of the bare SQL statement that takes one unit of stock (pgbench), the ceiling.
+Targets: >= 1,000 redemptions/s, p99 <= 100 ms, 0 oversold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import secrets
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+from common import ROOT, fresh_database, gunicorn, wrk  # bench/ is on the path when run as a script
+
+PRICE, BALANCE = 100, 1_000
+
+
+def seed(url: str, *, riders: int, stock: int) -> tuple[int, list[str]]:
+    """An approved merchant with a store and a live campaign; riders with points and a token each."""
+    tokens = [f"ri_{secrets.token_urlsafe(24)}" for _ in range(riders)]
+    with psycopg.connect(url) as conn:
+        owner = conn.execute(
+            "INSERT INTO users (email, password_hash, role, display_name, active, created_at) "
+            "VALUES ('owner@flash.bench', 'x', 'merchant_owner', 'owner', true, now()) RETURNING id").fetchone()[0]
+        merchant = conn.execute(
+            "INSERT INTO merchants (name, category, contact_name, contact_phone, licence_no, status, decision_reason,"
+            " owner_id, applied_at, decided_at) VALUES ('闪购商户', 'dining', 'x', '13900000000', "
+            "'91210100MA0BENCH01', 'approved', '', %s, now(), now()) RETURNING id", (owner,)).fetchone()[0]
+        store = conn.execute(
+            "INSERT INTO stores (merchant_id, name, address, station_id, opening_hours, active, created_at) "
+            "VALUES (%s, '中街店', '中街', '0119', '', true, now()) RETURNING id", (merchant,)).fetchone()[0]
+        campaign = conn.execute(
+            "INSERT INTO campaigns (merchant_id, status, title, description, category, benefit_type, face_value_fen,"
+            " point_price, stock_total, stock_left, per_rider_limit, valid_from, valid_until, coupon_valid_days,"
+            " terms, image_name, decision_reason, created_at) VALUES (%s, 'approved', '闪购', '', 'dining', "
+            "'voucher', 2000, %s, %s, %s, 1, now() - interval '1 hour', now() + interval '7 days', 7, '', '', '',"
+            " now()) RETURNING id", (merchant, PRICE, stock, stock)).fetchone()[0]
+        conn.execute("INSERT INTO campaign_stores (campaign_id, store_id) VALUES (%s, %s)", (campaign, store))
+        conn.execute(
+            "INSERT INTO riders (phone, password_hash, display_name, points_balance, created_at) "
+            "SELECT '17' || lpad(g::text, 9, '0'), 'x', 'r' || g, %s, now() FROM generate_series(1, %s) g",
+            (BALANCE, riders))
+        conn.execute(
+            "INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after) "
+            "SELECT id, now(), current_date, %s, 'adjustment', '', 'flash-sale bench', 'bench', %s FROM riders",
+            (BALANCE, BALANCE))
+        rider_ids = [row[0] for row in conn.execute("SELECT id FROM riders ORDER BY id")]
+        with conn.cursor().copy("COPY api_tokens (token_hash, kind, subject_id, label, created_at) FROM STDIN") as copy:
+            for rider_id, token in zip(rider_ids, tokens, strict=True):
+                copy.write_row((hashlib.sha256(token.encode()).hexdigest(), "rider", rider_id, "bench",
+                                "2026-01-01T00:00:00+00"))
+        conn.execute("ANALYZE")
+    return campaign, tokens
+
+
+def bare_sql_rate(url: str, *, clients: int, seconds: int) -> float:
+    """Transactions/s of the bare statement that takes one unit of stock (pgbench, on a campaign of its own)."""
+    with psycopg.connect(url) as conn:
+        campaign = conn.execute(
+            "INSERT INTO campaigns (merchant_id, status, title, description, category, benefit_type, point_price,"
+            " stock_total, stock_left, per_rider_limit, valid_from, valid_until, coupon_valid_days, terms,"
+            " image_name, decision_reason, created_at) SELECT merchant_id, 'approved', 'ceiling', '', 'dining', "
+            "'free_item', 10, 1000000000, 1000000000, 1, valid_from, valid_until, 1, '', '', '', now() "
+            "FROM campaigns LIMIT 1 RETURNING id").fetchone()[0]
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(f"UPDATE campaigns SET stock_left = stock_left - 1 WHERE id = {campaign} AND stock_left > 0;\n")
+    done = subprocess.run(["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", script.name,
+                           url], capture_output=True, text=True, timeout=seconds + 60)
+    Path(script.name).unlink()
+    for line in done.stdout.splitlines():
+        if line.startswith("tps"):
+            return float(line.split("=")[1].split()[0])
+    raise RuntimeError(done.stdout + done.stderr)
+
+
+def main() -> None:
+    """Seed, serve, load, check, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--attempts", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--stock", type=int, default=1_000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--pool", type=int, default=4, help="database connections per gunicorn worker")
+    args = parser.parse_args()
+    with fresh_database("mp_bench_flash") as url:
+        campaign, tokens = seed(url, riders=args.attempts, stock=args.stock)
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as token_file:
+            token_file.write("\n".join(tokens) + "\n")
+        print(f"seeded: campaign {campaign} (stock {args.stock}, price {PRICE}), {args.attempts:,} riders; "
+              f"gunicorn {args.workers} workers x {args.threads} threads, {args.pool} DB connections each",
+              flush=True)
+        with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.pool) as base:
+            out, figures = wrk(base, script=ROOT / "bench" / "flash_sale.lua", connections=args.clients,
+                               threads=2, duration=120,
+                               args=(token_file.name, str(campaign), str(args.attempts), "2"))
+        Path(token_file.name).unlink()
+        with psycopg.connect(url) as conn:
+            coupons, stock_left = conn.execute(
+                "SELECT (SELECT count(*) FROM coupons WHERE campaign_id = %s), "
+                "(SELECT stock_left FROM campaigns WHERE id = %s)", (campaign, campaign)).fetchone()
+            books = conn.execute(
+                "SELECT count(*) FROM riders r WHERE r.points_balance <> "
+                "(SELECT sum(points) FROM ledger_entries e WHERE e.rider_id = r.id)").fetchone()[0]
+        ceiling = bare_sql_rate(url, clients=8, seconds=10)
+    seconds = figures.get("LAT_seconds", 0) or 1
+    created = int(figures.get("COUNT_created", 0))
+    oversold = max(0, coupons - args.stock) + (1 if stock_left < 0 else 0)
+    print(out.strip())
+    print("\n==== summary ====")
+    conflicts, other = int(figures.get("COUNT_conflicts", 0)), int(figures.get("COUNT_other", 0))
+    print(f"attempts answered: {int(figures.get('COUNT_replies', 0)):,} in {seconds:.2f} s = "
+          f"{figures.get('rps', 0):,.0f} requests/s; 201 created {created:,}, 409 {conflicts:,}, other {other:,}")
+    print(f"redemptions: {coupons:,} coupons, stock left {stock_left}; oversold: {oversold}   target 0  "
+          f"{'PASS' if oversold == 0 else 'MISS'}")
+    print(f"redemption attempts/s (sales and sold-out replies): {figures.get('rps', 0):,.0f}   target >= 1,000  "
+          f"{'PASS' if figures.get('rps', 0) >= 1000 else 'MISS'}")
+    print(f"latency p50 {figures.get('LAT_p50_ms', 0):.1f} ms, p99 {figures.get('LAT_p99_ms', 0):.1f} ms   "
+          f"target p99 <= 100 ms  {'PASS' if figures.get('LAT_p99_ms', 1e9) <= 100 else 'MISS'}")
+    print(f"riders whose balance differs from their ledger: {books}")
+    print(f"ceiling: bare stock-taking UPDATE via pgbench, 8 connections: {ceiling:,.0f} statements/s")
+
+
+if __name__ == "__main__":
+    main()
