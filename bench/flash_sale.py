@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import psycopg
-
 from common import ROOT, fresh_database, gunicorn, wrk  # bench/ is on the path when run as a script
 
 PRICE, BALANCE = 100, 1_000
