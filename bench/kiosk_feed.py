@@ -1,0 +1,117 @@
+"""Kiosk feed benchmark: feed requests/s with and without If-None-Match, beside nginx serving the same JSON.
+
+    python bench/kiosk_feed.py [--campaigns 30] [--connections 32] [--seconds 10] [--workers 4] [--threads 4]
+
+A fresh PostgreSQL database gets a catalogue of live campaigns (some featured at the kiosk's station) and a kiosk
+(`flask kiosks create`). The app runs under gunicorn; nginx, started on loopback from a temporary prefix, serves
+the feed's JSON as a static file. wrk measures, in one run: the feed (200 with a body), the feed revalidated with
+If-None-Match (304), and nginx. Target: the app's feed at >= 30% of nginx's rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+from common import BIN, ROOT, free_port, fresh_database, gunicorn, wrk
+from flash_sale import seed
+
+STATION = "0119"
+
+
+def add_catalogue(url: str, campaigns: int) -> None:
+    """More live campaigns like the seeded one, and features at the kiosk's station for a few."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO campaigns (merchant_id, status, title, description, category, benefit_type, face_value_fen,"
+            " point_price, stock_total, stock_left, per_rider_limit, valid_from, valid_until, coupon_valid_days,"
+            " terms, image_name, decision_reason, created_at) SELECT c.merchant_id, 'approved', '权益 ' || g, "
+            "'每单限用一张', c.category, c.benefit_type, c.face_value_fen, c.point_price, 500, 500, 1, c.valid_from,"
+            " c.valid_until, 14, '不找零', '', '', now() FROM campaigns c, generate_series(2, %s) g", (campaigns,))
+        conn.execute("INSERT INTO campaign_stores (campaign_id, store_id) SELECT c.id, s.id FROM campaigns c, stores s "
+                     "ON CONFLICT DO NOTHING")
+        user = conn.execute("SELECT id FROM users LIMIT 1").fetchone()[0]
+        conn.execute("INSERT INTO campaign_features (campaign_id, station_id, created_by, created_at) "
+                     "SELECT id, %s, %s, now() FROM campaigns ORDER BY id LIMIT 3", (STATION, user))
+
+
+def kiosk_token(url: str) -> str:
+    """`flask kiosks create` for the station; the token it prints on its last line."""
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret-" + "x" * 32}
+    done = subprocess.run([str(BIN / "flask"), "--app", "wsgi", "kiosks", "create", STATION], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True, timeout=120)
+    return done.stdout.strip().splitlines()[-1].split()[-1]
+
+
+def nginx(root: Path):
+    """nginx on a free loopback port serving `root`; (base URL, process)."""
+    port = free_port()
+    prefix = Path(tempfile.mkdtemp(prefix="mp-nginx-"))
+    (prefix / "logs").mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 2; pid {prefix}/nginx.pid; error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{ access_log off; default_type application/json; sendfile on; keepalive_requests 100000;
+  server {{ listen 127.0.0.1:{port}; root {root}; etag on; }} }}
+""")
+    process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"])
+    time.sleep(0.5)
+    return f"http://127.0.0.1:{port}", process, prefix
+
+
+def main() -> None:
+    """Seed, serve, measure the three, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--campaigns", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    with fresh_database("mp_bench_kiosk") as url:
+        seed(url, riders=100, stock=500)
+        add_catalogue(url, args.campaigns)
+        token = kiosk_token(url)
+        auth = f"Authorization: Bearer {token}"
+        with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.threads) as base:
+            request = urllib.request.Request(base + "/api/v1/kiosk/feed", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                body, etag = reply.read(), reply.headers["ETag"]
+            feed = json.loads(body)
+            static = Path(tempfile.mkdtemp(prefix="mp-static-"))
+            (static / "feed.json").write_bytes(body)
+            print(f"feed: {len(body):,} bytes, {len(feed['catalog'])} campaigns, {len(feed['featured'])} featured, "
+                  f"ETag {etag}", flush=True)
+            _, full = wrk(base, script=None, connections=args.connections, duration=args.seconds,
+                          headers=(auth,), path="/api/v1/kiosk/feed")
+            _, cached = wrk(base, script=None, connections=args.connections, duration=args.seconds,
+                            headers=(auth, f"If-None-Match: {etag}"), path="/api/v1/kiosk/feed")
+        static_base, process, prefix = nginx(static)
+        try:
+            _, plain = wrk(static_base, script=None, connections=args.connections, duration=args.seconds,
+                           path="/feed.json")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            shutil.rmtree(prefix, ignore_errors=True)
+            shutil.rmtree(static, ignore_errors=True)
+    print("\n==== summary ====")
+    for label, figures in (("feed, full body (200)", full), ("feed, If-None-Match (304)", cached),
+                           ("nginx, same JSON as a static file", plain)):
+        print(f"{label:<38} {figures.get('rps', 0):>10,.0f} requests/s")
+    for label, figures in (("full", full), ("revalidated", cached)):
+        share = figures.get("rps", 0) / max(plain.get("rps", 1), 1)
+        print(f"app {label} / nginx: {share:.0%}   target >= 30%  {'PASS' if share >= 0.3 else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()
