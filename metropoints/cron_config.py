@@ -5,6 +5,7 @@ import os
 from rq import cron
 
 from metropoints.accrual.jobs import expire_points_job, sweep_held_trips_job
+from metropoints.campaigns.redemption_jobs import expire_coupons_job
 
 PREFIX = os.environ.get("FLASK_QUEUE_PREFIX", "metropoints")
 
@@ -12,3 +13,5 @@ PREFIX = os.environ.get("FLASK_QUEUE_PREFIX", "metropoints")
 cron.register(expire_points_job, queue_name=f"{PREFIX}-scheduled", cron="10 16 31 12 *", job_timeout=3600)
 # Every 10 minutes: credit trips that arrived while their reference was being linked.
 cron.register(sweep_held_trips_job, queue_name=f"{PREFIX}-scheduled", interval=600, job_timeout=600)
+# Every 5 minutes: coupons past their validity become expired (riders already see them so; this settles the rows).
+cron.register(expire_coupons_job, queue_name=f"{PREFIX}-scheduled", interval=300, job_timeout=300)

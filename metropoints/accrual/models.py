@@ -194,6 +194,11 @@ class LedgerEntry(db.Model):
         Index("ix_ledger_rider", "rider_id", "id"),
         # A trip is credited at most once, whatever the code above does.
         Index("uq_ledger_trip", "trip_pk", unique=True),
+        # A coupon is paid for once and refunded at most once (ref "coupon:<id>").
+        Index("uq_ledger_redemption", "ref", unique=True, postgresql_where=text("kind = 'redemption'"),
+              sqlite_where=text("kind = 'redemption'")),
+        Index("uq_ledger_refund", "ref", unique=True, postgresql_where=text("kind = 'refund'"),
+              sqlite_where=text("kind = 'refund'")),
         # One expiry per rider and year.
         Index("uq_ledger_expiry", "rider_id", "ref", unique=True,
               postgresql_where=text("kind = 'expiry'"), sqlite_where=text("kind = 'expiry'")),

@@ -23,6 +23,22 @@ def list_live(station: str | None) -> None:
     click.echo(f"{len(rows)} live campaigns")
 
 
+coupons_cli = AppGroup("coupons", help="Coupons riders bought with points.")
+
+
+@coupons_cli.command("expire")
+def expire_coupons_command() -> None:
+    """Mark the issued coupons past their validity expired (what the scheduled job does); the count on the last
+    line."""
+    from metropoints.campaigns.redemption import expire_coupons
+    from metropoints.core.db import commit_unit_of_work
+
+    count = expire_coupons()
+    commit_unit_of_work()
+    click.echo(f"{count} coupons expired")
+
+
 def register(app: Flask) -> None:
     """Add this package's commands to the app."""
     app.cli.add_command(campaigns_cli)
+    app.cli.add_command(coupons_cli)

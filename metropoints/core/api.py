@@ -30,10 +30,10 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 MAX_KEYSET_ID = 2**63 - 1  # the largest BIGINT
 
 
-def error_reply(code: str, message: str, status: int, **fields: Any) -> Response:
-    """The contract's error body: {"error": {"code", "message", ...fields}}."""
+def error_reply(code: str, message: str, http_status: int, /, **fields: Any) -> Response:
+    """The contract's error body: {"error": {"code", "message", ...fields}}; any field name may be used."""
     response = jsonify({"error": {"code": code, "message": message, **fields}})
-    response.status_code = status
+    response.status_code = http_status
     return response
 
 

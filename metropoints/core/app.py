@@ -45,17 +45,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from metropoints.campaigns import views as campaign_views
     from metropoints.core import cli as core_cli
     from metropoints.core import views as core_views
+    from metropoints.kiosk import api as kiosk_api
+    from metropoints.kiosk import views as kiosk_views
     from metropoints.marketplace import views as marketplace_views
     from metropoints.reports import views as report_views
     from metropoints.riders_api import api as riders_api
 
-    for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp):
+    for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp,
+                      kiosk_api.bp, kiosk_views.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
+    csrf.exempt(kiosk_api.bp)
     from metropoints.campaigns import cli as campaign_cli
+    from metropoints.kiosk import cli as kiosk_cli
     from metropoints.marketplace import cli as marketplace_cli
 
-    for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli):
+    for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli, kiosk_cli):
         package_cli.register(app)
 
     from metropoints import demo

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from metropoints.accrual import operations as accrual
 from metropoints.accrual import queries
 from metropoints.accrual.models import LedgerEntry, Partner, Trip
-from metropoints.campaigns import catalogue
-from metropoints.campaigns.models import Campaign
+from metropoints.campaigns import catalogue, redemption
+from metropoints.campaigns.coupons import qr_svg
+from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
 from metropoints.core import operations as core
 from metropoints.core.api import idempotent, json_body, keyset_page, require_token
 from metropoints.core.db import db
-from metropoints.core.errors import InvalidInput, InvalidToken, NotFound
+from metropoints.core.errors import DomainError, InvalidInput, InvalidToken, NotFound
 from metropoints.core.extensions import limiter
-from metropoints.core.models import Rider, Station, TokenKind
-from metropoints.core.timeutil import isoformat
+from metropoints.core.models import Rider, Station, TokenKind, User
+from metropoints.core.timeutil import isoformat, utcnow
 from metropoints.marketplace.models import Category, Merchant
+from metropoints.marketplace.queries import portal_membership
 from metropoints.riders_api.openapi import openapi_document
 
 bp = Blueprint("riders_api", __name__, url_prefix="/api/v1")
@@ -168,3 +170,103 @@ def catalog_item(campaign_id: int):
     if campaign is None:
         raise NotFound("No live campaign with this id.")
     return jsonify(catalogue.catalog_items([(campaign, db.session.get(Merchant, campaign.merchant_id))])[0])
+
+
+# Redemption: riders buy coupons, list them, show them as QR codes and cancel unused ones.
+
+
+@bp.post("/redemptions")
+@require_token(TokenKind.rider)
+@idempotent
+def redeem():
+    """Buy a coupon of a live campaign with points; 409 says why not. A retry with the same Idempotency-Key gets the
+    first coupon back."""
+    body = json_body()
+    result = redemption.redeem(rider_id=current_rider().id, campaign_id=body.get("campaign_id"))
+    return jsonify({"coupon_id": result.coupon_id, "code": result.code, "points_spent": result.points_spent,
+                    "balance_after": result.balance_after, "expires_at": isoformat(result.expires_at)}), 201
+
+
+def _coupon_status_filter() -> CouponStatus | None:
+    """`?status=`, checked: an unknown value is a 422 naming the parameter."""
+    raw = request.args.get("status") or None
+    if raw is None:
+        return None
+    try:
+        return CouponStatus(raw)
+    except ValueError:
+        raise InvalidInput(f"status must be one of {', '.join(s.value for s in CouponStatus)}.",
+                           field="status") from None
+
+
+@bp.get("/me/coupons")
+@require_token(TokenKind.rider)
+def my_coupons():
+    """The rider's coupons, newest first; an issued coupon past its validity shows as expired."""
+    now = utcnow()
+
+    def item(row) -> dict:
+        coupon: Coupon = row[0]
+        return {"coupon_id": coupon.id, "campaign_id": coupon.campaign_id, "title": row[1],
+                "status": redemption.effective_status(coupon, now).value, "code": coupon.code,
+                "issued_at": isoformat(coupon.issued_at), "expires_at": isoformat(coupon.expires_at),
+                "used_at": isoformat(coupon.used_at), "points_spent": coupon.points_spent}
+
+    query = redemption.rider_coupons_query(current_rider().id, _coupon_status_filter(), now)
+    return jsonify(keyset_page(query, Coupon.id, item))
+
+
+@bp.get("/me/coupons/<int:coupon_id>/qr.svg")
+@require_token(TokenKind.rider)
+def coupon_qr(coupon_id: int):
+    """The coupon's code as a QR code (SVG), for the counter to scan; 404 for another rider's coupon."""
+    coupon = redemption.rider_coupon(rider_id=current_rider().id, coupon_id=coupon_id)
+    response = Response(qr_svg(coupon.code), mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.post("/me/coupons/<int:coupon_id>/cancel")
+@require_token(TokenKind.rider)
+@idempotent
+def cancel_coupon(coupon_id: int):
+    """Cancel an unused coupon still within its validity: the points and the stock come back, once."""
+    refund = redemption.cancel(rider_id=current_rider().id, coupon_id=coupon_id)
+    return jsonify({"coupon_id": refund.coupon_id, "points_refunded": refund.points_refunded,
+                    "balance_after": refund.balance_after})
+
+
+# Counter (POS): staff log in with their portal account and validate coupons.
+
+
+@bp.post("/staff/token")
+@limiter.limit(_login_limit)
+def staff_token():
+    """Exchange a cashier's or merchant owner's e-mail and password for a staff token (for a POS); hammering gets
+    429. Only active staff of an approved merchant get one."""
+    body = json_body()
+    email, password = body.get("email"), body.get("password")
+    if not isinstance(email, str) or not isinstance(password, str):
+        raise core.BadCredentials("Wrong e-mail or password.")
+    user = core.authenticate_user(email=email, password=password)
+    try:
+        portal_membership(user)
+    except DomainError:
+        raise core.BadCredentials("Wrong e-mail or password.") from None
+    raw, record = core.issue_token(kind=TokenKind.staff, subject_id=user.id,
+                                   ttl=timedelta(hours=current_app.config.get("STAFF_TOKEN_HOURS", 12)),
+                                   label="pos")
+    return jsonify({"token": raw, "expires_at": isoformat(record.expires_at)})
+
+
+@bp.post("/counter/validate")
+@require_token(TokenKind.staff)
+def counter_validate():
+    """Use a coupon at the staff member's store: accepted once; 409/410/403/404 say why not."""
+    body = json_body()
+    user = db.session.get(User, g.api_token.subject_id)
+    if user is None:
+        raise InvalidToken()
+    accepted = redemption.validate(cashier=user, code=body.get("code"), store_id=body.get("store_id"))
+    return jsonify({"result": "accepted", "coupon_id": accepted.coupon_id, "title": accepted.title,
+                    "rider_display_name": accepted.rider_display_name, "store_id": accepted.store_id})

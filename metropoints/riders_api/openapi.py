@@ -21,6 +21,8 @@ LEDGER_KINDS = ["trip", "redemption", "refund", "expiry", "adjustment"]
 TOKEN_KINDS = ["rider", "partner", "kiosk", "staff"]
 CATEGORIES = ["dining", "shopping", "entertainment", "leisure"]
 BENEFIT_TYPES = ["voucher", "discount", "free_item"]
+COUPON_STATUSES = ["issued", "used", "expired", "cancelled"]
+COUPON_CODE_PATTERN = r"^[A-Z2-7]{26}\.[A-Z2-7]{16}$"
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
 PHONE_PATTERN = r"^\+?[0-9]{6,15}$"
 MAX_TRIPS_PER_CALL = 10_000
@@ -218,6 +220,47 @@ def _schemas() -> dict[str, Schema]:
                      "valid_from", "valid_until", "stores"],
             description="A live campaign: approved, within its sale window, with stock left, of an approved "
                         "merchant."),
+        **_coupon_schemas(),
+    }
+
+
+def _coupon_schemas() -> dict[str, Schema]:
+    """The component schemas of redemption and the counter."""
+    code = _str("The text inside the coupon's QR code: a random part and its signature.",
+                pattern=COUPON_CODE_PATTERN)
+    return {
+        "RedemptionRequest": _obj({"campaign_id": _int("A live campaign.", minimum=1)}),
+        "RedemptionReply": _obj({
+            "coupon_id": _int(), "code": code, "points_spent": _int("The campaign's point price.", minimum=1),
+            "balance_after": _int("The rider's balance after the debit.", minimum=0),
+            "expires_at": _time("End of the coupon's validity")}),
+        "CouponStatus": _str("`expired` also for an issued coupon past its validity that the expiry job has not "
+                             "marked yet.", enum=COUPON_STATUSES),
+        "Coupon": _obj({
+            "coupon_id": _int(), "campaign_id": _int(), "title": _str(maxLength=80), "status": _ref("CouponStatus"),
+            "code": code, "issued_at": _time("When it was bought"), "expires_at": _time("End of its validity"),
+            "used_at": {"type": ["string", "null"], "format": "date-time",
+                        "description": "When it was used at a counter (ISO 8601 with offset); null if not."},
+            "points_spent": _int("Beyond the contract: the points it cost.", minimum=1)},
+            description="A coupon the rider bought."),
+        "CancelReply": _obj({
+            "coupon_id": _int("Beyond the contract: the coupon cancelled."),
+            "points_refunded": _int("Points given back.", minimum=1),
+            "balance_after": _int("The rider's balance after the refund.", minimum=0)}),
+        "StaffTokenRequest": _obj({"email": _str(), "password": _str()}),
+        "StaffTokenReply": _obj({"token": _str("A staff token."),
+                                 "expires_at": _time("Beyond the contract: when the token stops working")},
+                                required=["token"]),
+        "ValidateRequest": _obj({
+            "code": _str("The text inside the coupon's QR code, as scanned."),
+            "store_id": _int("Beyond the contract: for a merchant owner, the store of theirs the coupon is used at "
+                             "(required for owners); a cashier always validates for their own store.", minimum=1)},
+            required=["code"]),
+        "ValidateReply": _obj({
+            "result": _str("Always `accepted`: the coupon is now used.", enum=["accepted"]),
+            "coupon_id": _int(), "title": _str(maxLength=80), "rider_display_name": _str(),
+            "store_id": _int("Beyond the contract: the store it was used at.")},
+            required=["result", "coupon_id", "title", "rider_display_name"]),
     }
 
 
@@ -241,6 +284,10 @@ def _parameters() -> dict[str, Schema]:
                     "description": "Only campaigns valid at a store near this station (a station_id).",
                     "schema": {"type": "string", "maxLength": 8}},
         "CampaignId": {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        "CouponId": {"name": "coupon_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        "CouponStatus": {"name": "status", "in": "query", "required": False,
+                         "description": "Only coupons in this status, as the rider sees it.",
+                         "schema": _ref("CouponStatus")},
     }
 
 
@@ -310,6 +357,106 @@ def _paths() -> dict[str, dict[str, Any]]:
             {"200": _json(_ref("CatalogItem"), "The campaign.")},
             ("404", "No such campaign, or it is not on sale now", "not_found"),
             parameters=[_param("CampaignId")], tag="catalogue")},
+        "/kiosk/feed": {"get": _operation(
+            "getKioskFeed", "A station kiosk's feed",
+            "What a station kiosk shows: its station, the live campaigns featured at that station (most recently "
+            "featured first), the live catalogue (newest first, at most 100 items) and the city's figures. The reply "
+            "has a weak `ETag` computed over everything but `generated_at`, so it changes when the catalogue, the "
+            "station's features or the city's figures change, and only then; `Cache-Control: private, no-cache`. "
+            "A request whose `If-None-Match` holds the current tag gets 304 with no body.", "kiosk",
+            {"200": _json(_obj({
+                "station": _obj({"station_id": _str("The kiosk's station.", maxLength=8), "name_zh": _str(),
+                                 "name_en": _str()}),
+                "generated_at": _time("When this reply was made (not part of the ETag)"),
+                "featured": {"type": "array", "items": _ref("CatalogItem"),
+                             "description": "Live campaigns featured at this station, most recently featured first."},
+                "catalog": {"type": "array", "items": _ref("CatalogItem"), "maxItems": 100,
+                            "description": "The live catalogue, newest first."},
+                "city": _obj({
+                    "riders_total": _int("Registered riders.", minimum=0),
+                    "co2e_tonnes_total": {"type": "number", "minimum": 0, "x-decimals": 1,
+                                          "description": "CO2e saved by credited and capped trips, in tonnes "
+                                                         "with 1 decimal."},
+                    "points_total": _int("Points credited for trips.", minimum=0),
+                }),
+            }), "The feed.") | {"headers": {"ETag": {"description": "Weak tag of the feed's content.",
+                                                     "schema": {"type": "string"}}}},
+             "304": {"description": "Unchanged since the tag in `If-None-Match`; no body.",
+                     "headers": {"ETag": {"description": "The same tag.", "schema": {"type": "string"}}}}},
+            parameters=[{"name": "If-None-Match", "in": "header", "required": False,
+                         "description": "The `ETag` of the last feed read; a 304 when it is still current.",
+                         "schema": {"type": "string"}}],
+            tag="kiosks")},
+        **_coupon_paths(),
+    }
+
+
+def _coupon_paths() -> dict[str, dict[str, Any]]:
+    """The paths of redemption (riders) and the counter (POS)."""
+    replayed = ("409", "The Idempotency-Key was used for another request", "idempotency_key_reused")
+    not_found = ("404", "No such coupon, or another rider's", "not_found")
+    return {
+        "/redemptions": {"post": _operation(
+            "redeem", "Redeem a campaign",
+            "Buy one coupon of a live campaign with points. The debit, the stock and the coupon are one "
+            "transaction: all or nothing. A repeat with the same Idempotency-Key returns the first coupon and "
+            "debits nothing.", "rider",
+            {"201": _json(_ref("RedemptionReply"), "The coupon.")},
+            MALFORMED,
+            ("409", "Not enough points, sold out, the per-rider limit reached, or not on sale", "insufficient_points"),
+            ("409", "Not enough points, sold out, the per-rider limit reached, or not on sale", "out_of_stock"),
+            ("409", "Not enough points, sold out, the per-rider limit reached, or not on sale", "limit_reached"),
+            ("409", "Not enough points, sold out, the per-rider limit reached, or not on sale", "not_live"),
+            replayed, ("422", "`campaign_id` is missing or not a positive whole number", "invalid"),
+            body=_body(_ref("RedemptionRequest"), "The campaign."), parameters=[_param("IdempotencyKey")],
+            tag="redemption")},
+        "/me/coupons": {"get": _operation(
+            "listMyCoupons", "The rider's coupons",
+            "The rider's coupons, newest first, in pages of `limit` items; optionally of one status.", "rider",
+            {"200": _json(_page("Coupon"), "A page.")},
+            ("422", "`status` unknown, `limit` out of range, or a cursor we did not make", "invalid"),
+            parameters=[_param("CouponStatus"), _param("Limit"), _param("Cursor")], tag="redemption")},
+        "/me/coupons/{coupon_id}/qr.svg": {"get": _operation(
+            "getCouponQr", "A coupon's QR code",
+            "The coupon's code as a QR code, an SVG image, to show at the counter.", "rider",
+            {"200": {"description": "The QR code.", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
+            not_found, parameters=[_param("CouponId")], tag="redemption")},
+        "/me/coupons/{coupon_id}/cancel": {"post": _operation(
+            "cancelCoupon", "Cancel a coupon",
+            "Cancel an unused coupon within its validity: its points come back exactly once and its stock returns "
+            "to the campaign. An expired coupon refunds nothing.", "rider",
+            {"200": _json(_ref("CancelReply"), "Cancelled.")},
+            not_found, ("409", "Already used, cancelled or expired; `coupon_status` says which", "not_cancellable"),
+            replayed, ("422", "The Idempotency-Key is too long or not printable", "invalid"),
+            parameters=[_param("CouponId"), _param("IdempotencyKey")], tag="redemption")},
+        "/staff/token": {"post": _operation(
+            "getStaffToken", "Staff log in (POS)",
+            "Exchange a cashier's or merchant owner's e-mail and password for a staff token. Only active staff of "
+            "an approved merchant get one. Too many attempts get 429.", None,
+            {"200": _json(_ref("StaffTokenReply"), "A new staff token.")},
+            MALFORMED, ("401", "Wrong e-mail or password, or not staff of an approved merchant", "bad_credentials"),
+            ("429", "Too many attempts; wait and retry", "rate_limited"),
+            body=_body(_ref("StaffTokenRequest"), "The staff member's credentials."), tag="counter")},
+        "/counter/validate": {"post": _operation(
+            "validateCoupon", "Use a coupon at the counter",
+            "Mark a scanned coupon used at the staff member's store. It is accepted at most once, only at a store "
+            "of its campaign, only while valid. A forged or mistyped code is `unknown_code`.", "staff",
+            {"200": _json(_ref("ValidateReply"), "Accepted: give the rider the benefit.")},
+            MALFORMED,
+            ("403", "Another merchant's coupon, a store the campaign is not valid at, or not staff of an approved "
+                    "merchant", "wrong_merchant"),
+            ("403", "Another merchant's coupon, a store the campaign is not valid at, or not staff of an approved "
+                    "merchant", "wrong_store"),
+            ("403", "Another merchant's coupon, a store the campaign is not valid at, or not staff of an approved "
+                    "merchant", "not_staff"),
+            ("403", "Another merchant's coupon, a store the campaign is not valid at, or not staff of an approved "
+                    "merchant", "merchant_not_approved"),
+            ("404", "Not a code we issued (forged, altered or mistyped)", "unknown_code"),
+            ("409", "Used before; `used_at` and `store_id` say when and where", "already_used"),
+            ("410", "Past its validity, or cancelled by the rider", "expired"),
+            ("410", "Past its validity, or cancelled by the rider", "cancelled"),
+            ("422", "An owner did not say at which store (`store_id`)", "invalid"),
+            body=_body(_ref("ValidateRequest"), "The scanned code."), tag="counter")},
     }
 
 
@@ -330,7 +477,10 @@ def _build() -> dict[str, Any]:
         "tags": [{"name": "meta", "description": "About the API."},
                  {"name": "riders", "description": "Rider accounts, trips and points."},
                  {"name": "partners", "description": "Trip feeds from metro account systems."},
-                 {"name": "catalogue", "description": "The live catalogue of benefits; public."}],
+                 {"name": "catalogue", "description": "The live catalogue of benefits; public."},
+                 {"name": "redemption", "description": "Riders buy coupons with points, show and cancel them."},
+                 {"name": "counter", "description": "Merchant staff use coupons at the counter (POS)."},
+                 {"name": "kiosks", "description": "The feed of the station kiosks (one token per screen)."}],
         "paths": _paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {

@@ -120,9 +120,9 @@ def test_rq_cron_config_schedules_the_expiry(redis_app):
 
     scheduler = CronScheduler(connection=redis_connection())
     scheduler.load_config_from_file(str(Path(__file__).parents[2] / "metropoints" / "cron_config.py"))
-    expiry, sweep = scheduler.get_jobs()
-    assert expiry.func is expire_points_job and expiry.cron == "10 16 31 12 *"
-    assert sweep.func is sweep_held_trips_job and sweep.interval == 600
+    jobs = {job.func: job for job in scheduler.get_jobs()}
+    expiry, sweep = jobs[expire_points_job], jobs[sweep_held_trips_job]
+    assert expiry.cron == "10 16 31 12 *" and sweep.interval == 600
     assert expiry.queue_name.endswith("-scheduled") and sweep.queue_name.endswith("-scheduled")
 
 

@@ -118,12 +118,13 @@ operations = st.lists(st.one_of(
 def test_balance_equals_sum_of_entries_and_never_negative(app, create_rider, ops):
     """Whatever mix of credits, debits and expiries: balance = sum(entries) >= 0, and balance_after follows."""
     rider = create_rider()
-    for kind, points, year in ops:
+    for number, (kind, points, year) in enumerate(ops):
         if kind == "credit":
             credit(rider.id, points, date(year, 6, 1))
         elif kind == "debit":
             try:
-                post_entry(rider_id=rider.id, points=-points, kind=EntryKind.redemption, ref="coupon:x")
+                post_entry(rider_id=rider.id, points=-points, kind=EntryKind.redemption,
+                           ref=f"coupon:{rider.id}-{number}")
             except InsufficientPoints:
                 rollback_unit_of_work()
                 continue
@@ -141,3 +142,17 @@ def test_balance_equals_sum_of_entries_and_never_negative(app, create_rider, ops
     assert db.session.scalar(select(func.count()).select_from(LedgerEntry).where(
         LedgerEntry.kind == EntryKind.expiry, LedgerEntry.rider_id == rider.id)) == len(
         {e.ref for e in entries if e.kind == EntryKind.expiry})
+
+
+def test_a_coupon_is_paid_and_refunded_once_at_most(app, create_rider):
+    """The database refuses a second redemption debit or a second refund for the same coupon."""
+    rider = create_rider()
+    credit(rider.id, 100, date(2026, 3, 1))
+    post_entry(rider_id=rider.id, points=-10, kind=EntryKind.redemption, ref="coupon:7")
+    post_entry(rider_id=rider.id, points=10, kind=EntryKind.refund, ref="coupon:7")
+    commit_unit_of_work()
+    for kind, points in ((EntryKind.redemption, -10), (EntryKind.refund, 10)):
+        with pytest.raises(IntegrityError):
+            post_entry(rider_id=rider.id, points=points, kind=kind, ref="coupon:7")
+        rollback_unit_of_work()
+    assert fresh_balance(rider.id) == 100 == ledger_sum(rider.id)

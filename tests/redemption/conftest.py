@@ -1,0 +1,172 @@
+"""Creators for redemption tests: a shop (an approved merchant, its stores, cashiers), campaigns, riders with points,
+tokens, and books that must balance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.models import Role, TokenKind
+from metropoints.core.operations import create_user, issue_token
+from metropoints.core.timeutil import utcnow
+from tests.redemption import PASSWORD, STATION_A, STATION_B
+
+
+@dataclass
+class Shop:
+    """An approved merchant with its owner, two stores and a cashier at each."""
+
+    merchant: object
+    owner: object
+    store: object  # the campaigns' store
+    other_store: object  # a store of the same merchant where the campaigns are not valid
+    cashier: object  # at `store`
+    other_cashier: object  # at `other_store`
+
+
+@pytest.fixture
+def create_shop() -> Callable:
+    """Creator: an approved (unless told) merchant, its owner, two stores and a cashier at each (committed)."""
+    from metropoints.marketplace.models import Category, Merchant, MerchantStatus, StaffMember, Store
+
+    counter = iter(range(1, 1_000_000))
+
+    def create(*, status: MerchantStatus = MerchantStatus.approved) -> Shop:
+        n = next(counter)
+        owner = create_user(email=f"owner{n}@shop.example", password=PASSWORD, role=Role.merchant_owner,
+                            display_name=f"Owner {n}")
+        merchant = Merchant(name=f"Shop {n}", category=Category.dining, contact_name="Li", contact_phone="13900000000",
+                            licence_no=f"LIC{n:08d}", status=status, owner_id=owner.id)
+        db.session.add(merchant)
+        db.session.flush()
+        db.session.add(StaffMember(user_id=owner.id, merchant_id=merchant.id, is_owner=True, accepted_at=utcnow()))
+        stores = [Store(merchant_id=merchant.id, name=f"Store {n}{s}", address=f"{n} Zhongshan Road",
+                        station_id=station) for s, station in (("a", STATION_A), ("b", STATION_B))]
+        db.session.add_all(stores)
+        db.session.flush()
+        cashiers = []
+        for store in stores:
+            user = create_user(email=f"cashier{n}{store.id}@shop.example", password=PASSWORD, role=Role.cashier)
+            db.session.add(StaffMember(user_id=user.id, merchant_id=merchant.id, store_id=store.id,
+                                       accepted_at=utcnow()))
+            cashiers.append(user)
+        commit_unit_of_work()
+        return Shop(merchant, owner, stores[0], stores[1], cashiers[0], cashiers[1])
+
+    return create
+
+
+@pytest.fixture
+def create_campaign() -> Callable:
+    """Creator: a campaign inserted directly (approved and on sale now unless told), valid at the given stores."""
+    from metropoints.campaigns.models import BenefitType, Campaign, CampaignStatus, CampaignStore
+    from metropoints.marketplace.models import Category
+
+    counter = iter(range(1, 1_000_000))
+
+    def create(shop: Shop, stores=None, *, status: CampaignStatus = CampaignStatus.approved, **fields):
+        now = utcnow().replace(second=0, microsecond=0)
+        values = {"title": f"Coffee voucher {next(counter)}", "category": Category.dining,
+                  "benefit_type": BenefitType.voucher, "face_value_fen": 2000, "point_price": 100,
+                  "stock_total": 100, "per_rider_limit": 2, "valid_from": now - timedelta(days=1),
+                  "valid_until": now + timedelta(days=30), "coupon_valid_days": 30}
+        values.update(fields)
+        values.setdefault("stock_left", values["stock_total"])
+        campaign = Campaign(merchant_id=shop.merchant.id, status=status, **values)
+        db.session.add(campaign)
+        db.session.flush()
+        db.session.add_all(CampaignStore(campaign_id=campaign.id, store_id=s.id)
+                           for s in (stores if stores is not None else [shop.store]))
+        commit_unit_of_work()
+        return campaign
+
+    return create
+
+
+@pytest.fixture
+def create_riders() -> Callable:
+    """Creator: `count` riders, each credited `points` by an operator's adjustment; quick (no password hashing),
+    so a test can make hundreds. Returns the riders (committed)."""
+    from metropoints.accrual.ledger import post_entry
+    from metropoints.accrual.models import EntryKind
+    from metropoints.core.models import Rider
+
+    counter = iter(range(1, 1_000_000))
+
+    def create(count: int = 1, *, points: int = 1000) -> list:
+        riders = [Rider(phone=f"1380000{next(counter):04d}", password_hash="!", display_name=f"Rider {i}",
+                        points_balance=0) for i in range(count)]
+        db.session.add_all(riders)
+        db.session.flush()
+        if points:
+            for rider in riders:
+                post_entry(rider_id=rider.id, points=points, kind=EntryKind.adjustment, reason="test credit",
+                           actor="test")
+        commit_unit_of_work()
+        return riders
+
+    return create
+
+
+@pytest.fixture
+def create_rider_with_points(create_riders) -> Callable:
+    """Creator: one rider with `points` (committed)."""
+
+    def create(points: int = 1000):
+        return create_riders(1, points=points)[0]
+
+    return create
+
+
+@pytest.fixture
+def token_for() -> Callable:
+    """Creator: a bearer token for a rider (kind rider) or a portal user (kind staff)."""
+    from metropoints.core.models import Rider
+
+    def create(subject) -> str:
+        kind = TokenKind.rider if isinstance(subject, Rider) else TokenKind.staff
+        raw, _ = issue_token(kind=kind, subject_id=subject.id, ttl=timedelta(days=1))
+        commit_unit_of_work()
+        return raw
+
+    return create
+
+
+@pytest.fixture
+def books():
+    """Checks that the books balance: every rider's balance is the sum of their entries, never negative; each
+    campaign's stock plus its non-cancelled coupons is its total; one redemption entry per coupon and one refund
+    per cancelled coupon."""
+    from metropoints.accrual.models import EntryKind, LedgerEntry
+    from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
+    from metropoints.core.models import Rider
+
+    def check() -> None:
+        db.session.expire_all()
+        sums = dict(db.session.execute(select(LedgerEntry.rider_id, func.sum(LedgerEntry.points))
+                                       .group_by(LedgerEntry.rider_id)).all())
+        for rider in db.session.scalars(select(Rider)):
+            assert rider.points_balance == sums.get(rider.id, 0) >= 0, rider.id
+        for campaign in db.session.scalars(select(Campaign)):
+            held = db.session.scalar(select(func.count()).select_from(Coupon).where(
+                Coupon.campaign_id == campaign.id, Coupon.status != CouponStatus.cancelled))
+            assert campaign.stock_left + held == campaign.stock_total, campaign.id
+        entries = {(kind, ref): count for kind, ref, count in db.session.execute(
+            select(LedgerEntry.kind, LedgerEntry.ref, func.count())
+            .where(LedgerEntry.kind.in_([EntryKind.redemption, EntryKind.refund]))
+            .group_by(LedgerEntry.kind, LedgerEntry.ref))}
+        coupons = db.session.scalars(select(Coupon)).all()
+        expected = {(EntryKind.redemption, f"coupon:{c.id}"): 1 for c in coupons}
+        expected |= {(EntryKind.refund, f"coupon:{c.id}"): 1 for c in coupons if c.status == CouponStatus.cancelled}
+        assert entries == expected
+        for coupon in coupons:
+            spent = db.session.scalar(select(LedgerEntry.points).where(
+                LedgerEntry.kind == EntryKind.redemption, LedgerEntry.ref == f"coupon:{coupon.id}"))
+            assert spent == -coupon.points_spent
+
+    return check
