@@ -53,7 +53,11 @@ def load_demo(seed: int = 7) -> dict:
         load_demo_merchants()
     rider = db.session.scalar(select(Rider).where(Rider.phone == DEMO_RIDERS[0][0]))
     rider_token, _ = core.issue_token(kind=TokenKind.rider, subject_id=rider.id, ttl=timedelta(days=30), label="demo")
-    return {"created": created, "partner_token": partner_token, "rider_token": rider_token}
+    from metropoints.kiosk.operations import create_kiosk
+
+    _, kiosk_token = create_kiosk(station_id="0119", label="demo: 中街", actor_label="demo")
+    return {"created": created, "partner_token": partner_token, "rider_token": rider_token,
+            "kiosk_token": kiosk_token}
 
 
 def load_demo_merchants() -> None:
@@ -118,6 +122,7 @@ def load() -> None:
     if info["partner_token"]:
         click.echo(f"partner demo-afc token: {info['partner_token']}")
     click.echo(f"rider token for {DEMO_RIDERS[0][0]}: {info['rider_token']}")
+    click.echo(f"kiosk at 中街 (0119): http://127.0.0.1:5000/kiosk#token={info['kiosk_token']}")
     click.echo(f"merchant owners {', '.join(m[3] for m in DEMO_MERCHANTS)} / {DEMO_PASSWORD}")
     click.echo(f"portal: http://127.0.0.1:5000/login as {DEMO_OPERATOR} / {DEMO_PASSWORD}; "
                f"riders {', '.join(p for p, _ in DEMO_RIDERS)} / {DEMO_PASSWORD}")
