@@ -78,9 +78,15 @@ def gunicorn(url: str, *, workers: int, threads: int, pool: int, extra_env: dict
             process.kill()
 
 
-def wrk(base: str, *, script: Path, connections: int, threads: int = 2, duration: int = 60,
-        headers: tuple[str, ...] = (), path: str = "/", args: tuple[str, ...] = ()) -> tuple[str, dict]:
-    """Run wrk (bounded by `duration` seconds; scripts may stop earlier); its output and parsed figures."""
+def wrk(base: str, *, script: Path | None, connections: int, threads: int = 2, duration: int = 60,
+        headers: tuple[str, ...] = (), path: str = "/", args: tuple[str, ...] = (),
+        done_file: Path | None = None) -> tuple[str, dict]:
+    """Run wrk; its output and parsed figures (requests/s, and any `KEY value` lines the script prints).
+
+    wrk's main thread always waits out `duration`. A script that stops its threads early appends a line to
+    `done_file` per finished thread: once all have, wrk is interrupted (it then reports at once), and the
+    figures get `seconds` (wall time until the last thread finished) and `rps` from it.
+    """
     command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
                "--timeout", "10s"]
     if script:
@@ -90,11 +96,23 @@ def wrk(base: str, *, script: Path, connections: int, threads: int = 2, duration
     command.append(base + path)
     if args:
         command += ["--", *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
-    out = done.stdout + done.stderr
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finished_at = None
+    if done_file is not None:
+        while process.poll() is None and time.perf_counter() - started < duration:
+            if done_file.exists() and len(done_file.read_text().splitlines()) >= threads:
+                finished_at = time.perf_counter()
+                process.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.01)
+    out, _ = process.communicate(timeout=duration + 60)
     figures: dict = {}
     if match := re.search(r"Requests/sec:\s+([\d.]+)", out):
         figures["rps"] = float(match.group(1))
     for key, value in re.findall(r"^\s*(p\d+|LAT_\w+|COUNT_\w+)[ =:]+([\d.]+)", out, re.M):
         figures[key] = float(value)
+    if finished_at is not None:
+        figures["seconds"] = finished_at - started
+        figures["rps"] = figures.get("COUNT_replies", 0) / figures["seconds"]
     return out, figures

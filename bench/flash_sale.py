@@ -98,11 +98,13 @@ def main() -> None:
         print(f"seeded: campaign {campaign} (stock {args.stock}, price {PRICE}), {args.attempts:,} riders; "
               f"gunicorn {args.workers} workers x {args.threads} threads, {args.pool} DB connections each",
               flush=True)
+        done_file = Path(token_file.name + ".done")
         with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.pool) as base:
             out, figures = wrk(base, script=ROOT / "bench" / "flash_sale.lua", connections=args.clients,
-                               threads=2, duration=120,
-                               args=(token_file.name, str(campaign), str(args.attempts), "2"))
+                               threads=2, duration=300, done_file=done_file,
+                               args=(token_file.name, str(campaign), str(args.attempts), "2", str(done_file)))
         Path(token_file.name).unlink()
+        done_file.unlink(missing_ok=True)
         with psycopg.connect(url) as conn:
             coupons, stock_left = conn.execute(
                 "SELECT (SELECT count(*) FROM coupons WHERE campaign_id = %s), "
@@ -111,7 +113,7 @@ def main() -> None:
                 "SELECT count(*) FROM riders r WHERE r.points_balance <> "
                 "(SELECT sum(points) FROM ledger_entries e WHERE e.rider_id = r.id)").fetchone()[0]
         ceiling = bare_sql_rate(url, clients=8, seconds=10)
-    seconds = figures.get("LAT_seconds", 0) or 1
+    seconds = figures.get("seconds", 0) or 1
     created = int(figures.get("COUNT_created", 0))
     oversold = max(0, coupons - args.stock) + (1 if stock_left < 0 else 0)
     print(out.strip())
