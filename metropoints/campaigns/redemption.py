@@ -214,8 +214,9 @@ def redeem(*, rider_id: int, campaign_id: object, now: datetime | None = None) -
     """
     campaign_id = check_id(campaign_id, "campaign_id")
     now = now or utcnow()
-    balance = _lock_rider(rider_id)
+    # The campaign first: in a flash sale most requests come after the stock is gone and need no lock at all.
     campaign = _on_sale_or_why(campaign_id, now)
+    balance = _lock_rider(rider_id)
     held = db.session.scalar(select(func.count()).select_from(Coupon).where(
         Coupon.campaign_id == campaign_id, Coupon.rider_id == rider_id, Coupon.status != CouponStatus.cancelled))
     if held >= campaign.per_rider_limit:
