@@ -37,7 +37,7 @@ bench-accrual: $(STAMP)
 	$(BIN)/python bench/accrual.py $(BENCH_ARGS)
 
 translations-update: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o metropoints/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ -o metropoints/translations/messages.pot .
 	$(BIN)/pybabel update -i metropoints/translations/messages.pot -d metropoints/translations
 
 clean:
