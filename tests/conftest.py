@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
@@ -25,6 +26,7 @@ ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://127.0.0.1:5432/tes
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
 KEEP_TABLES = {"alembic_version", "stations"}
+SHOP_PASSWORD = "password123"  # every portal user the shop creator makes
 
 
 def pg_url(name: str) -> str:
@@ -179,6 +181,53 @@ def create_partner() -> Callable:
         partner, token = make(name=name or f"partner-{next(counter)}", actor_label="test")
         commit_unit_of_work()
         return partner, token
+
+    return create
+
+
+@dataclass
+class Shop:
+    """An approved merchant with its owner, two stores and a cashier at each."""
+
+    merchant: object
+    owner: object
+    store: object  # the campaigns' store
+    other_store: object  # a store of the same merchant where the campaigns are not valid
+    cashier: object  # at `store`
+    other_cashier: object  # at `other_store`
+
+
+@pytest.fixture
+def create_shop() -> Callable:
+    """Creator: an approved (unless told) merchant, its owner, two stores and a cashier at each (committed)."""
+    from metropoints.core.models import Role
+    from metropoints.core.operations import create_user
+    from metropoints.core.timeutil import utcnow
+    from metropoints.marketplace.models import Category, Merchant, MerchantStatus, StaffMember, Store
+
+    counter = iter(range(1, 1_000_000))
+
+    def create(*, status: MerchantStatus = MerchantStatus.approved) -> Shop:
+        n = next(counter)
+        owner = create_user(email=f"owner{n}@shop.example", password=SHOP_PASSWORD, role=Role.merchant_owner,
+                            display_name=f"Owner {n}")
+        merchant = Merchant(name=f"Shop {n}", category=Category.dining, contact_name="Li", contact_phone="13900000000",
+                            licence_no=f"LIC{n:08d}", status=status, owner_id=owner.id)
+        db.session.add(merchant)
+        db.session.flush()
+        db.session.add(StaffMember(user_id=owner.id, merchant_id=merchant.id, is_owner=True, accepted_at=utcnow()))
+        stores = [Store(merchant_id=merchant.id, name=f"Store {n}{s}", address=f"{n} Zhongshan Road",
+                        station_id=station) for s, station in (("a", "0109"), ("b", "0114"))]
+        db.session.add_all(stores)
+        db.session.flush()
+        cashiers = []
+        for store in stores:
+            user = create_user(email=f"cashier{n}{store.id}@shop.example", password=SHOP_PASSWORD, role=Role.cashier)
+            db.session.add(StaffMember(user_id=user.id, merchant_id=merchant.id, store_id=store.id,
+                                       accepted_at=utcnow()))
+            cashiers.append(user)
+        commit_unit_of_work()
+        return Shop(merchant, owner, stores[0], stores[1], cashiers[0], cashiers[1])
 
     return create
 

@@ -4,60 +4,12 @@ validations; the same refusals and statuses as the POS API; cashiers (and owners
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import pytest
 
 from metropoints.campaigns.redemption import redeem
 from metropoints.core.db import commit_unit_of_work, db
-from metropoints.core.models import Role
-from metropoints.core.operations import create_user
-from metropoints.core.timeutil import utcnow
-from tests.campaigns import PASSWORD, STATION_A, STATION_B, page_text
-
-
-@dataclass
-class Shop:
-    """An approved merchant, its owner, two stores and a cashier at each."""
-
-    merchant: object
-    owner: object
-    store: object
-    other_store: object
-    cashier: object
-    other_cashier: object
-
-
-@pytest.fixture
-def make_shop(app):
-    """Creator: an approved merchant with its owner, two stores and a cashier at each (committed)."""
-    from metropoints.marketplace.models import Category, Merchant, MerchantStatus, StaffMember, Store
-
-    counter = iter(range(1, 1_000_000))
-
-    def create() -> Shop:
-        n = next(counter)
-        owner = create_user(email=f"owner{n}@shop.example", password=PASSWORD, role=Role.merchant_owner)
-        merchant = Merchant(name=f"Shop {n}", category=Category.dining, contact_name="Li",
-                            contact_phone="13900000000", licence_no=f"LIC{n:08d}", status=MerchantStatus.approved,
-                            owner_id=owner.id)
-        db.session.add(merchant)
-        db.session.flush()
-        db.session.add(StaffMember(user_id=owner.id, merchant_id=merchant.id, is_owner=True, accepted_at=utcnow()))
-        stores = [Store(merchant_id=merchant.id, name=f"Store {n}{s}", address=f"{n} Zhongshan Road",
-                        station_id=station) for s, station in (("a", STATION_A), ("b", STATION_B))]
-        db.session.add_all(stores)
-        db.session.flush()
-        cashiers = []
-        for store in stores:
-            user = create_user(email=f"cashier{n}{store.id}@shop.example", password=PASSWORD, role=Role.cashier)
-            db.session.add(StaffMember(user_id=user.id, merchant_id=merchant.id, store_id=store.id,
-                                       accepted_at=utcnow()))
-            cashiers.append(user)
-        commit_unit_of_work()
-        return Shop(merchant, owner, stores[0], stores[1], cashiers[0], cashiers[1])
-
-    return create
+from tests.campaigns import page_text
 
 
 @pytest.fixture
@@ -70,7 +22,7 @@ def make_coupon(create_campaign):
 
     counter = iter(range(1, 1_000_000))
 
-    def create(shop: Shop, title: str = "Latte voucher"):
+    def create(shop, title: str = "Latte voucher"):
         campaign = create_campaign(shop.merchant, [shop.store], title=title)
         rider = Rider(phone=f"1380000{next(counter):04d}", password_hash="!", display_name="Rider", points_balance=0)
         db.session.add(rider)
@@ -89,10 +41,10 @@ def check(client, code, **extra):
     return client.post("/portal/counter/validate", json={"code": code, **extra}, headers={"Accept-Language": "en"})
 
 
-def test_accepted_then_listed_then_already_used(client, login, make_shop, make_coupon):
+def test_accepted_then_listed_then_already_used(client, login, create_shop, make_coupon):
     """A cashier validates a coupon: 200 accepted, it shows in today's list; the second try is 409 already_used
     with when and where."""
-    shop = make_shop()
+    shop = create_shop()
     _, bought = make_coupon(shop, title="Flat white voucher")
     login(shop.cashier)
     reply = check(client, bought.code)
@@ -114,9 +66,9 @@ def test_accepted_then_listed_then_already_used(client, login, make_shop, make_c
     assert body["used_at"] and body["store_id"] == shop.store.id and body["store_name"] == shop.store.name
 
 
-def test_unknown_and_forged_codes(client, login, make_shop, make_coupon):
+def test_unknown_and_forged_codes(client, login, create_shop, make_coupon):
     """A forged, altered or missing code is 404 unknown_code, and nothing is used."""
-    shop = make_shop()
+    shop = create_shop()
     _, bought = make_coupon(shop)
     login(shop.cashier)
     for code in ("NOT-A-CODE", bought.code[:-1] + ("A" if bought.code[-1] != "A" else "B"), "", None, 12):
@@ -125,10 +77,10 @@ def test_unknown_and_forged_codes(client, login, make_shop, make_coupon):
     assert check(client, bought.code).status_code == 200
 
 
-def test_wrong_merchant_and_wrong_store(client, login, make_shop, make_coupon):
+def test_wrong_merchant_and_wrong_store(client, login, create_shop, make_coupon):
     """Another merchant's cashier gets 403 wrong_merchant; the same merchant's cashier at a store the campaign
     is not valid at gets 403 wrong_store."""
-    shop, other = make_shop(), make_shop()
+    shop, other = create_shop(), create_shop()
     _, bought = make_coupon(shop)
     login(other.cashier)
     reply = check(client, bought.code)
@@ -140,9 +92,9 @@ def test_wrong_merchant_and_wrong_store(client, login, make_shop, make_coupon):
     assert check(client, bought.code).status_code == 200
 
 
-def test_form_post_without_javascript(client, login, make_shop, make_coupon):
+def test_form_post_without_javascript(client, login, create_shop, make_coupon):
     """The plain form post re-renders the page with the result: accepted, then already used."""
-    shop = make_shop()
+    shop = create_shop()
     _, bought = make_coupon(shop, title="Bagel voucher")
     login(shop.cashier)
     status, html = page_text(client, "/portal/counter", "post", data={"code": bought.code})
@@ -154,10 +106,10 @@ def test_form_post_without_javascript(client, login, make_shop, make_coupon):
     assert status == 404 and "Unknown code" in html
 
 
-def test_who_may_use_it(client, login, make_shop, make_coupon, create_operator):
+def test_who_may_use_it(client, login, create_shop, make_coupon, create_operator):
     """Visitors go to the login page; operators get 403; an owner must name one of their stores: without one the
     page asks for it and a check is a 422, with one it works like a cashier's."""
-    shop = make_shop()
+    shop = create_shop()
     _, bought = make_coupon(shop)
     reply = client.get("/portal/counter")
     assert reply.status_code == 302 and "/login" in reply.headers["Location"]
@@ -178,18 +130,18 @@ def test_who_may_use_it(client, login, make_shop, make_coupon, create_operator):
     assert (reply.status_code, reply.get_json()["code"]) == (200, "accepted")
 
 
-def test_nav_entry_for_cashiers(client, login, make_shop):
+def test_nav_entry_for_cashiers(client, login, create_shop):
     """Cashiers see "Counter" in the navigation."""
-    shop = make_shop()
+    shop = create_shop()
     login(shop.cashier)
     _, html = page_text(client, "/portal/counter")
     assert re.search(r'<a href="/portal/counter">Counter</a>', html)
 
 
-def test_csrf_required(app, client, login, make_shop, make_coupon):
+def test_csrf_required(app, client, login, create_shop, make_coupon):
     """With CSRF on, a post without the token is a 400 and uses nothing; with the page's token in X-CSRFToken it
     is accepted."""
-    shop = make_shop()
+    shop = create_shop()
     _, bought = make_coupon(shop)
     login(shop.cashier)
     app.config["WTF_CSRF_ENABLED"] = True

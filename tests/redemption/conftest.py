@@ -4,61 +4,16 @@ tokens, and books that must balance."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from metropoints.core.db import commit_unit_of_work, db
-from metropoints.core.models import Role, TokenKind
-from metropoints.core.operations import create_user, issue_token
+from metropoints.core.models import TokenKind
+from metropoints.core.operations import issue_token
 from metropoints.core.timeutil import utcnow
-from tests.redemption import PASSWORD, STATION_A, STATION_B
-
-
-@dataclass
-class Shop:
-    """An approved merchant with its owner, two stores and a cashier at each."""
-
-    merchant: object
-    owner: object
-    store: object  # the campaigns' store
-    other_store: object  # a store of the same merchant where the campaigns are not valid
-    cashier: object  # at `store`
-    other_cashier: object  # at `other_store`
-
-
-@pytest.fixture
-def create_shop() -> Callable:
-    """Creator: an approved (unless told) merchant, its owner, two stores and a cashier at each (committed)."""
-    from metropoints.marketplace.models import Category, Merchant, MerchantStatus, StaffMember, Store
-
-    counter = iter(range(1, 1_000_000))
-
-    def create(*, status: MerchantStatus = MerchantStatus.approved) -> Shop:
-        n = next(counter)
-        owner = create_user(email=f"owner{n}@shop.example", password=PASSWORD, role=Role.merchant_owner,
-                            display_name=f"Owner {n}")
-        merchant = Merchant(name=f"Shop {n}", category=Category.dining, contact_name="Li", contact_phone="13900000000",
-                            licence_no=f"LIC{n:08d}", status=status, owner_id=owner.id)
-        db.session.add(merchant)
-        db.session.flush()
-        db.session.add(StaffMember(user_id=owner.id, merchant_id=merchant.id, is_owner=True, accepted_at=utcnow()))
-        stores = [Store(merchant_id=merchant.id, name=f"Store {n}{s}", address=f"{n} Zhongshan Road",
-                        station_id=station) for s, station in (("a", STATION_A), ("b", STATION_B))]
-        db.session.add_all(stores)
-        db.session.flush()
-        cashiers = []
-        for store in stores:
-            user = create_user(email=f"cashier{n}{store.id}@shop.example", password=PASSWORD, role=Role.cashier)
-            db.session.add(StaffMember(user_id=user.id, merchant_id=merchant.id, store_id=store.id,
-                                       accepted_at=utcnow()))
-            cashiers.append(user)
-        commit_unit_of_work()
-        return Shop(merchant, owner, stores[0], stores[1], cashiers[0], cashiers[1])
-
-    return create
+from tests.conftest import Shop
 
 
 @pytest.fixture
