@@ -42,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["nav_for"] = nav_for
 
     from metropoints.accrual import cli as accrual_cli
+    from metropoints.campaigns import activity as campaign_activity
     from metropoints.campaigns import counter as campaign_counter
     from metropoints.campaigns import views as campaign_views
     from metropoints.core import cli as core_cli
@@ -53,7 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from metropoints.riders_api import api as riders_api
 
     for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp,
-                      kiosk_api.bp, kiosk_views.bp, campaign_counter.bp):
+                      kiosk_api.bp, kiosk_views.bp, campaign_counter.bp, campaign_activity.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
     csrf.exempt(kiosk_api.bp)
