@@ -1,0 +1,73 @@
+"""In a real browser: a station kiosk shows the live catalogue from its feed, and a cashier checks a coupon at the
+counter page by typing its code (as a USB scanner does) and sees the verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from metropoints.campaigns.redemption import redeem
+from metropoints.core.db import commit_unit_of_work
+from metropoints.kiosk.operations import create_kiosk
+from tests.conftest import SHOP_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def sale(create_shop, create_rider):
+    """A shop with a live campaign at its first store, featured at that store's station, and a rider's coupon."""
+    from metropoints.accrual.ledger import post_entry
+    from metropoints.accrual.models import EntryKind
+    from metropoints.campaigns.models import BenefitType, Campaign, CampaignFeature, CampaignStatus, CampaignStore
+    from metropoints.core.db import db
+    from metropoints.core.timeutil import utcnow
+    from metropoints.marketplace.models import Category
+
+    shop = create_shop()
+    now = utcnow()
+    campaign = Campaign(merchant_id=shop.merchant.id, status=CampaignStatus.approved, title="拿铁咖啡券",
+                        category=Category.dining, benefit_type=BenefitType.free_item, point_price=120,
+                        stock_total=20, stock_left=20, per_rider_limit=2, valid_from=now.replace(year=now.year - 1),
+                        valid_until=now.replace(year=now.year + 1), coupon_valid_days=7)
+    db.session.add(campaign)
+    db.session.flush()
+    db.session.add(CampaignStore(campaign_id=campaign.id, store_id=shop.store.id))
+    db.session.add(CampaignFeature(campaign_id=campaign.id, station_id=shop.store.station_id,
+                                   created_by=shop.owner.id))
+    rider = create_rider(name="小林")
+    post_entry(rider_id=rider.id, points=500, kind=EntryKind.adjustment, reason="test points")
+    coupon = redeem(rider_id=rider.id, campaign_id=campaign.id)
+    commit_unit_of_work()
+    return shop, campaign, coupon
+
+
+def test_kiosk_page_shows_the_feed(app, live_server, browser, artifacts, sale):
+    """/kiosk#token=… reads the feed with the kiosk's token and shows the featured campaign and the catalogue."""
+    shop, campaign, _ = sale
+    _, token = create_kiosk(station_id=shop.store.station_id, label="test", actor_label="test")
+    commit_unit_of_work()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    page.goto(f"{live_server}/kiosk#token={token}")
+    page.wait_for_selector("#kiosk-grid li")
+    assert campaign.title in page.inner_text("#kiosk-slides")
+    assert campaign.title in page.inner_text("#kiosk-grid")
+    assert "token=" not in page.url  # the token leaves the address bar
+    page.screenshot(path=str(artifacts / "kiosk.png"))
+
+
+def test_counter_page_accepts_then_refuses_a_used_coupon(app, live_server, browser, sale):
+    """A cashier types the code and presses Enter: accepted; the same code again: already used."""
+    shop, _, coupon = sale
+    page = browser.new_page(locale="zh-CN")
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", shop.cashier.email)
+    page.fill("input[name=password]", SHOP_PASSWORD)
+    with page.expect_navigation():
+        page.click("form.form button[type=submit]")
+    page.goto(f"{live_server}/portal/counter")
+    for expected in ("核销成功", "已使用"):
+        page.fill("#counter-code", coupon.code)
+        page.press("#counter-code", "Enter")
+        page.wait_for_function("(text) => document.getElementById('counter-result').innerText.includes(text)",
+                               arg=expected)
+    assert page.evaluate("document.activeElement.id") == "counter-code"
