@@ -30,6 +30,8 @@ class DefaultConfig:
     # Held trips are credited when their reference is linked, this many days back at most.
     HELD_TRIP_DAYS = 30
     WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_HTTPONLY = True
 
 
 def load_config(app, test_config: dict[str, Any] | None = None) -> None:
@@ -47,6 +49,9 @@ def load_config(app, test_config: dict[str, Any] | None = None) -> None:
         app.config.update(test_config)
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     check_production_secret(app.config)
+    if app.config["DEPLOYMENT"] == "production":
+        # Behind TLS in production: the session and remember-me cookies never travel in clear text.
+        app.config["SESSION_COOKIE_SECURE"] = app.config["REMEMBER_COOKIE_SECURE"] = True
 
 
 def normalise_database_url(url: str) -> str:

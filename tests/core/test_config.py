@@ -17,6 +17,8 @@ def test_production_refuses_the_default_secret(tmp_path):
     app = create_app({"DEPLOYMENT": "production", "SECRET_KEY": "x" * 40,
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.sqlite"})
     assert app.config["DEPLOYMENT"] == "production"
+    assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
+    assert app.config["SESSION_COOKIE_HTTPONLY"] and app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
 
 
 def test_environment_settings(monkeypatch, tmp_path):
