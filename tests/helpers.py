@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import threading
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from metropoints.core.timeutil import utcnow
 
@@ -29,3 +34,40 @@ def noon_yesterday() -> datetime:
 
 
 TRIP_FIELDS_ORDER = ["trip_id", "source", "rider_ref", "entry_station", "exit_station", "entered_at", "exited_at"]
+
+
+def run_at_once(app, calls: list[Callable[[], Any]], timeout: float = 60) -> list:
+    """Run each call in its own thread, app context and database connection, released together by a barrier;
+    each call's result, or the exception it raised, in order. A call commits its own unit of work."""
+    from metropoints.core.db import db, rollback_unit_of_work
+
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def worker(index: int, call: Callable[[], Any]) -> None:
+        with app.app_context():
+            try:
+                barrier.wait(timeout=30)
+                results[index] = call()
+            except Exception as error:  # the caller's assertions show it
+                rollback_unit_of_work()
+                results[index] = error
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
+    return results
+
+
+def write_trip_csv(path: Path, rows: Iterable[dict]) -> Path:
+    """A trip file with the feed's columns as its header, as partners send it."""
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=TRIP_FIELDS_ORDER)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -11,7 +11,7 @@ from metropoints.accrual.models import Partner, RuleVersion, TripRejection
 from metropoints.core.db import db
 from metropoints.core.models import ApiToken, Rider, Role, Station, User
 from metropoints.core.operations import hash_token
-from tests.helpers import TRIP_FIELDS_ORDER, noon_yesterday, trip
+from tests.helpers import noon_yesterday, trip, write_trip_csv
 
 
 def test_partners_create_prints_a_working_token(runner):
@@ -31,13 +31,9 @@ def test_trips_import_inline_reports_counts_and_rejections(runner, create_rider,
     runner.invoke(args=["partners", "create", "afc-feed"])
     path, rejected = tmp_path / "trips.csv", tmp_path / "rejected.csv"
     base = noon_yesterday()
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=TRIP_FIELDS_ORDER)
-        writer.writeheader()
-        for i in range(250):
-            writer.writerow(trip(f"c{i}", ref="card-1" if i < 3 else f"card-x{i}",
-                                 exited_at=base + timedelta(minutes=i)))
-        writer.writerow({**trip("broken"), "exit_station": "0101", "entry_station": "0101"})
+    rows = [trip(f"c{i}", ref="card-1" if i < 3 else f"card-x{i}", exited_at=base + timedelta(minutes=i))
+            for i in range(250)]
+    write_trip_csv(path, [*rows, {**trip("broken"), "exit_station": "0101", "entry_station": "0101"}])
     result = runner.invoke(args=["trips", "import", str(path), "--partner", "afc-feed", "--chunk-rows", "100",
                                  "--rejected-out", str(rejected)])
     assert result.exit_code == 0, result.output

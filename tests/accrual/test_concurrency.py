@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from metropoints.accrual.models import LedgerEntry, Partner, Trip
 from metropoints.accrual.operations import receive_trips
-from metropoints.core.db import commit_unit_of_work, db, rollback_unit_of_work
+from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider
-from tests.helpers import noon_yesterday, trip
+from tests.helpers import noon_yesterday, run_at_once, trip
 
 
-def run_at_once(app, partner_id: int, batches: list[list[dict]]) -> list:
+def post_batches_at_once(app, partner_id: int, batches: list[list[dict]]) -> list:
     """Post each batch from its own thread, app context and database connection, released together."""
-    barrier = threading.Barrier(len(batches))
-    results: list = [None] * len(batches)
 
-    def worker(index: int, rows: list[dict]) -> None:
-        with app.app_context():
-            try:
-                partner = db.session.get(Partner, partner_id)
-                barrier.wait(timeout=10)
-                results[index] = receive_trips(partner=partner, payload={"trips": rows})
-                commit_unit_of_work()
-            except Exception as error:  # the assertion below shows it
-                rollback_unit_of_work()
-                results[index] = error
-            finally:
-                db.session.remove()
+    def delivery(rows: list[dict]):
+        def call():
+            result = receive_trips(partner=db.session.get(Partner, partner_id), payload={"trips": rows})
+            commit_unit_of_work()
+            return result
 
-    threads = [threading.Thread(target=worker, args=(i, rows)) for i, rows in enumerate(batches)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
+        return call
+
+    return run_at_once(app, [delivery(rows) for rows in batches])
 
 
 def test_same_batch_posted_twice_at_once_is_credited_once(app, create_rider, create_partner):
@@ -46,7 +33,7 @@ def test_same_batch_posted_twice_at_once_is_credited_once(app, create_rider, cre
     partner, _ = create_partner()
     base = noon_yesterday()
     rows = [trip(f"t{i}", ref=f"card-{i % 25}", exited_at=base + timedelta(minutes=i)) for i in range(200)]
-    first, second = run_at_once(app, partner.id, [rows, rows])
+    first, second = post_batches_at_once(app, partner.id, [rows, rows])
     assert not isinstance(first, Exception) and not isinstance(second, Exception), (first, second)
     assert first.duplicates + second.duplicates == 200
     assert first.credited + first.capped + second.credited + second.capped == 160  # 20 linked refs x 8 trips
@@ -66,7 +53,7 @@ def test_two_batches_for_one_rider_at_once_respect_the_cap(app, create_rider, cr
     base = noon_yesterday()
     batch_a = [trip(f"a{i}", exited_at=base + timedelta(minutes=30 * i)) for i in range(8)]
     batch_b = [trip(f"b{i}", exited_at=base + timedelta(minutes=30 * i + 15)) for i in range(8)]
-    results = run_at_once(app, partner.id, [batch_a, batch_b])
+    results = post_batches_at_once(app, partner.id, [batch_a, batch_b])
     assert not any(isinstance(r, Exception) for r in results), results
     db.session.expire_all()
     assert db.session.get(Rider, rider.id).points_balance == 60

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import date, timedelta
 
 from rq import SimpleWorker
@@ -15,7 +14,7 @@ from metropoints.accrual.operations import start_file_import
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.jobs import enqueue, get_queue, redis_connection
 from metropoints.core.models import Rider
-from tests.helpers import TRIP_FIELDS_ORDER, noon_yesterday, trip
+from tests.helpers import noon_yesterday, trip, write_trip_csv
 
 
 def work_burst(queue_name: str) -> None:
@@ -73,11 +72,7 @@ def test_cli_import_with_workers_shows_progress(redis_app, runner, create_partne
     create_partner(name="fare-system")
     path = tmp_path / "trips.csv"
     base = noon_yesterday()
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=TRIP_FIELDS_ORDER)
-        writer.writeheader()
-        for i in range(6):
-            writer.writerow(trip(f"f{i}", exited_at=base + timedelta(minutes=40 * i)))
+    write_trip_csv(path, (trip(f"f{i}", exited_at=base + timedelta(minutes=40 * i)) for i in range(6)))
     result = runner.invoke(args=["trips", "import", str(path), "--partner", "fare-system", "--chunk-rows", "100",
                                  "--no-wait"])
     assert result.exit_code == 0, result.output
@@ -135,12 +130,8 @@ def test_cli_import_waits_for_the_workers_and_shows_progress(redis_app, runner, 
     create_partner(name="fare-system")
     path = tmp_path / "trips.csv"
     base = noon_yesterday()
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=TRIP_FIELDS_ORDER)
-        writer.writeheader()
-        for i in range(300):
-            writer.writerow(trip(f"g{i}", ref="card-1" if i < 5 else f"card-{i}",
-                                 exited_at=base + timedelta(minutes=i)))
+    write_trip_csv(path, (trip(f"g{i}", ref="card-1" if i < 5 else f"card-{i}",
+                               exited_at=base + timedelta(minutes=i)) for i in range(300)))
 
     outcome: list = []
 

@@ -13,7 +13,7 @@ from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider
 from tests.conftest import auth
-from tests.redemption import run_at_once
+from tests.helpers import run_at_once
 
 
 def outcome(result) -> str:
