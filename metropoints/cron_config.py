@@ -6,6 +6,7 @@ from rq import cron
 
 from metropoints.accrual.jobs import expire_points_job, sweep_held_trips_job
 from metropoints.campaigns.redemption_jobs import expire_coupons_job
+from metropoints.settlement.jobs import invoice_pending_job, run_period_job
 
 PREFIX = os.environ.get("FLASK_QUEUE_PREFIX", "metropoints")
 
@@ -15,3 +16,7 @@ cron.register(expire_points_job, queue_name=f"{PREFIX}-scheduled", cron="10 16 3
 cron.register(sweep_held_trips_job, queue_name=f"{PREFIX}-scheduled", interval=600, job_timeout=600)
 # Every 5 minutes: coupons past their validity become expired (riders already see them so; this settles the rows).
 cron.register(expire_coupons_job, queue_name=f"{PREFIX}-scheduled", interval=300, job_timeout=300)
+# 08:30 on the 1st in Asia/Shanghai: the statements of the month just ended, then their invoices.
+cron.register(run_period_job, queue_name=f"{PREFIX}-scheduled", cron="30 0 1 * *", job_timeout=3600)
+# Every 15 minutes: statements whose invoicing is still pending after rq's retries go to the provider again.
+cron.register(invoice_pending_job, queue_name=f"{PREFIX}-scheduled", interval=900, job_timeout=900)

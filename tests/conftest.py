@@ -57,6 +57,9 @@ def make_app(database_url: str, **extra) -> Flask:
         "QUEUE_PREFIX": f"mp-test-{RUN_ID}",
         "RATELIMIT_STORAGE_URI": "memory://",
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 10, "max_overflow": 20},
+        # No provider unless a test starts one (tests/settlement): port 9 refuses at once, whatever runs on 8420.
+        "PAYMENT_API_BASE": "http://127.0.0.1:9",
+        "PAYMENT_TIMEOUT_SECONDS": 2,
     }
     config.update(extra)
     return create_app(config)

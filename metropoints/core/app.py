@@ -52,17 +52,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from metropoints.marketplace import views as marketplace_views
     from metropoints.reports import views as report_views
     from metropoints.riders_api import api as riders_api
+    from metropoints.settlement import webhooks as settlement_webhooks
 
     for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp,
-                      kiosk_api.bp, kiosk_views.bp, campaign_counter.bp, campaign_activity.bp):
+                      kiosk_api.bp, kiosk_views.bp, campaign_counter.bp, campaign_activity.bp, settlement_webhooks.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
     csrf.exempt(kiosk_api.bp)
+    csrf.exempt(settlement_webhooks.bp)  # signed by the provider (Stripe-Signature), not a browser form
     from metropoints.campaigns import cli as campaign_cli
     from metropoints.kiosk import cli as kiosk_cli
     from metropoints.marketplace import cli as marketplace_cli
+    from metropoints.settlement import cli as settlement_cli
 
-    for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli, kiosk_cli):
+    for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli, kiosk_cli, settlement_cli):
         package_cli.register(app)
 
     from metropoints import demo

@@ -6,6 +6,8 @@ import os
 from typing import Any
 
 DEFAULT_SECRET_KEY = "dev-only-not-a-secret"
+DEFAULT_PAYMENT_KEY = "sk_test_local"
+DEFAULT_WEBHOOK_SECRET = "whsec_dev_only_not_a_secret"
 
 
 class DefaultConfig:
@@ -30,6 +32,19 @@ class DefaultConfig:
     # Held trips are credited when their reference is linked, this many days back at most.
     HELD_TRIP_DAYS = 30
     WTF_CSRF_TIME_LIMIT = None
+    # Settlement. The payment provider speaks Stripe's API; locally and in tests it is localstripe on loopback
+    # (`python -m metropoints.settlement.localstripe_server`), which takes any key starting with sk_test_.
+    PAYMENT_API_BASE = "http://127.0.0.1:8420"
+    PAYMENT_API_KEY = DEFAULT_PAYMENT_KEY
+    PAYMENT_WEBHOOK_SECRET = DEFAULT_WEBHOOK_SECRET
+    PAYMENT_API_VERSION = "2020-08-27"  # pinned: invoices take the customer's pending invoice items
+    PAYMENT_TIMEOUT_SECONDS = 10
+    PAYMENT_WEBHOOK_TOLERANCE_SECONDS = 300  # a signed event older (or newer) than this is refused
+    SETTLEMENT_CURRENCY = "cny"
+    SETTLEMENT_DEFAULT_FEE_FEN = 200  # per used coupon, for merchants without a fee plan
+    SETTLEMENT_DAYS_DUE = 15  # an issued statement is overdue after this many days
+    # Seconds before each retry of a statement's invoicing after a provider error or timeout (rq's backoff).
+    SETTLEMENT_RETRY_BACKOFF = (10, 30, 120, 300, 1200)
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_HTTPONLY = True
 
@@ -42,8 +57,9 @@ def load_config(app, test_config: dict[str, Any] | None = None) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(os.environ["DATABASE_URL"])
     if os.environ.get("REDIS_URL"):
         app.config["REDIS_URL"] = os.environ["REDIS_URL"]
-    if os.environ.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
+    for name in ("SECRET_KEY", "PAYMENT_API_BASE", "PAYMENT_API_KEY", "PAYMENT_WEBHOOK_SECRET"):
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
     app.config.from_prefixed_env()
     if test_config:
         app.config.update(test_config)
@@ -71,3 +87,7 @@ def check_production_secret(config) -> None:
         raise RuntimeError(
             "Refusing to start in production: set SECRET_KEY in the environment to a random value of 32+ characters."
         )
+    if config.get("PAYMENT_API_KEY") in (None, "", DEFAULT_PAYMENT_KEY) or \
+            config.get("PAYMENT_WEBHOOK_SECRET") in (None, "", DEFAULT_WEBHOOK_SECRET):
+        raise RuntimeError("Refusing to start in production: set PAYMENT_API_BASE, PAYMENT_API_KEY and "
+                           "PAYMENT_WEBHOOK_SECRET to the payment provider's values.")

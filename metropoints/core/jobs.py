@@ -36,6 +36,7 @@ class PendingJob:
     queue: str
     timeout: int | None
     retries: int
+    backoff: tuple[int, ...]
 
 
 def queue_name(name: str, prefix: str | None = None) -> str:
@@ -64,13 +65,18 @@ def get_queue(name: str) -> Queue:
     return Queue(queue_name(name), connection=connection, default_timeout=current_app.config["JOB_TIMEOUT_SECONDS"])
 
 
+DEFAULT_BACKOFF = (5, 30, 120)
+
+
 def enqueue(func: Callable[..., Any], *args: Any, queue: str = "default", timeout: int | None = None,
-            retries: int = 0) -> None:
-    """Queue `func(*args)` to run after the current unit of work commits. `retries` only for idempotent jobs."""
+            retries: int = 0, backoff: tuple[int, ...] = DEFAULT_BACKOFF) -> None:
+    """Queue `func(*args)` to run after the current unit of work commits. `retries` only for idempotent jobs;
+    `backoff` gives the seconds before each retry (the last repeats)."""
     json.dumps(args)  # raises TypeError for anything but plain JSON values
     if queue not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {queue!r}")
-    db.session.info.setdefault("pending_jobs", []).append(PendingJob(func, args, queue, timeout, retries))
+    pending = PendingJob(func, args, queue, timeout, retries, tuple(backoff))
+    db.session.info.setdefault("pending_jobs", []).append(pending)
 
 
 def discard_pending() -> None:
@@ -88,7 +94,7 @@ def dispatch_after_commit() -> None:
             item.func(*item.args)
         return
     for item in pending:
-        retry = Retry(max=item.retries, interval=[5, 30, 120][: item.retries] or None) if item.retries else None
+        retry = Retry(max=item.retries, interval=list(item.backoff[: item.retries]) or 0) if item.retries else None
         get_queue(item.queue).enqueue(item.func, *item.args, job_timeout=item.timeout, retry=retry)
 
 

@@ -437,6 +437,28 @@ def _coupon_paths() -> dict[str, dict[str, Any]]:
             MALFORMED, ("401", "Wrong e-mail or password, or not staff of an approved merchant", "bad_credentials"),
             ("429", "Too many attempts; wait and retry", "rate_limited"),
             body=_body(_ref("StaffTokenRequest"), "The staff member's credentials."), tag="counter")},
+        "/webhooks/payments": {"post": _operation(
+            "receivePaymentEvent", "The payment provider's webhook",
+            "Where the payment provider (Stripe's API) delivers events. The raw body must carry a valid "
+            "`Stripe-Signature` header (`t=<unix time>,v1=<HMAC-SHA256 of \"t.body\" with the webhook secret>`) "
+            "with a timestamp within 300 s of ours. `invoice.paid`, `invoice.payment_succeeded` and "
+            "`payment_intent.succeeded` mark the invoice's statement paid; `invoice.payment_failed` and "
+            "`payment_intent.payment_failed` mark it payment_failed (a paid statement stays paid). Each event id is "
+            "applied once: a replay answers `duplicate` and changes nothing; other events are recorded as `ignored`.",
+            None,
+            {"200": _json(_obj({"event_id": _str("The provider's event id."),
+                                "outcome": _str("What the event did.",
+                                                enum=["paid", "payment_failed", "unchanged", "ignored",
+                                                      "duplicate"])}), "Received.")},
+            ("400", "A missing, malformed or wrong signature, a stale timestamp, or a body that is not an event",
+             "bad_signature"),
+            ("400", "A missing, malformed or wrong signature, a stale timestamp, or a body that is not an event",
+             "stale_timestamp"),
+            ("400", "A missing, malformed or wrong signature, a stale timestamp, or a body that is not an event",
+             "malformed_json"),
+            ("409", "The invoice's statement is still being issued: deliver the event again later",
+             "statement_not_ready"),
+            body=_body({"type": "object"}, "The provider's event, as it signed it."), tag="settlement")},
         "/counter/validate": {"post": _operation(
             "validateCoupon", "Use a coupon at the counter",
             "Mark a scanned coupon used at the staff member's store. It is accepted at most once, only at a store "
@@ -480,7 +502,9 @@ def _build() -> dict[str, Any]:
                  {"name": "catalogue", "description": "The live catalogue of benefits; public."},
                  {"name": "redemption", "description": "Riders buy coupons with points, show and cancel them."},
                  {"name": "counter", "description": "Merchant staff use coupons at the counter (POS)."},
-                 {"name": "kiosks", "description": "The feed of the station kiosks (one token per screen)."}],
+                 {"name": "kiosks", "description": "The feed of the station kiosks (one token per screen)."},
+                 {"name": "settlement", "description": "The payment provider's signed events about merchants' "
+                                                       "invoices."}],
         "paths": _paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {

@@ -1,0 +1,1 @@
+"""Settlement: fee plans, monthly statements of used coupons, invoices through the payment provider, its webhooks."""

@@ -1,0 +1,464 @@
+"""Settlement's rules: fee plans, the monthly statements, invoicing a statement, and the provider's events.
+
+Invariant 5: every used coupon lands on exactly one statement (a unique coupon id on the lines, and a period's run
+takes only coupons on no statement yet); every statement is invoiced at most once; each provider event is applied
+once (its id is kept, unique). Amounts are integer fen everywhere, at the provider too (CNY's minor unit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, insert, literal, select, text
+from sqlalchemy.exc import IntegrityError
+
+from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
+from metropoints.core.db import db, is_postgres
+from metropoints.core.errors import Conflict, MalformedJson, NotFound
+from metropoints.core.jobs import enqueue
+from metropoints.core.models import User
+from metropoints.core.operations import record_audit
+from metropoints.core.timeutil import SERVICE_ZONE, utcnow
+from metropoints.marketplace.models import Merchant, MerchantStatus
+from metropoints.marketplace.queries import get_merchant
+from metropoints.settlement.errors import (
+    BadSignature,
+    InvalidFee,
+    InvalidPeriod,
+    PeriodNotEnded,
+    PeriodSuperseded,
+    StaleTimestamp,
+    StatementNotReady,
+)
+from metropoints.settlement.models import (
+    BillingAccount,
+    FeePlan,
+    ProviderEvent,
+    Statement,
+    StatementLine,
+    StatementStatus,
+)
+from metropoints.settlement.provider import PaymentProvider, ProviderError
+
+MAX_FEE_FEN = 10_000_000
+# One invoice item per campaign up to this many campaigns; beyond, one item for all coupons (providers cap the
+# items an invoice takes: localstripe sweeps 99 pending items, Stripe 250).
+MAX_CAMPAIGN_ITEMS = 50
+# PostgreSQL advisory lock class for invoicing: one merchant's statements are invoiced one at a time, because an
+# invoice takes all of its customer's pending invoice items.
+INVOICING_LOCK_CLASS = 5_301
+PERIOD_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+# Periods: calendar months in Asia/Shanghai.
+
+def parse_period(value: object) -> date:
+    """The first day of the month written YYYY-MM."""
+    match = PERIOD_PATTERN.match(value.strip()) if isinstance(value, str) else None
+    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+        raise InvalidPeriod(f"{value!r} is not a month written YYYY-MM.")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def next_period(period: date) -> date:
+    """The month after."""
+    return date(period.year + period.month // 12, period.month % 12 + 1, 1)
+
+
+def period_of(moment: datetime) -> date:
+    """The month a moment falls in, in Asia/Shanghai."""
+    local = moment.astimezone(SERVICE_ZONE)
+    return date(local.year, local.month, 1)
+
+
+def previous_period(now: datetime | None = None) -> date:
+    """The last month that has ended."""
+    current = period_of(now or utcnow())
+    return date(current.year - (current.month == 1), (current.month - 2) % 12 + 1, 1)
+
+
+def period_start(period: date) -> datetime:
+    """The month's first moment (Asia/Shanghai midnight), in UTC."""
+    return datetime.combine(period, time(), tzinfo=SERVICE_ZONE).astimezone(UTC)
+
+
+def period_label(period: date) -> str:
+    return period.strftime("%Y-%m")
+
+
+# Fee plans.
+
+@dataclass(frozen=True)
+class Fees:
+    """The fees of one merchant in one period."""
+
+    fee_per_coupon_fen: int
+    monthly_fee_fen: int
+
+
+def _fee(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FEE_FEN:
+        raise InvalidFee(f"{name}: fees are whole numbers of fen, from 0 to {MAX_FEE_FEN:,}.", field=name)
+    return value
+
+
+def fees_for(merchant_id: int, period: date) -> Fees:
+    """The plan in force for the period: the newest one effective from it or before; the default otherwise."""
+    plan = db.session.scalar(select(FeePlan).where(FeePlan.merchant_id == merchant_id,
+                                                   FeePlan.effective_from <= period)
+                             .order_by(FeePlan.effective_from.desc()).limit(1))
+    if plan is None:
+        return Fees(int(current_app.config["SETTLEMENT_DEFAULT_FEE_FEN"]), 0)
+    return Fees(plan.fee_per_coupon_fen, plan.monthly_fee_fen)
+
+
+def set_fee_plan(*, merchant_id: int, fee_per_coupon_fen: object, monthly_fee_fen: object, actor: User | None,
+                 now: datetime | None = None, actor_label: str = "") -> FeePlan:
+    """Set a merchant's fees from the next period on (the current one is billed as it began). Setting them twice
+    in a month keeps the last values."""
+    merchant = get_merchant(merchant_id)
+    per_coupon = _fee(fee_per_coupon_fen, "fee_per_coupon_fen")
+    monthly = _fee(monthly_fee_fen, "monthly_fee_fen")
+    effective = next_period(period_of(now or utcnow()))
+    plan = db.session.scalar(select(FeePlan).where(FeePlan.merchant_id == merchant.id,
+                                                   FeePlan.effective_from == effective).with_for_update())
+    if plan is None:
+        plan = FeePlan(merchant_id=merchant.id, effective_from=effective)
+        db.session.add(plan)
+    plan.fee_per_coupon_fen, plan.monthly_fee_fen = per_coupon, monthly
+    plan.set_by, plan.set_at = (actor.id if actor else None), utcnow()
+    db.session.flush()
+    record_audit(actor=actor, actor_label=actor_label, action="settlement.fee_plan",
+                 subject=f"merchant {merchant.id}",
+                 reason=f"from {period_label(effective)}: {per_coupon} fen per used coupon, {monthly} fen monthly")
+    return plan
+
+
+# The monthly run.
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a period's run did: statements made now (ids) and those that existed already."""
+
+    period: date
+    created: list[int]
+    existing: int
+
+
+def _unbilled_used_coupons(end: datetime):
+    """SQL: used coupons, used before `end`, on no statement yet, with their campaign's merchant."""
+    return (select(Coupon.id, Coupon.campaign_id, Coupon.used_store_id, Coupon.used_at, Campaign.merchant_id)
+            .join(Campaign, Campaign.id == Coupon.campaign_id)
+            .where(Coupon.status == CouponStatus.used, Coupon.used_at < end,
+                   ~select(StatementLine.id).where(StatementLine.coupon_id == Coupon.id).exists()))
+
+
+def run_period(period: date, *, now: datetime | None = None) -> RunResult:
+    """Make the period's statements: one per merchant with used coupons not billed yet (used before the month's
+    end; a coupon whose use reached us after an earlier run lands on the next statement) or a monthly fee.
+
+    Running a period again makes nothing new for merchants that have its statement. Runs are serialised by a table
+    lock, so two at once cannot bill a coupon twice (the unique coupon id on the lines would refuse it anyway)."""
+    now = now or utcnow()
+    end = period_start(next_period(period))
+    if end > now:
+        raise PeriodNotEnded(f"{period_label(period)} ends at {end.isoformat()}.")
+    if is_postgres():
+        db.session.execute(text("LOCK TABLE statements IN SHARE ROW EXCLUSIVE MODE"))
+    if db.session.scalar(select(func.count(Statement.id)).where(Statement.period > period)):
+        raise PeriodSuperseded()
+    unbilled = _unbilled_used_coupons(end).subquery()
+    used_by_merchant = dict(db.session.execute(
+        select(unbilled.c.merchant_id, func.count()).group_by(unbilled.c.merchant_id)).tuples().all())
+    existing = set(db.session.scalars(select(Statement.merchant_id).where(Statement.period == period)))
+    approved = set(db.session.scalars(select(Merchant.id).where(Merchant.status == MerchantStatus.approved)))
+    created: list[Statement] = []
+    for merchant_id in sorted((set(used_by_merchant) | approved) - existing):
+        fees = fees_for(merchant_id, period)
+        monthly = fees.monthly_fee_fen if merchant_id in approved else 0
+        if merchant_id not in used_by_merchant and monthly == 0:
+            continue  # no activity and nothing owed
+        statement = Statement(merchant_id=merchant_id, period=period, status=StatementStatus.pending,
+                              currency=current_app.config["SETTLEMENT_CURRENCY"],
+                              fee_per_coupon_fen=fees.fee_per_coupon_fen, monthly_fee_fen=monthly,
+                              coupon_count=0, coupon_fees_fen=0, total_fen=monthly, created_at=now)
+        db.session.add(statement)
+        created.append(statement)
+    db.session.flush()
+    if created:
+        _add_lines([s.id for s in created], end)
+    for statement in created:
+        count, fees_total = db.session.execute(
+            select(func.count(StatementLine.id), func.coalesce(func.sum(StatementLine.fee_fen), 0))
+            .where(StatementLine.statement_id == statement.id)).one()
+        statement.coupon_count, statement.coupon_fees_fen = int(count), int(fees_total)
+        statement.total_fen = statement.coupon_fees_fen + statement.monthly_fee_fen
+        if statement.total_fen == 0:
+            statement.status = StatementStatus.nothing_due
+        else:
+            enqueue_invoicing(statement.id)
+    record_audit(actor=None, actor_label="settlement", action="settlement.run", subject=period_label(period),
+                 reason=f"{len(created)} statements made, {len(existing)} existed")
+    return RunResult(period, [s.id for s in created], len(existing))
+
+
+def _add_lines(statement_ids: list[int], end: datetime) -> None:
+    """One INSERT ... SELECT: each unbilled used coupon onto its merchant's new statement, at that statement's fee."""
+    unbilled = _unbilled_used_coupons(end).subquery()
+    rows = (select(Statement.id, unbilled.c.id, unbilled.c.campaign_id, unbilled.c.used_store_id,
+                   unbilled.c.used_at, Statement.fee_per_coupon_fen)
+            .join(Statement, Statement.merchant_id == unbilled.c.merchant_id)
+            .where(Statement.id.in_(statement_ids)))
+    db.session.execute(
+        insert(StatementLine.__table__).from_select(["statement_id", "coupon_id", "campaign_id", "store_id",
+                                                     "used_at", "fee_fen"], rows))
+
+
+def enqueue_invoicing(statement_id: int) -> None:
+    """Invoice the statement after this unit of work, retried with backoff on provider errors."""
+    from metropoints.settlement.jobs import invoice_statement_job
+
+    backoff = tuple(int(seconds) for seconds in current_app.config["SETTLEMENT_RETRY_BACKOFF"])
+    enqueue(invoice_statement_job, statement_id, retries=len(backoff), backoff=backoff)
+
+
+def statements_to_invoice(*, older_than: timedelta = timedelta(0), now: datetime | None = None) -> list[int]:
+    """Pending statements (made before `older_than` ago): those whose invoicing has not finished."""
+    cutoff = (now or utcnow()) - older_than
+    return list(db.session.scalars(select(Statement.id).where(Statement.status == StatementStatus.pending,
+                                                              Statement.created_at <= cutoff)
+                                   .order_by(Statement.id)))
+
+
+# Invoicing a statement at the provider.
+
+@dataclass(frozen=True)
+class InvoiceItem:
+    """One invoice item a statement needs; `key` names it in the item's metadata."""
+
+    key: str
+    amount: int
+    description: str
+
+
+def invoice_items(statement: Statement) -> list[InvoiceItem]:
+    """The invoice's items: the coupon fees per campaign (or in one item for many campaigns) and the monthly fee."""
+    per_campaign = db.session.execute(
+        select(StatementLine.campaign_id, Campaign.title, func.count(StatementLine.id),
+               func.sum(StatementLine.fee_fen))
+        .join(Campaign, Campaign.id == StatementLine.campaign_id)
+        .where(StatementLine.statement_id == statement.id)
+        .group_by(StatementLine.campaign_id, Campaign.title).order_by(StatementLine.campaign_id)).tuples().all()
+    label = period_label(statement.period)
+    items: list[InvoiceItem] = []
+    if len(per_campaign) <= MAX_CAMPAIGN_ITEMS:
+        items = [InvoiceItem(f"campaign-{campaign_id}", int(amount),
+                             f"{label} {title}: {count} used coupons x {statement.fee_per_coupon_fen} fen")
+                 for campaign_id, title, count, amount in per_campaign if amount]
+    elif statement.coupon_fees_fen:
+        items = [InvoiceItem("coupons", statement.coupon_fees_fen,
+                             f"{label}: {statement.coupon_count} used coupons x {statement.fee_per_coupon_fen} fen")]
+    if statement.monthly_fee_fen:
+        items.append(InvoiceItem("monthly-fee", statement.monthly_fee_fen, f"{label}: monthly listing fee"))
+    return items
+
+
+def _lock_merchant_invoicing(merchant_id: int) -> None:
+    """Hold, until this unit of work ends, the merchant's invoicing lock (PostgreSQL; SQLite runs one writer)."""
+    if is_postgres():
+        db.session.execute(select(func.pg_advisory_xact_lock(literal(INVOICING_LOCK_CLASS), literal(merchant_id))))
+
+
+def _customer_for(merchant: Merchant, provider: PaymentProvider) -> str:
+    """The merchant's customer at the provider: recorded, found by its metadata, or created."""
+    account = db.session.get(BillingAccount, merchant.id)
+    if account is not None:
+        return account.provider_customer_id
+    found = [c for c in provider.list_all("/v1/customers", {})
+             if c.get("metadata", {}).get("merchant_id") == str(merchant.id)]
+    customer = found[0] if found else provider.create_customer(
+        name=merchant.name, metadata={"merchant_id": str(merchant.id), "licence_no": merchant.licence_no},
+        key=f"merchant-{merchant.id}-customer")
+    db.session.add(BillingAccount(merchant_id=merchant.id, provider_customer_id=customer["id"]))
+    db.session.flush()
+    return customer["id"]
+
+
+def _ours(obj: dict[str, Any], statement: Statement) -> bool:
+    return obj.get("metadata", {}).get("statement_id") == str(statement.id)
+
+
+def invoice_statement(statement_id: int, provider: PaymentProvider, *, now: datetime | None = None) -> str:
+    """Issue the statement's invoice: customer, invoice items, invoice, finalize; returns the statement's status.
+
+    Every step first looks for what an earlier, interrupted attempt made (by the statement id in the metadata) and
+    every create carries an idempotency key, so retries after any failure end with exactly one invoice. The
+    merchant's invoicing lock keeps two attempts, and two statements of one merchant, from interleaving. A
+    ProviderError leaves the unit of work to be rolled back by the caller: nothing is recorded half-done."""
+    statement = db.session.get(Statement, statement_id)
+    if statement is None or statement.status != StatementStatus.pending:
+        return statement.status.value if statement else "missing"
+    _lock_merchant_invoicing(statement.merchant_id)
+    db.session.refresh(statement)
+    if statement.status != StatementStatus.pending:
+        return statement.status.value  # another attempt finished while this one waited for the lock
+    statement.invoice_attempts += 1
+    merchant = db.session.get(Merchant, statement.merchant_id)
+    customer = _customer_for(merchant, provider)
+    invoice = next((i for i in provider.invoices_of(customer) if _ours(i, statement)), None)
+    if invoice is None:
+        made = {item.get("metadata", {}).get("line") for item in provider.pending_invoice_items(customer)
+                if _ours(item, statement)}
+        for item in invoice_items(statement):
+            if item.key not in made:
+                provider.create_invoice_item(customer=customer, amount=item.amount, currency=statement.currency,
+                                             description=item.description,
+                                             metadata={"statement_id": str(statement.id), "line": item.key},
+                                             key=f"statement-{statement.id}-item-{item.key}")
+        invoice = provider.create_invoice(
+            customer=customer, description=f"{merchant.name} {period_label(statement.period)}",
+            metadata={"statement_id": str(statement.id), "period": period_label(statement.period)},
+            key=f"statement-{statement.id}-invoice")
+    if invoice.get("total") != statement.total_fen or invoice.get("currency") != statement.currency:
+        # Something else was on the invoice (or something missing): never ask a merchant to pay a wrong amount.
+        raise ProviderError(f"invoice {invoice.get('id')} totals {invoice.get('total')} {invoice.get('currency')}, "
+                            f"the statement {statement.total_fen} {statement.currency}", retryable=False)
+    statement.provider_invoice_id = invoice["id"]
+    if invoice.get("status") == "draft":
+        invoice = provider.finalize_invoice(invoice["id"], key=f"statement-{statement.id}-finalize")
+    now = now or utcnow()
+    statement.invoice_number = invoice.get("number") or invoice["id"]
+    statement.payment_url = invoice.get("hosted_invoice_url") or ""
+    statement.issued_at = now
+    statement.due_at = now + timedelta(days=int(current_app.config["SETTLEMENT_DAYS_DUE"]))
+    statement.last_error = ""
+    statement.status = StatementStatus.paid if invoice.get("status") == "paid" else StatementStatus.issued
+    if statement.status == StatementStatus.paid:
+        statement.paid_at = now
+    return statement.status.value
+
+
+def record_invoicing_error(statement_id: int, error: ProviderError) -> None:
+    """After a failed attempt (its unit of work rolled back): count it and keep the error for the back office; an
+    error that retrying cannot mend marks the statement for an operator."""
+    statement = db.session.get(Statement, statement_id)
+    if statement is None or statement.status != StatementStatus.pending:
+        return
+    statement.invoice_attempts += 1
+    statement.last_error = str(error)[:1000]
+    if not error.retryable:
+        statement.status = StatementStatus.invoice_failed
+        statement.failed_at = utcnow()
+
+
+def retry_invoicing(statement_id: int, *, actor: User | None, actor_label: str = "") -> Statement:
+    """An operator sends a statement whose invoicing failed (or stalled) to the provider again."""
+    statement = db.session.get(Statement, statement_id)
+    if statement is None:
+        raise NotFound("No such statement.")
+    if statement.status not in (StatementStatus.pending, StatementStatus.invoice_failed):
+        raise Conflict("This statement's invoice was issued already.", status=statement.status.value)
+    statement.status = StatementStatus.pending
+    enqueue_invoicing(statement.id)
+    record_audit(actor=actor, actor_label=actor_label, action="settlement.retry_invoicing",
+                 subject=f"statement {statement.id}")
+    return statement
+
+
+# The provider's webhooks.
+
+# Event types and the statement status they lead to.
+PAID_EVENTS = {"invoice.paid", "invoice.payment_succeeded", "payment_intent.succeeded"}
+FAILED_EVENTS = {"invoice.payment_failed", "payment_intent.payment_failed"}
+
+
+def verify_signature(payload: bytes, header: str | None, *, secret: str, tolerance: int, now: datetime) -> None:
+    """Check a Stripe-Signature header (`t=<unix time>,v1=<hex HMAC-SHA256 of "t.payload">`, several v1 allowed
+    while a secret is rolled): the signature must match and its time lie within the tolerance of ours."""
+    parts = [item.split("=", 1) for item in (header or "").split(",") if "=" in item]
+    timestamps = [value for name, value in parts if name.strip() == "t"]
+    signatures = [value.strip() for name, value in parts if name.strip() == "v1"]
+    if len(timestamps) != 1 or not timestamps[0].strip().isdigit() or not signatures:
+        raise BadSignature("The Stripe-Signature header is missing or malformed.")
+    timestamp = int(timestamps[0])
+    expected = hmac.new(secret.encode(), str(timestamp).encode() + b"." + payload, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, signature) for signature in signatures):
+        raise BadSignature()
+    if abs(now.timestamp() - timestamp) > tolerance:
+        raise StaleTimestamp()
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What receiving an event did."""
+
+    event_id: str
+    outcome: str  # paid, payment_failed, ignored, unchanged, duplicate
+    statement_id: int | None = None
+
+
+def _invoice_of(event_type: str, obj: dict[str, Any]) -> str | None:
+    """The invoice id an event is about."""
+    if event_type.startswith("invoice."):
+        return obj.get("id")
+    invoice = obj.get("invoice")
+    return invoice.get("id") if isinstance(invoice, dict) else invoice
+
+
+def receive_event(payload: bytes, signature_header: str | None, *, now: datetime | None = None) -> EventOutcome:
+    """Verify, record and apply one webhook event. A replayed event (same id) changes nothing; an event for an
+    invoice whose statement has not recorded it yet is refused (StatementNotReady) so the provider sends it again."""
+    config = current_app.config
+    now = now or utcnow()
+    verify_signature(payload, signature_header, secret=config["PAYMENT_WEBHOOK_SECRET"],
+                     tolerance=int(config["PAYMENT_WEBHOOK_TOLERANCE_SECONDS"]), now=now)
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        event = None
+    obj = event.get("data", {}).get("object") if isinstance(event, dict) else None
+    if not isinstance(obj, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise MalformedJson("An event is a JSON object with id, type and data.object.")
+    event_id, event_type = event["id"][:80], event["type"][:80]
+    if db.session.scalar(select(ProviderEvent.id).where(ProviderEvent.event_id == event_id)) is not None:
+        return EventOutcome(event_id, "duplicate")
+    statement = None
+    invoice_id = _invoice_of(event_type, obj)
+    if invoice_id and (event_type in PAID_EVENTS or event_type in FAILED_EVENTS):
+        statement = db.session.scalar(select(Statement).where(Statement.provider_invoice_id == invoice_id)
+                                      .with_for_update())
+        statement_ref = obj.get("metadata", {}).get("statement_id") if event_type.startswith("invoice.") else None
+        if statement is None and statement_ref and str(statement_ref).isdigit() and \
+                db.session.get(Statement, int(statement_ref)) is not None:
+            raise StatementNotReady()
+    outcome = _apply(statement, event_type, obj, now) if statement is not None else "ignored"
+    try:
+        with db.session.begin_nested():
+            db.session.add(ProviderEvent(event_id=event_id, type=event_type, created=int(event.get("created") or 0),
+                                         received_at=now, statement_id=statement.id if statement else None,
+                                         outcome=outcome, payload=payload.decode("utf-8", "replace")[:20_000]))
+    except IntegrityError:
+        # The same event, delivered twice at once: the other delivery applied it.
+        db.session.rollback()
+        return EventOutcome(event_id, "duplicate")
+    return EventOutcome(event_id, outcome, statement.id if statement else None)
+
+
+def _apply(statement: Statement, event_type: str, obj: dict[str, Any], now: datetime) -> str:
+    """Move the statement as the event says; paid is final, so a late failure after a payment changes nothing."""
+    if statement.status == StatementStatus.paid:
+        return "unchanged"
+    if event_type in PAID_EVENTS:
+        statement.status, statement.paid_at, statement.last_error = StatementStatus.paid, now, ""
+        return "paid"
+    error = obj.get("last_payment_error") or {}
+    statement.status, statement.failed_at = StatementStatus.payment_failed, now
+    statement.last_error = (error.get("message") if isinstance(error, dict) else "") or "The payment failed."
+    return "payment_failed"
