@@ -77,15 +77,11 @@ class LocalStripe:
     def invoices(self) -> list[dict]:
         return self.get("/v1/invoices", limit=100)["data"]
 
-    def pay(self, invoice_id: str, card: str = "4242424242424242") -> None:
-        """Pay an invoice as the merchant would: a card as the customer's default payment method, then pay."""
-        invoice = self.get(f"/v1/invoices/{invoice_id}")
-        method = self.post("/v1/payment_methods", type="card", **{"card[number]": card, "card[exp_month]": "12",
-                                                                    "card[exp_year]": "2034", "card[cvc]": "123"})
-        self.post(f"/v1/payment_methods/{method['id']}/attach", customer=invoice["customer"])
-        self.post(f"/v1/customers/{invoice['customer']}",
-                  **{"invoice_settings[default_payment_method]": method["id"]})
-        requests.post(f"{self.url}/v1/invoices/{invoice_id}/pay", auth=(API_KEY, ""), timeout=5)
+    def pay(self, payment_url: str, card: str = "4242424242424242") -> str:
+        """Pay on the invoice's hosted page, as the merchant does after following the link; the page's text."""
+        response = requests.post(f"{payment_url}/pay", data={"card": card}, timeout=5)
+        response.raise_for_status()
+        return response.text
 
 
 @pytest.fixture(scope="session")
