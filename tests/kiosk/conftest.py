@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -46,12 +46,26 @@ def feature(create_operator) -> Callable:  # noqa: F811  (the imported fixture, 
     return create
 
 
+@pytest.fixture(autouse=True)
+def fresh_kiosk_caches(app) -> Iterator[None]:
+    """Every kiosk test starts and ends with empty feed and token caches: tables are emptied between tests and ids
+    start again, so a station's feed or a kiosk cached by one test would otherwise be served in the next."""
+    from metropoints.kiosk.cache import drop_app_caches
+
+    drop_app_caches()
+    yield
+    drop_app_caches()
+
+
 @pytest.fixture
 def read_feed(client) -> Callable:
-    """Read the kiosk feed with a token (and If-None-Match when given), session state dropped first."""
+    """Read the kiosk feed with a token (and If-None-Match when given), session state dropped first, and as a kiosk
+    reads it once the caches' TTL has passed since the last read (tests/kiosk/test_cache.py checks the caching)."""
+    from metropoints.kiosk.cache import drop_app_caches
 
     def read(token: str, etag: str | None = None):
         db.session.expire_all()
+        drop_app_caches()
         headers = auth(token)
         if etag is not None:
             headers["If-None-Match"] = etag
