@@ -52,10 +52,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from metropoints.marketplace import views as marketplace_views
     from metropoints.reports import views as report_views
     from metropoints.riders_api import api as riders_api
+    from metropoints.settlement import views as settlement_views
     from metropoints.settlement import webhooks as settlement_webhooks
 
     for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp,
-                      kiosk_api.bp, kiosk_views.bp, campaign_counter.bp, campaign_activity.bp, settlement_webhooks.bp):
+                      kiosk_api.bp, kiosk_views.bp, campaign_counter.bp, campaign_activity.bp, settlement_webhooks.bp,
+                      settlement_views.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
     csrf.exempt(kiosk_api.bp)

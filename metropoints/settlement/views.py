@@ -1,0 +1,194 @@
+"""Settlement pages: the merchant owner's statements (lines, totals, status, CSV, printable, the provider's payment
+link) and the back office's fee plans and receivables."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from metropoints.core.db import rollback_unit_of_work
+from metropoints.core.errors import DomainError
+from metropoints.core.models import Role
+from metropoints.core.portal import add_nav, role_required
+from metropoints.core.timeutil import SERVICE_OFFSET, isoformat, utcnow
+from metropoints.marketplace.forms import ActionForm
+from metropoints.marketplace.queries import portal_membership
+from metropoints.settlement import operations, queries
+from metropoints.settlement.forms import FeePlanForm
+from metropoints.settlement.models import Statement, StatementStatus
+
+bp = Blueprint("settlement", __name__)
+owner_only = role_required(Role.merchant_owner)
+operator_only = role_required(Role.operator)
+add_nav("settlement.statements", _l("Statements"), Role.merchant_owner, order=40)
+add_nav("settlement.receivables", _l("Receivables"), Role.operator, order=40)
+add_nav("settlement.fee_plans", _l("Fees"), Role.operator, order=45)
+
+# Lines shown on the statement page; the CSV and the printable page have them all.
+PAGE_LINES = 200
+STATUS_LABELS = {
+    StatementStatus.pending: _l("Being issued"),
+    StatementStatus.issued: _l("Issued"),
+    StatementStatus.paid: _l("Paid"),
+    StatementStatus.payment_failed: _l("Payment failed"),
+    StatementStatus.nothing_due: _l("Nothing due"),
+    StatementStatus.invoice_failed: _l("Invoice refused by the provider"),
+}
+OVERDUE = _l("Overdue")
+RECEIVABLE_STATES = {"owed": _l("Owed"), "overdue": OVERDUE, "paid": _l("Paid"),
+                     "attention": _l("Needs attention"), "all": _l("All")}
+CSV_HEADER = ("statement_id", "period", "coupon_id", "campaign", "store", "used_at", "fee_fen")
+
+
+@bp.app_template_filter("fen")
+def format_fen(amount: int | None) -> str:
+    """Integer fen as yuan for display: 12345 -> ¥123.45 (the amount itself stays an integer)."""
+    amount = amount or 0
+    sign = "-" if amount < 0 else ""
+    return f"{sign}¥{abs(amount) // 100:,}.{abs(amount) % 100:02d}"
+
+
+@bp.app_template_filter("local_time")
+def local_time(moment) -> str:
+    """A moment as wall time in Asia/Shanghai, to the minute; a dash for none."""
+    return moment.astimezone(SERVICE_OFFSET).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+def status_label(statement: Statement) -> str:
+    """The statement's status as the portal names it; owed past the due date is overdue."""
+    return str(OVERDUE) if queries.is_overdue(statement) else str(STATUS_LABELS[statement.status])
+
+
+@bp.errorhandler(DomainError)
+def domain_error(error: DomainError):
+    """A refusal from a loader or an operation: the error page with the error's status."""
+    rollback_unit_of_work()
+    return render_template("core/error.html", code=error.code, message=error.message), error.http_status
+
+
+# The merchant owner.
+
+@bp.get("/portal/statements")
+@owner_only
+def statements():
+    member = portal_membership(current_user, owner=True)
+    return render_template("settlement/statements.html", statements=queries.statements_of(member.merchant_id),
+                           status_label=status_label, is_overdue=queries.is_overdue)
+
+
+def _owners_statement(statement_id: int) -> Statement:
+    member = portal_membership(current_user, owner=True)
+    return queries.get_statement(statement_id, merchant_id=member.merchant_id)
+
+
+def _render_statement(statement: Statement, template: str, limit: int | None):
+    return render_template(template, statement=statement, status_label=status_label(statement),
+                           overdue=queries.is_overdue(statement), period=operations.period_label(statement.period),
+                           campaigns=queries.sums_by_campaign(statement.id),
+                           lines=queries.statement_lines(statement.id, limit=limit), limit=limit)
+
+
+@bp.get("/portal/statements/<int:statement_id>")
+@owner_only
+def statement(statement_id: int):
+    return _render_statement(_owners_statement(statement_id), "settlement/statement.html", PAGE_LINES)
+
+
+@bp.get("/portal/statements/<int:statement_id>/print")
+@owner_only
+def statement_print(statement_id: int):
+    """Every line, laid out for paper."""
+    return _render_statement(_owners_statement(statement_id), "settlement/print.html", None)
+
+
+def _csv_line(values) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
+
+
+def _csv_rows(statement: Statement) -> Iterator[str]:
+    """A BOM (so spreadsheet programs read UTF-8), the header, a line per used coupon."""
+    yield "\ufeff" + _csv_line(CSV_HEADER)
+    period = operations.period_label(statement.period)
+    for coupon_id, title, store_name, used_at, fee in queries.statement_lines(statement.id):
+        yield _csv_line((statement.id, period, coupon_id, title, store_name or "", isoformat(used_at), fee))
+
+
+@bp.get("/portal/statements/<int:statement_id>.csv")
+@owner_only
+def statement_csv(statement_id: int):
+    """The statement's lines as a streamed CSV download."""
+    statement = _owners_statement(statement_id)
+    filename = f"statement-{operations.period_label(statement.period)}-{statement.id}.csv"
+    return Response(stream_with_context(_csv_rows(statement)), content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename={filename}"})
+
+
+# The back office.
+
+@bp.get("/backoffice/receivables")
+@operator_only
+def receivables():
+    state = request.args.get("state", "owed")
+    if state not in RECEIVABLE_STATES:
+        state = "owed"
+    return render_template("settlement/receivables.html", totals=queries.receivables(), state=state,
+                           states=RECEIVABLE_STATES, rows=queries.receivable_statements(state),
+                           status_label=status_label, form=ActionForm())
+
+
+@bp.get("/backoffice/statements/<int:statement_id>")
+@operator_only
+def backoffice_statement(statement_id: int):
+    statement = queries.get_statement(statement_id)
+    return _render_statement(statement, "settlement/statement.html", PAGE_LINES)
+
+
+@bp.post("/backoffice/statements/<int:statement_id>/retry")
+@operator_only
+def retry(statement_id: int):
+    """Send a statement whose invoicing stalled or was refused to the provider again."""
+    if not ActionForm().validate_on_submit():
+        flash(_("The form expired; please try again."))
+    else:
+        operations.retry_invoicing(statement_id, actor=current_user)
+        flash(_("Statement %(id)s was sent to the payment provider again.", id=statement_id))
+    return redirect(url_for("settlement.receivables", state="attention"))
+
+
+@bp.route("/backoffice/fees", methods=["GET", "POST"])
+@operator_only
+def fee_plans():
+    """Each merchant's fees now and from next month, and a form to change them from next month."""
+    form = FeePlanForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit() and str(form.merchant_id.data).isdigit():
+            plan = operations.set_fee_plan(merchant_id=int(form.merchant_id.data),
+                                           fee_per_coupon_fen=form.fee_per_coupon_fen.data,
+                                           monthly_fee_fen=form.monthly_fee_fen.data, actor=current_user)
+            flash(_("Fees set from %(period)s.", period=operations.period_label(plan.effective_from)))
+            return redirect(url_for("settlement.fee_plans"))
+        status = 422
+    period = operations.period_of(utcnow())
+    return render_template("settlement/fees.html", rows=queries.fee_plan_rows(period), form=form,
+                           period=operations.period_label(period),
+                           next_period=operations.period_label(operations.next_period(period)),
+                           default_fee=current_app.config["SETTLEMENT_DEFAULT_FEE_FEN"]), status

@@ -1,0 +1,120 @@
+"""Settlement pages: the owner's statements (lines, totals, status, CSV, printable, the payment link), only their
+own; the back office's fee plans (form errors, from next month) and receivables (owed, overdue, paid, retry)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.models import Role
+from metropoints.core.operations import create_user
+from metropoints.settlement import operations
+from metropoints.settlement.models import FeePlan, Statement, StatementStatus
+from tests.conftest import SHOP_PASSWORD
+from tests.marketplace.conftest import login, page
+from tests.settlement.conftest import AFTER_OCTOBER
+
+PERIOD = date(2026, 10, 1)
+
+
+def october(shop_factory, month_of_coupons, used: int = 3):
+    shop = shop_factory()
+    month_of_coupons(shop, used, campaigns=2)
+    operations.run_period(PERIOD, now=AFTER_OCTOBER)
+    commit_unit_of_work()
+    statement = db.session.scalar(select(Statement).where(Statement.merchant_id == shop.merchant.id))
+    return shop, statement
+
+
+def test_owner_sees_statements_lines_csv_and_printable(app, client, create_shop, month_of_coupons):
+    shop, statement = october(create_shop, month_of_coupons)
+    statement.status, statement.payment_url = StatementStatus.issued, "https://pay.example/in_1"
+    statement.issued_at, statement.due_at = AFTER_OCTOBER, AFTER_OCTOBER + timedelta(days=15)
+    commit_unit_of_work()
+    login(client, shop.owner.email, SHOP_PASSWORD)
+    listing = page(client, "/portal/statements")
+    text = listing.get_data(as_text=True)
+    assert listing.status_code == 200 and "2026-10" in text and "¥6.00" in text and "Overdue" in text
+    assert 'href="https://pay.example/in_1"' in text
+    detail = page(client, f"/portal/statements/{statement.id}").get_data(as_text=True)
+    assert detail.count('data-coupon-id="') == 3 and "¥2.00" in detail and "This statement is overdue" in detail
+    assert "Pay ¥6.00 at the payment provider" in detail
+    download = page(client, f"/portal/statements/{statement.id}.csv")
+    assert download.status_code == 200 and download.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0] == ["statement_id", "period", "coupon_id", "campaign", "store", "used_at", "fee_fen"]
+    assert len(rows) == 4 and {row[6] for row in rows[1:]} == {"200"} and rows[1][1] == "2026-10"
+    printable = page(client, f"/portal/statements/{statement.id}/print").get_data(as_text=True)
+    assert "@media print" in printable and printable.count('data-coupon-id="') == 3
+
+
+def test_statements_are_the_owners_own(app, client, create_shop, month_of_coupons):
+    """Another merchant's owner and cashiers get 404 / 403; operators see them in the back office."""
+    _, statement = october(create_shop, month_of_coupons)
+    other = create_shop()
+    login(client, other.owner.email, SHOP_PASSWORD)
+    for path in (f"/portal/statements/{statement.id}", f"/portal/statements/{statement.id}.csv",
+                 f"/portal/statements/{statement.id}/print"):
+        assert page(client, path).status_code == 404
+    assert "2026-10" not in page(client, "/portal/statements").get_data(as_text=True)
+    login(client, other.cashier.email, SHOP_PASSWORD)
+    assert page(client, "/portal/statements").status_code == 403
+
+
+def operator(client) -> None:
+    user = create_user(email="ops@metro.example", password=SHOP_PASSWORD, role=Role.operator)
+    commit_unit_of_work()
+    login(client, user.email, SHOP_PASSWORD)
+
+
+def test_operator_sets_fees_from_next_month_with_form_errors(app, client, create_shop):
+    shop = create_shop()
+    operator(client)
+    assert "default: ¥2.00 per coupon" in page(client, "/backoffice/fees").get_data(as_text=True)
+    bad = page(client, "/backoffice/fees", "POST", data={"merchant_id": shop.merchant.id,
+                                                           "fee_per_coupon_fen": "-3", "monthly_fee_fen": "x"})
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 422
+    assert 'data-field="fee_per_coupon_fen"' in text and 'data-field="monthly_fee_fen"' in text
+    assert db.session.scalar(select(FeePlan)) is None
+    good = page(client, "/backoffice/fees", "POST", data={"merchant_id": shop.merchant.id,
+                                                            "fee_per_coupon_fen": "300", "monthly_fee_fen": "5000"})
+    assert good.status_code == 302
+    plan = db.session.scalar(select(FeePlan))
+    assert (plan.fee_per_coupon_fen, plan.monthly_fee_fen) == (300, 5000)
+    assert plan.effective_from == operations.next_period(operations.period_of(plan.set_at))
+    assert "¥3.00 per coupon, ¥50.00 monthly, from" in page(client, "/backoffice/fees").get_data(as_text=True)
+    unknown = page(client, "/backoffice/fees", "POST", data={"merchant_id": "999999", "fee_per_coupon_fen": "1",
+                                                               "monthly_fee_fen": "0"})
+    assert unknown.status_code == 404
+
+
+def test_receivables_owed_overdue_paid_and_retry(app, client, create_shop, month_of_coupons):
+    _, owed = october(create_shop, month_of_coupons, used=2)
+    _, late = october(create_shop, month_of_coupons, used=1)
+    _, paid = october(create_shop, month_of_coupons, used=4)
+    _, stuck = october(create_shop, month_of_coupons, used=5)
+    now = operations.utcnow()
+    owed.status, owed.due_at = StatementStatus.issued, now + timedelta(days=3)
+    late.status, late.due_at = StatementStatus.issued, now - timedelta(days=1)
+    paid.status = StatementStatus.paid
+    commit_unit_of_work()
+    operator(client)
+    text = page(client, "/backoffice/receivables").get_data(as_text=True)
+    assert f'data-statement-id="{owed.id}"' in text and f'data-statement-id="{late.id}"' in text
+    assert f'data-statement-id="{paid.id}"' not in text
+    totals = page(client, "/backoffice/receivables?state=overdue").get_data(as_text=True)
+    assert f'data-statement-id="{late.id}"' in totals and f'data-statement-id="{owed.id}"' not in totals
+    assert "¥4.00" in totals and "¥2.00" in totals and "¥8.00" in totals
+    attention = page(client, "/backoffice/receivables?state=attention").get_data(as_text=True)
+    assert f'data-statement-id="{stuck.id}"' in attention and "ConnectionError" in attention
+    retried = page(client, f"/backoffice/statements/{stuck.id}/retry", "POST")
+    assert retried.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Statement, stuck.id).invoice_attempts == 2  # sent again (and refused: no provider here)
+    assert page(client, f"/backoffice/statements/{paid.id}/retry", "POST").status_code == 409
+    assert page(client, f"/backoffice/statements/{owed.id}").status_code == 200
