@@ -14,20 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 
 from metropoints.accrual.errors import InsufficientPoints
 from metropoints.accrual.ledger import post_entry
 from metropoints.accrual.models import EntryKind
-from metropoints.campaigns.catalogue import live_campaign
 from metropoints.campaigns.coupons import new_code, normalise_code
-from metropoints.campaigns.models import Campaign, CampaignStatus, CampaignStore, Coupon, CouponStatus
+from metropoints.campaigns.models import Campaign, CampaignStatus, Coupon, CouponStatus
 from metropoints.core.db import db, is_postgres, sql_param
 from metropoints.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from metropoints.core.models import Rider, Role, User
 from metropoints.core.timeutil import service_day, utcnow
-from metropoints.marketplace.errors import MerchantNotApproved
-from metropoints.marketplace.models import Merchant, MerchantStatus, Store
+from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
+from metropoints.marketplace.models import MerchantStatus, Store
 from metropoints.marketplace.queries import portal_membership
 
 MAX_ID = 2**31 - 1  # INTEGER primary keys; a larger id cannot exist (and must not reach the database as a 500)
@@ -160,34 +159,62 @@ def effective_status(coupon: Coupon, now: datetime | None = None) -> CouponStatu
     return coupon.status
 
 
-def _on_sale_or_why(campaign_id: int, now: datetime) -> Campaign:
-    """The campaign if it is live; OutOfStock when it would be but for its stock, NotLive otherwise."""
-    campaign = live_campaign(campaign_id, now)
-    if campaign is not None:
-        return campaign
-    campaign = db.session.get(Campaign, campaign_id)
-    if campaign is not None and campaign.status == CampaignStatus.approved \
-            and campaign.valid_from <= now < campaign.valid_until \
-            and db.session.get(Merchant, campaign.merchant_id).status == MerchantStatus.approved:
+@dataclass(frozen=True, slots=True)
+class _SaleTerms:
+    """What a redemption needs to know of a campaign on sale, and the buyer's balance under their row lock."""
+
+    point_price: int
+    per_rider_limit: int
+    coupon_valid_days: int
+    balance: int
+
+
+# The campaign first: in a flash sale most requests come after the stock is gone, and those take no lock at all. Only
+# a campaign that looks sellable locks the rider's row (so their limit and balance checks cannot race), in the same
+# round trip. The lock waits for the rider's other purchases to commit and returns the balance as they left it.
+_SALE_TERMS_SQL = """
+WITH campaign AS (
+    SELECT c.point_price, c.per_rider_limit, c.coupon_valid_days, c.stock_left,
+           c.status = 'approved' AND c.valid_from <= :now AND c.valid_until > :now AND m.status = 'approved'
+               AS on_sale
+    FROM campaigns c JOIN merchants m ON m.id = c.merchant_id
+    WHERE c.id = :c),
+rider AS (
+    SELECT points_balance FROM riders
+    WHERE id = :r AND EXISTS (SELECT 1 FROM campaign WHERE on_sale AND stock_left > 0){lock})
+SELECT campaign.point_price, campaign.per_rider_limit, campaign.coupon_valid_days, campaign.stock_left,
+       campaign.on_sale, (SELECT points_balance FROM rider)
+FROM campaign
+"""
+_SALE_TERMS = {"postgresql": text(_SALE_TERMS_SQL.format(lock=" FOR UPDATE")),
+               "sqlite": text(_SALE_TERMS_SQL.format(lock=""))}  # SQLite has one writer: no lock needed
+
+
+def _sale_terms(campaign_id: int, rider_id: int, now: datetime, postgres: bool) -> _SaleTerms:
+    """The campaign's terms with the rider's row locked; OutOfStock when it would be on sale but for its stock,
+    NotLive otherwise (unknown, not approved, outside its sale window, or its merchant is not approved)."""
+    row = db.session.execute(_SALE_TERMS["postgresql" if postgres else "sqlite"],
+                             {"c": campaign_id, "r": rider_id, "now": now if postgres else sql_param(now)}).first()
+    if row is None or not row[4]:
+        raise NotLive()
+    price, limit, valid_days, stock_left, _, balance = row
+    if stock_left <= 0:
         raise OutOfStock()
-    raise NotLive()
-
-
-def _lock_rider(rider_id: int) -> int:
-    """Lock the rider's row for this transaction and return the balance (SQLite has one writer: no lock needed)."""
-    lock = " FOR UPDATE" if is_postgres() else ""
-    balance = db.session.execute(text(f"SELECT points_balance FROM riders WHERE id = :r{lock}"),
-                                 {"r": rider_id}).scalar_one_or_none()
     if balance is None:
         raise NotFound("No such rider.")
-    return balance
+    return _SaleTerms(point_price=price, per_rider_limit=limit, coupon_valid_days=valid_days, balance=balance)
 
 
 # Stock last: the rider is locked already, so the only lock this statement waits for is the campaign's stock row.
-_REDEEM_SQL = """
-WITH stock AS (
+# It runs after the rider's lock was granted, so `held` counts every coupon the rider's earlier purchases committed;
+# over the limit or short of points, nothing is taken and the caller says why.
+_REDEEM = text("""
+WITH held AS (
+    SELECT count(*) AS n FROM coupons WHERE campaign_id = :c AND rider_id = :r AND status <> 'cancelled'),
+stock AS (
     UPDATE campaigns SET stock_left = stock_left - 1
     WHERE id = :c AND stock_left > 0 AND status = 'approved' AND valid_from <= :now AND valid_until > :now
+        AND (SELECT n FROM held) < :limit AND :balance >= :price
     RETURNING id),
 debit AS (
     UPDATE riders SET points_balance = points_balance - :price
@@ -202,40 +229,45 @@ entry AS (
     SELECT :r, :now, :day, -:price, 'redemption', 'coupon:' || coupon.id::text, '', '', debit.points_balance
     FROM coupon, debit
     RETURNING id)
-SELECT (SELECT id FROM stock), (SELECT id FROM coupon), (SELECT points_balance FROM debit), (SELECT id FROM entry)
-"""
+SELECT (SELECT n FROM held), (SELECT id FROM stock), (SELECT id FROM coupon), (SELECT points_balance FROM debit),
+       (SELECT id FROM entry)
+""")
+_HELD = text("SELECT count(*) FROM coupons WHERE campaign_id = :c AND rider_id = :r AND status <> 'cancelled'")
 
 
 def redeem(*, rider_id: int, campaign_id: object, now: datetime | None = None) -> Redemption:
     """Buy one coupon of a live campaign: debit, stock and coupon in one transaction, all or nothing.
 
-    NotLive, LimitReached, InsufficientPoints and OutOfStock (all 409) say why not. The caller commits at once, so
-    the stock row stays locked for one statement and the commit.
+    NotLive, LimitReached, InsufficientPoints and OutOfStock (all 409) say why not. Two round trips on PostgreSQL:
+    the campaign's terms with the rider's lock, then one statement that checks the limit and takes stock, points and
+    coupon. The caller commits at once, so the stock row stays locked for that statement and the commit.
     """
     campaign_id = check_id(campaign_id, "campaign_id")
     now = now or utcnow()
-    # The campaign first: in a flash sale most requests come after the stock is gone and need no lock at all.
-    campaign = _on_sale_or_why(campaign_id, now)
-    balance = _lock_rider(rider_id)
-    held = db.session.scalar(select(func.count()).select_from(Coupon).where(
-        Coupon.campaign_id == campaign_id, Coupon.rider_id == rider_id, Coupon.status != CouponStatus.cancelled))
-    if held >= campaign.per_rider_limit:
-        raise LimitReached(limit=campaign.per_rider_limit)
-    price = campaign.point_price
+    postgres = is_postgres()
+    terms = _sale_terms(campaign_id, rider_id, now, postgres)
+    price, balance = terms.point_price, terms.balance
+    code, expires_at = new_code(), now + timedelta(days=terms.coupon_valid_days)
+    if postgres:
+        held, stock, coupon_id, balance_after, _ = db.session.execute(_REDEEM, {
+            "c": campaign_id, "r": rider_id, "price": price, "limit": terms.per_rider_limit, "balance": balance,
+            "code": code, "now": now, "expires": expires_at, "day": service_day(now)}).one()
+    else:
+        held = db.session.execute(_HELD, {"c": campaign_id, "r": rider_id}).scalar_one()
+        stock = coupon_id = balance_after = None
+    if held >= terms.per_rider_limit:
+        raise LimitReached(limit=terms.per_rider_limit)
     if balance < price:
         raise InsufficientPoints(points_balance=balance, point_price=price)
-    code, expires_at = new_code(), now + timedelta(days=campaign.coupon_valid_days)
-    if is_postgres():
-        stock, coupon_id, balance_after, _ = db.session.execute(text(_REDEEM_SQL), {
-            "c": campaign_id, "r": rider_id, "price": price, "code": code, "now": now, "expires": expires_at,
-            "day": service_day(now)}).one()
-        if stock is None:
-            raise OutOfStock()
-        if coupon_id is None:  # cannot happen with the rider locked; the error rolls the stock back with it
-            raise InsufficientPoints(points_balance=balance, point_price=price)
-    else:
+    if not postgres:
         coupon_id, balance_after = _redeem_in_steps(campaign_id, rider_id, price, code, now, expires_at)
-    db.session.expire(campaign, ["stock_left"])
+    elif stock is None:
+        raise OutOfStock()
+    elif coupon_id is None:  # cannot happen with the rider locked; the error rolls the stock back with it
+        raise InsufficientPoints(points_balance=balance, point_price=price)
+    # Rows the session may hold went stale behind its back.
+    _forget_loaded(Campaign, campaign_id)
+    _forget_loaded(Rider, rider_id)
     return Redemption(coupon_id=coupon_id, code=code, points_spent=price, balance_after=balance_after,
                       expires_at=expires_at)
 
@@ -300,6 +332,18 @@ def _forget_loaded(model: type, ident: int) -> None:
         db.session.expire(loaded)
 
 
+def _counter_store_id(*, owner: bool, own_store_id: int | None, store_id: object) -> int:
+    """Which store a staff member validates for: a cashier's own (any `store_id` given must be it); an owner must name
+    one (InvalidInput without it). Whether that store is the merchant's and active is checked by the caller."""
+    if owner:
+        if store_id is None:
+            raise InvalidInput("An owner must say at which store (store_id).", field="store_id")
+        return check_id(store_id, "store_id")
+    if store_id is not None and store_id != own_store_id:
+        raise WrongStore()
+    return own_store_id
+
+
 def counter_store(user: User, store_id: object = None) -> Store:
     """The store a staff member validates for: a cashier's own store (any `store_id` given must be it); an owner
     must name one of their merchant's active stores. NotStaff / MerchantNotApproved (403) for anyone else."""
@@ -308,46 +352,71 @@ def counter_store(user: User, store_id: object = None) -> Store:
     except MerchantNotApproved as refused:
         # Its `status` field would clash with the JSON error reply's own `status` argument (a 500): rename it.
         raise MerchantNotApproved(merchant_status=refused.fields.get("status")) from None
-    if member.is_owner or user.role == Role.merchant_owner:
-        if store_id is None:
-            raise InvalidInput("An owner must say at which store (store_id).", field="store_id")
-        store_id = check_id(store_id, "store_id")
-    else:
-        if store_id is not None and store_id != member.store_id:
-            raise WrongStore()
-        store_id = member.store_id
+    store_id = _counter_store_id(owner=member.is_owner or user.role == Role.merchant_owner,
+                                 own_store_id=member.store_id, store_id=store_id)
     store = db.session.get(Store, store_id)
     if store is None or store.merchant_id != member.merchant_id or not store.active:
         raise WrongStore()
     return store
 
 
-def validate(*, cashier: User, code: object, store_id: object = None, now: datetime | None = None) -> Acceptance:
+# Everything a counter checks before using a coupon, in one round trip: the staff member's place at an approved
+# merchant (as marketplace.queries.portal_membership reads it), the store asked for, the coupon by its code, and
+# whether its campaign is valid at that store. The checks themselves are made in Python, in the order of the replies.
+_COUNTER_FACTS = text("""
+SELECT u.active AND u.role IN ('merchant_owner', 'cashier'), u.role = 'merchant_owner' OR s.is_owner, s.store_id,
+       s.merchant_id, m.status, st.id, st.merchant_id, st.active, cp.id, ca.merchant_id, ca.title,
+       EXISTS (SELECT 1 FROM campaign_stores cs WHERE cs.campaign_id = ca.id AND cs.store_id = st.id)
+FROM users u
+JOIN staff_members s ON s.user_id = u.id
+JOIN merchants m ON m.id = s.merchant_id
+LEFT JOIN stores st ON st.id = COALESCE(:store, s.store_id)
+LEFT JOIN coupons cp ON cp.code = :code
+LEFT JOIN campaigns ca ON ca.id = cp.campaign_id
+WHERE u.id = :user
+""")
+
+# The use itself: whichever of a use, a second use or a cancel runs first wins; the others find no row.
+_USE_COUPON = text("""
+UPDATE coupons SET status = 'used', used_at = :now, used_store_id = :store, used_by = :user
+WHERE id = :coupon AND status = 'issued' AND expires_at > :now
+RETURNING (SELECT display_name FROM riders WHERE riders.id = coupons.rider_id)
+""")
+
+
+def validate(*, cashier: User | int, code: object, store_id: object = None, now: datetime | None = None) -> Acceptance:
     """Use a coupon at a counter: at most once, only at a store of its campaign, only while valid.
 
-    A code whose signature does not check is refused (404 unknown_code) before any coupon row is read. The use
-    itself is one guarded UPDATE; when it finds no row, the coupon is read again to say why (409 already_used with
-    when and where, 410 expired / cancelled).
+    `cashier` is the staff member's User or their user id (the POS API has only the token's). NotStaff /
+    MerchantNotApproved (403) for anyone but active staff of an approved merchant, then the store's refusals. A code
+    whose signature does not check is refused (404 unknown_code) without matching any coupon row. Two round trips:
+    the facts, then one guarded UPDATE; when that finds no row, the coupon is read again to say why (409
+    already_used with when and where, 410 expired / cancelled).
     """
     now = now or utcnow()
-    store = counter_store(cashier, store_id)
+    user_id = cashier if isinstance(cashier, int) else cashier.id
     code = normalise_code(code)
-    if code is None:
-        raise UnknownCode()
-    found = db.session.execute(select(Coupon.id, Campaign.merchant_id, Campaign.id, Campaign.title)
-                               .join(Campaign, Campaign.id == Coupon.campaign_id).where(Coupon.code == code)).first()
-    if found is None:
-        raise UnknownCode()
-    coupon_id, merchant_id, campaign_id, title = found
-    if merchant_id != store.merchant_id:
-        raise WrongMerchant()
-    if db.session.get(CampaignStore, (campaign_id, store.id)) is None:
+    # Only a valid id reaches SQL; anything else is still refused below, by the same rules as counter_store's.
+    store_param = store_id if type(store_id) is int and 0 < store_id <= MAX_ID else None
+    facts = db.session.execute(_COUNTER_FACTS, {"user": user_id, "store": store_param, "code": code}).first()
+    if facts is None or not facts[0]:
+        raise NotStaff()
+    (_, owner, own_store_id, merchant_id, merchant_status, found_store, store_merchant, store_active, coupon_id,
+     campaign_merchant, title, valid_at_store) = facts
+    if merchant_status != MerchantStatus.approved.value:
+        raise MerchantNotApproved(merchant_status=merchant_status)
+    store = _counter_store_id(owner=owner, own_store_id=own_store_id, store_id=store_id)
+    if found_store != store or store_merchant != merchant_id or not store_active:
         raise WrongStore()
-    rider_id = db.session.execute(
-        update(Coupon).where(Coupon.id == coupon_id, Coupon.status == CouponStatus.issued, Coupon.expires_at > now)
-        .values(status=CouponStatus.used, used_at=now, used_store_id=store.id, used_by=cashier.id)
-        .returning(Coupon.rider_id).execution_options(synchronize_session=False)).scalar_one_or_none()
-    if rider_id is None:
+    if code is None or coupon_id is None:
+        raise UnknownCode()
+    if campaign_merchant != merchant_id:
+        raise WrongMerchant()
+    if not valid_at_store:
+        raise WrongStore()
+    rider_name = db.session.execute(_USE_COUPON, {"now": sql_param(now), "store": store, "user": user_id,
+                                                  "coupon": coupon_id}).scalar()
+    if rider_name is None:
         coupon = db.session.execute(select(Coupon).where(Coupon.id == coupon_id)
                                     .execution_options(populate_existing=True)).scalar_one()
         status = effective_status(coupon, now)
@@ -357,8 +426,7 @@ def validate(*, cashier: User, code: object, store_id: object = None, now: datet
             raise CouponCancelled(cancelled_at=coupon.cancelled_at)
         raise CouponExpired(expires_at=coupon.expires_at)
     _forget_loaded(Coupon, coupon_id)
-    rider = db.session.get(Rider, rider_id)
-    return Acceptance(coupon_id=coupon_id, title=title, rider_display_name=rider.display_name, store_id=store.id)
+    return Acceptance(coupon_id=coupon_id, title=title, rider_display_name=rider_name, store_id=store)
 
 
 def expire_coupons(*, now: datetime | None = None) -> int:

@@ -7,10 +7,11 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, g, jsonify, request
-from sqlalchemy import Select, select, text
+from flask import Response, g, jsonify, make_response, request
+from sqlalchemy import Select, text
 
 from metropoints.core.db import db, sql_param
 from metropoints.core.errors import (
@@ -22,8 +23,8 @@ from metropoints.core.errors import (
     MalformedJson,
     Unauthorized,
 )
-from metropoints.core.models import ApiToken, IdempotencyRecord, TokenKind
-from metropoints.core.operations import resolve_token
+from metropoints.core.models import TokenKind
+from metropoints.core.operations import hash_token
 from metropoints.core.timeutil import utcnow
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
@@ -43,16 +44,32 @@ def domain_error_reply(error: DomainError) -> Response:
     return error_reply(error.code, error.message, error.http_status, **fields)
 
 
-def bearer_token() -> ApiToken:
+@dataclass(frozen=True, slots=True)
+class BearerToken:
+    """The live token of a request: what kind of client holds it, and whose it is (a rider's, a partner's, ...)."""
+
+    id: int
+    kind: TokenKind
+    subject_id: int
+
+
+# Every API request runs this, so it is one indexed probe returning three columns rather than an ORM load (the same
+# liveness rule as core.operations.resolve_token: not revoked, not past its expiry).
+_LIVE_TOKEN = text("SELECT id, kind, subject_id FROM api_tokens WHERE token_hash = :token_hash "
+                   "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)")
+
+
+def bearer_token() -> BearerToken:
     """The live token of this request's `Authorization: Bearer` header."""
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw:
         raise Unauthorized()
-    token = resolve_token(raw.strip())
-    if token is None:
+    row = db.session.execute(_LIVE_TOKEN, {"token_hash": hash_token(raw), "now": sql_param(utcnow())}).first()
+    if row is None:
         raise InvalidToken()
-    return token
+    return BearerToken(id=row[0], kind=TokenKind(row[1]), subject_id=row[2])
 
 
 def require_token(*kinds: TokenKind) -> Callable:
@@ -157,6 +174,14 @@ def _row_id(row: Any) -> int:
     return first if isinstance(first, int) else first.id
 
 
+# The key row is claimed with RETURNING, so a first request needs no read of it; only a repeat reads it back.
+_CLAIM_KEY = text("INSERT INTO idempotency_records (scope, key, request_hash, created_at) "
+                  "VALUES (:scope, :key, :hash, :now) ON CONFLICT (scope, key) DO NOTHING RETURNING id")
+_KEY_RECORD = text("SELECT request_hash, status_code, body FROM idempotency_records "
+                   "WHERE scope = :scope AND key = :key")
+_STORE_REPLY = text("UPDATE idempotency_records SET status_code = :status, body = :body WHERE id = :id")
+
+
 def idempotent(view: Callable) -> Callable:
     """Honour `Idempotency-Key`: the first successful reply is stored and a repeat gets it back, changing nothing.
 
@@ -171,28 +196,24 @@ def idempotent(view: Callable) -> Callable:
             return view(*args, **kwargs)
         if len(key) > 255 or not key.isprintable():  # a NUL would fail the INSERT below as a 500
             raise InvalidInput("Idempotency-Key has at most 255 printable characters.", field="Idempotency-Key")
-        token: ApiToken = g.api_token
+        token: BearerToken = g.api_token
         scope = f"{token.kind.value}:{token.subject_id}"
         digest = hashlib.sha256(request.method.encode() + request.path.encode() + b"\n"
                                 + request.get_data()).hexdigest()
-        inserted = db.session.execute(text(
-            "INSERT INTO idempotency_records (scope, key, request_hash, created_at) "
-            "VALUES (:scope, :key, :hash, :now) ON CONFLICT (scope, key) DO NOTHING"),
-            {"scope": scope, "key": key, "hash": digest, "now": sql_param(utcnow())}).rowcount
-        record = db.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.scope == scope,
-                                                                   IdempotencyRecord.key == key))
-        if not inserted:
-            if record.request_hash != digest:
+        record_id = db.session.execute(_CLAIM_KEY, {"scope": scope, "key": key, "hash": digest,
+                                                    "now": sql_param(utcnow())}).scalar()
+        if record_id is None:  # the key's first request committed (a concurrent one waited on its row): replay it
+            request_hash, status_code, body = db.session.execute(_KEY_RECORD, {"scope": scope, "key": key}).one()
+            if request_hash != digest:
                 raise IdempotencyKeyReused()
-            response = Response(record.body, status=record.status_code, mimetype="application/json")
+            response = Response(body, status=status_code, mimetype="application/json")
             response.headers["Idempotent-Replayed"] = "true"
             return response
         response = view(*args, **kwargs)
         response = response if isinstance(response, Response) else _make_response(response)
         if response.status_code < 400:
-            record.status_code = response.status_code
-            record.body = response.get_data(as_text=True)
-            db.session.flush()
+            db.session.execute(_STORE_REPLY, {"id": record_id, "status": response.status_code,
+                                              "body": response.get_data(as_text=True)})
         return response
 
     return wrapped
@@ -200,6 +221,4 @@ def idempotent(view: Callable) -> Callable:
 
 def _make_response(value: Any) -> Response:
     """A view's return value as a Response."""
-    from flask import make_response
-
     return make_response(value)
