@@ -51,6 +51,7 @@ def load_demo(seed: int = 7) -> dict:
             accrual.link_rider_ref(rider=rider, source="afc", ref=f"card-{rider.phone[-4:]}")
         accrual.receive_trips(partner=partner, payload={"trips": demo_trips(seed)})
         load_demo_merchants()
+        demo_last_month(riders)
     rider = db.session.scalar(select(Rider).where(Rider.phone == DEMO_RIDERS[0][0]))
     rider_token, _ = core.issue_token(kind=TokenKind.rider, subject_id=rider.id, ttl=timedelta(days=30), label="demo")
     from metropoints.kiosk.operations import create_kiosk
@@ -87,6 +88,31 @@ def load_demo_merchants() -> None:
             campaigns.approve_campaign(operator=operator, campaign=campaign, reason="demo data")
         if station == "0119":
             campaigns.feature_campaign(operator=operator, campaign=campaign, station_ids=[station, "0117"])
+
+
+def demo_last_month(riders: list[Rider]) -> None:
+    """Coupons of the first demo merchant bought and used at its counter last month, a fee plan for the second
+    merchant from next month, and last month's statements (invoiced at once when the payment provider runs)."""
+    from metropoints.accrual.ledger import adjust_points
+    from metropoints.campaigns import redemption
+    from metropoints.campaigns.models import Campaign
+    from metropoints.marketplace.models import Merchant, Store
+    from metropoints.settlement import operations as settlement
+
+    last_month = settlement.period_start(settlement.previous_period())
+    first, second = (db.session.scalar(select(Merchant).where(Merchant.licence_no == m[2])) for m in DEMO_MERCHANTS[:2])
+    campaign = db.session.scalar(select(Campaign).where(Campaign.merchant_id == first.id).order_by(Campaign.id))
+    campaign.valid_from = last_month  # demo data: this campaign has been on sale since last month
+    store = db.session.scalar(select(Store).where(Store.merchant_id == first.id))
+    owner = db.session.get(User, first.owner_id)
+    for n, rider in enumerate(riders * 2):
+        adjust_points(rider_id=rider.id, points=campaign.point_price, reason="demo credit", actor="demo")
+        moment = last_month + timedelta(days=3 + 4 * n, hours=4)
+        bought = redemption.redeem(rider_id=rider.id, campaign_id=campaign.id, now=moment)
+        redemption.validate(cashier=owner, code=bought.code, store_id=store.id, now=moment + timedelta(hours=2))
+    settlement.set_fee_plan(merchant_id=second.id, fee_per_coupon_fen=150, monthly_fee_fen=5000, actor=None,
+                            actor_label="demo")
+    settlement.run_period(settlement.previous_period())
 
 
 def demo_trips(seed: int) -> list[dict]:

@@ -9,9 +9,10 @@ one-off invoice of pending items gets "No upcoming invoices for customer"), and 
 does not exist (localstripe issue #173). Both are added here with localstripe's own Invoice constructor and
 Invoice._finalize, so the client runs unchanged against localstripe and Stripe. Like Stripe, a finalized invoice
 gets a `hosted_invoice_url`: a page of this server where the merchant pays it with a test card (4242 4242 4242 4242
-succeeds, 4000 0000 0000 0341 is declined), which sends the signed webhooks. The store starts empty, lives in
-memory only (localstripe would otherwise rewrite /tmp/localstripe.pickle on every change, shared by every run),
-and the server listens on loopback.
+succeeds, 4000 0000 0000 0341 is declined), which sends the signed webhooks. The store starts empty and lives in
+memory only (localstripe would otherwise rewrite /tmp/localstripe.pickle, shared by every run, on every change);
+the server listens on loopback. With `--store FILE` the store is kept in that file instead (as `make run` does,
+so invoices outlive a restart).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import html
 import logging
+import pickle
 
 from aiohttp import web
 from localstripe import resources, server
@@ -98,9 +100,27 @@ async def auth_unless_hosted_page(request: web.Request, handler):
     return await server.auth_middleware(request, handler)
 
 
-def build_app() -> web.Application:
-    """localstripe's application with one-off invoices and the finalize route, its store in memory only."""
-    resources.Store.dump_to_disk = lambda self: None
+def keep_store(path: str | None) -> None:
+    """Keep localstripe's store in `path` (loaded now, rewritten on every change), or in memory only."""
+    if path is None:
+        resources.Store.dump_to_disk = lambda self: None
+        return
+
+    def dump(store: resources.Store) -> None:
+        with open(path, "wb") as file:
+            pickle.dump(dict(store), file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    resources.Store.dump_to_disk = dump
+    try:
+        with open(path, "rb") as file:
+            dict.update(resources.store, pickle.load(file))
+    except FileNotFoundError:
+        pass
+
+
+def build_app(store_path: str | None = None) -> web.Application:
+    """localstripe's application with one-off invoices, the finalize route and hosted invoice pages."""
+    keep_store(store_path)
     Invoice._api_create = classmethod(lambda cls, **data: create_invoice(**data))
     server.app.router.add_route("POST", "/v1/invoices/{id}/finalize",
                                 server.api_extra(finalize_invoice, "/v1/invoices/{id}/finalize"))
@@ -115,11 +135,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8420)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--store", help="Keep the provider's data in this file (default: in memory only).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     global PUBLIC_URL
     PUBLIC_URL = f"http://{args.host}:{args.port}"
-    web.run_app(build_app(), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(build_app(args.store), host=args.host, port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":
