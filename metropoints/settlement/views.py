@@ -22,13 +22,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from metropoints.core.db import rollback_unit_of_work
+from metropoints.core.db import db, rollback_unit_of_work
 from metropoints.core.errors import DomainError
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, role_required
 from metropoints.core.timeutil import SERVICE_OFFSET, isoformat, utcnow
+from metropoints.marketplace.errors import MerchantNotApproved, NotStaff, OwnerOnly
 from metropoints.marketplace.forms import ActionForm
-from metropoints.marketplace.queries import portal_membership
+from metropoints.marketplace.models import Merchant, MerchantStatus
+from metropoints.marketplace.queries import membership_of
 from metropoints.settlement import operations, queries
 from metropoints.settlement.forms import FeePlanForm
 from metropoints.settlement.models import Statement, StatementStatus
@@ -84,17 +86,29 @@ def domain_error(error: DomainError):
 
 # The merchant owner.
 
+def billing_merchant_id() -> int:
+    """The logged-in owner's merchant. Unlike the rest of the portal, a suspended merchant's owner still sees and
+    pays its statements: suspension takes the campaigns off sale, not the bills away."""
+    member = membership_of(current_user.id) if current_user.active else None
+    if member is None:
+        raise NotStaff()
+    if not member.is_owner:
+        raise OwnerOnly()
+    status = db.session.get(Merchant, member.merchant_id).status
+    if status not in (MerchantStatus.approved, MerchantStatus.suspended):
+        raise MerchantNotApproved(status=status.value)
+    return member.merchant_id
+
+
 @bp.get("/portal/statements")
 @owner_only
 def statements():
-    member = portal_membership(current_user, owner=True)
-    return render_template("settlement/statements.html", statements=queries.statements_of(member.merchant_id),
+    return render_template("settlement/statements.html", statements=queries.statements_of(billing_merchant_id()),
                            status_label=status_label, is_overdue=queries.is_overdue)
 
 
 def _owners_statement(statement_id: int) -> Statement:
-    member = portal_membership(current_user, owner=True)
-    return queries.get_statement(statement_id, merchant_id=member.merchant_id)
+    return queries.get_statement(statement_id, merchant_id=billing_merchant_id())
 
 
 def _render_statement(statement: Statement, template: str, limit: int | None):

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Role
 from metropoints.core.operations import create_user
+from metropoints.marketplace.models import MerchantStatus
 from metropoints.settlement import operations
 from metropoints.settlement.models import FeePlan, Statement, StatementStatus
 from tests.conftest import SHOP_PASSWORD
@@ -63,6 +64,16 @@ def test_statements_are_the_owners_own(app, client, create_shop, month_of_coupon
     assert "2026-10" not in page(client, "/portal/statements").get_data(as_text=True)
     login(client, other.cashier.email, SHOP_PASSWORD)
     assert page(client, "/portal/statements").status_code == 403
+
+
+def test_a_suspended_merchants_owner_still_sees_its_statements(app, client, create_shop, month_of_coupons):
+    """Suspension locks the portal, but not the bills: the owner can still read and pay them."""
+    shop, statement = october(create_shop, month_of_coupons)
+    shop.merchant.status = MerchantStatus.suspended
+    commit_unit_of_work()
+    login(client, shop.owner.email, SHOP_PASSWORD)
+    assert page(client, f"/portal/statements/{statement.id}").status_code == 200
+    assert page(client, "/portal/stores").status_code == 403
 
 
 def operator(client) -> None:
