@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import resource
 import secrets
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -81,6 +84,46 @@ def bare_sql_rate(url: str, *, clients: int, seconds: int) -> float:
     raise RuntimeError(done.stdout + done.stderr)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gunicorn_workers(base: str, count: int) -> list[int]:
+    """The pids of the gunicorn workers serving `base` (the processes whose parent is its master); waits a while
+    for `count` of them, since the master listens before its workers have booted."""
+    for _ in range(100):
+        workers = _children_serving(base.removeprefix("http://"))
+        if len(workers) >= count:
+            break
+        time.sleep(0.1)
+    return workers
+
+
+def _children_serving(bind: str) -> list[int]:
+    """The pids of processes whose command line names `bind` and whose parent does too."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if bind in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+    return sorted(pid for pid, parent in found.items() if parent in found)
+
+
+def backend_pids(url: str) -> list[int]:
+    """The pids of the PostgreSQL backends connected to the bench database (the app's pooled connections)."""
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+
 def main() -> None:
     """Seed, serve, load, check, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -100,9 +143,17 @@ def main() -> None:
               flush=True)
         done_file = Path(token_file.name + ".done")
         with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.pool) as base:
+            # Where the 2 cores went during the run: the workers, the app's PostgreSQL backends and wrk.
+            workers = gunicorn_workers(base, args.workers)
+            before = [cpu_seconds(pid) for pid in workers]
+            children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             out, figures = wrk(base, script=ROOT / "bench" / "flash_sale.lua", connections=args.clients,
                                threads=2, duration=300, done_file=done_file,
                                args=(token_file.name, str(campaign), str(args.attempts), "2", str(done_file)))
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            worker_cpu = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
+            backend_cpu = sum(cpu_seconds(pid) for pid in backend_pids(url))
+        wrk_cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
         Path(token_file.name).unlink()
         done_file.unlink(missing_ok=True)
         with psycopg.connect(url) as conn:
@@ -128,6 +179,9 @@ def main() -> None:
     print(f"latency p50 {figures.get('LAT_p50_ms', 0):.1f} ms, p99 {figures.get('LAT_p99_ms', 0):.1f} ms   "
           f"target p99 <= 100 ms  {'PASS' if figures.get('LAT_p99_ms', 1e9) <= 100 else 'MISS'}")
     print(f"riders whose balance differs from their ledger: {books}")
+    cores = os.cpu_count() or 1
+    print(f"CPU during the run: gunicorn workers {' + '.join(f'{cpu:.1f}' for cpu in worker_cpu)} s, PostgreSQL "
+          f"backends {backend_cpu:.1f} s, wrk {wrk_cpu:.1f} s (of {cores * seconds:.1f} core-seconds on {cores} cores)")
     print(f"ceiling: bare stock-taking UPDATE via pgbench, 8 connections: {ceiling:,.0f} statements/s")
 
 
