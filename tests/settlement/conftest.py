@@ -104,11 +104,13 @@ def localstripe(localstripe_server: LocalStripe) -> LocalStripe:
 class FaultProxy:
     """An HTTP proxy on loopback in front of the provider. `faults` is a list of (method, path prefix, fault)
     taken in order as requests match: "refuse" closes the connection unanswered, "500" answers 500 without
-    forwarding, "forward_then_500" forwards and answers 500."""
+    forwarding, "forward_then_500" forwards and answers 500, "forward_then_stall" forwards and answers only after
+    `stall` seconds (past the client's timeout)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.faults: list[tuple[str, str, str]] = []
+        self.stall = 3.0
         self.seen: list[tuple[str, str, int]] = []
         self.lock = threading.Lock()
         proxy = self
@@ -135,12 +137,17 @@ class FaultProxy:
                     payload, content_type = reply.read(), reply.getheader("Content-Type", "application/json")
                     status = 500 if fault == "forward_then_500" else reply.status
                     upstream.close()
+                    if fault == "forward_then_stall":
+                        time.sleep(proxy.stall)
                 proxy.seen.append((self.command, path, status))
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the client gave up waiting
 
             do_GET = do_POST = do_DELETE = handle_any
 

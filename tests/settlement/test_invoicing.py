@@ -7,16 +7,16 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from metropoints.core.db import commit_unit_of_work, db
-from metropoints.core.jobs import get_queue, redis_connection
+from metropoints.core.jobs import enqueue, get_queue, redis_connection
 from metropoints.settlement import operations
-from metropoints.settlement.jobs import invoice_statement_job
+from metropoints.settlement.jobs import invoice_pending_job, invoice_statement_job
 from metropoints.settlement.models import ProviderEvent, Statement, StatementStatus
 from metropoints.settlement.provider import PaymentProvider
 from tests.settlement.conftest import AFTER_OCTOBER, WEBHOOK_SECRET, LocalStripe
@@ -139,27 +139,35 @@ def test_an_event_before_its_statement_recorded_the_invoice_is_sent_again_later(
     assert db.session.scalar(select(func.count(ProviderEvent.id))) == 0
 
 
-def test_provider_stopped_then_back_invoices_each_statement_once(app, create_shop, month_of_coupons):
-    """With the provider stopped, invoicing fails and is recorded; the statement stays pending. When it is back,
-    `flask settlement invoice` issues exactly one invoice per statement; a second run changes nothing."""
+def test_provider_stopped_then_back_invoices_each_statement_once(app, redis_app, create_shop, month_of_coupons):
+    """With the provider stopped, rq retries each statement's job until its retries run out; every failure is
+    recorded and the statements stay pending. When the provider is back, the sweep's jobs issue exactly one
+    invoice per statement; `flask settlement invoice` then finds nothing left to send."""
     provider = LocalStripe()
-    app.config.update(PAYMENT_API_BASE=provider.url, PAYMENT_API_KEY="sk_test_settlement")
+    app.config.update(PAYMENT_API_BASE=provider.url, PAYMENT_API_KEY="sk_test_settlement",
+                      SETTLEMENT_RETRY_BACKOFF=(0, 0, 0))
     for shop in (create_shop(), create_shop()):
         month_of_coupons(shop, 2)
-    first, second = run_october()
+    run_october()
+    work_burst()
+    first, second = statements()
     assert {s.status for s in (first, second)} == {StatementStatus.pending}
-    assert first.invoice_attempts == 1 and "ConnectionError" in first.last_error
+    assert first.invoice_attempts == second.invoice_attempts == 4  # the first try and rq's three retries
+    assert "ConnectionError" in first.last_error
     provider.start()
     try:
-        runner = app.test_cli_runner()
-        result = runner.invoke(args=["settlement", "invoice"])
-        assert result.exit_code == 0 and "2 statements sent" in result.output, result.output
-        assert runner.invoke(args=["settlement", "invoice"]).output.endswith("0 statements sent\n")
-        assert invoice_statement_job(first.id) == "issued"
+        for statement in (first, second):
+            statement.created_at -= timedelta(minutes=31)
+        enqueue(invoice_pending_job, queue="scheduled")
+        commit_unit_of_work()
+        SimpleWorker([get_queue("scheduled"), get_queue("default")], connection=redis_connection()).work(burst=True)
         invoices = provider.invoices()
         assert sorted(i["metadata"]["statement_id"] for i in invoices) == sorted([str(first.id), str(second.id)])
         assert {s.status for s in statements()} == {StatementStatus.issued}
-        assert all(s.last_error == "" for s in statements())
+        assert all(s.last_error == "" and s.invoice_attempts == 5 for s in statements())
+        result = app.test_cli_runner().invoke(args=["settlement", "invoice"])
+        assert result.exit_code == 0 and result.output.endswith("0 statements sent\n"), result.output
+        assert invoice_statement_job(first.id) == "issued" and len(provider.invoices()) == 2
     finally:
         provider.stop()
 
@@ -170,20 +178,23 @@ def work_burst() -> None:
 
 def test_provider_failing_mid_run_is_retried_by_rq_into_one_invoice(provider_app, redis_app, localstripe,
                                                                   fault_proxy, create_shop, month_of_coupons):
-    """The provider answers 500 after creating the invoice (the reply is lost), then 500 on finalize, then drops a
-    connection: rq retries the job and every statement ends with exactly one finalized invoice."""
+    """The provider answers 500 after creating the invoice (the reply is lost), then 500 on finalize, drops a
+    connection, answers 500 after making an invoice item, and stalls past the client's timeout after making an
+    invoice: rq retries the job and every statement ends with exactly one finalized invoice."""
     shops = [create_shop(), create_shop()]
     for shop in shops:
         month_of_coupons(shop, 2)
     fault_proxy.faults = [("POST", "/v1/invoices", "forward_then_500"), ("POST", "/v1/invoices/", "500"),
-                          ("GET", "/v1/customers", "refuse"), ("POST", "/v1/invoiceitems", "forward_then_500")]
+                          ("GET", "/v1/customers", "refuse"), ("POST", "/v1/invoiceitems", "forward_then_500"),
+                          ("POST", "/v1/invoices", "forward_then_stall")]
+    provider_app.config["PAYMENT_TIMEOUT_SECONDS"] = 1
     run_october()
     assert {s.status for s in statements()} == {StatementStatus.pending}  # queued, not yet run
     work_burst()
     done = statements()
     assert {s.status for s in done} == {StatementStatus.issued}, [(s.status, s.last_error) for s in done]
     assert fault_proxy.faults == []  # every fault was met
-    assert sum(s.invoice_attempts for s in done) >= 2 + 4
+    assert sum(s.invoice_attempts for s in done) >= 2 + 5
     invoices = localstripe.invoices()
     assert sorted(i["metadata"]["statement_id"] for i in invoices) == sorted(str(s.id) for s in done)
     assert {(i["status"], i["total"]) for i in invoices} == {("open", 400)}
