@@ -47,8 +47,9 @@ def fresh_database(prefix: str):
 
 
 @contextmanager
-def gunicorn(url: str, *, workers: int, threads: int, pool: int, extra_env: dict | None = None):
-    """The app under gunicorn on a free loopback port (gthread workers, `pool` DB connections each)."""
+def gunicorn(url: str, *, workers: int, threads: int, pool: int, extra_env: dict | None = None,
+             worker_class: str = "gthread"):
+    """The app under gunicorn on a free loopback port (gthread workers unless told, `pool` DB connections each)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret-" + "x" * 32,
            "FLASK_SQLALCHEMY_ENGINE_OPTIONS": json.dumps({"pool_size": pool, "max_overflow": 0,
@@ -56,7 +57,7 @@ def gunicorn(url: str, *, workers: int, threads: int, pool: int, extra_env: dict
            "FLASK_LOGIN_RATE_LIMIT": "100000 per second", **(extra_env or {})}
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads), "--backlog", "2048",
+        [str(BIN / "gunicorn"), "-w", str(workers), "-k", worker_class, "--threads", str(threads), "--backlog", "2048",
          "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
