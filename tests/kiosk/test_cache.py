@@ -16,7 +16,7 @@ from metropoints.core.models import ApiToken
 from metropoints.core.operations import hash_token
 from metropoints.core.timeutil import utcnow
 from metropoints.kiosk.cache import EXTENSION_KEY, Codec, TtlCache, drop_app_caches
-from metropoints.kiosk.feed import feed_cache
+from metropoints.kiosk.feed import city_cache, feed_cache
 from metropoints.kiosk.operations import token_cache
 from tests.conftest import auth
 from tests.kiosk import KIOSK_STATION, OTHER_STATION
@@ -149,6 +149,22 @@ def test_stations_have_their_own_feeds(poll, world, clock, create_kiosk, feature
     assert poll(neighbour_token).get_json()["station"]["station_id"] == KIOSK_STATION
     assert poll(other_token).get_json()["featured"] == []
     assert feed_cache().builds == 2
+
+
+def test_the_city_figures_are_computed_once_for_every_station(poll, world, clock, create_kiosk):
+    """The city's counter sums every credited trip: the stations' feeds share one computation per city TTL."""
+    city_cache().clock = clock
+    _, other_token = create_kiosk(OTHER_STATION)
+    poll(world["token"])
+    poll(other_token)
+    assert feed_cache().builds == 2 and city_cache().builds == 1
+    clock.advance(30)  # both station feeds expire (5 s); the city figures (60 s) do not
+    poll(world["token"])
+    poll(other_token)
+    assert feed_cache().builds == 4 and city_cache().builds == 1
+    clock.advance(31)
+    poll(world["token"])
+    assert city_cache().builds == 2
 
 
 def test_unknown_and_foreign_tokens_are_refused_while_the_feed_is_cached(poll, world, clock, create_rider,
