@@ -138,6 +138,10 @@
     restartRotation();
   }
 
+  // The campaigns last drawn, as JSON: a reply whose campaigns are the same (only the city's counter moved) updates
+  // the counter and leaves the slides, their rotation and the grid alone.
+  var drawnCampaigns = null;
+
   function render(feed) {
     var station = byId("kiosk-station");
     station.textContent = locale === "zh" ? feed.station.name_zh : feed.station.name_en;
@@ -145,6 +149,9 @@
     byId("kiosk-co2").textContent = tonnesFormat.format(feed.city.co2e_tonnes_total);
     byId("kiosk-riders").textContent = numberFormat.format(feed.city.riders_total);
     byId("kiosk-points").textContent = numberFormat.format(feed.city.points_total);
+    var campaigns = JSON.stringify([feed.featured, feed.catalog]);
+    if (campaigns === drawnCampaigns) { return; }
+    drawnCampaigns = campaigns;
     // With nothing featured at this station, the newest campaigns take the featured spot.
     renderFeatured(feed.featured.length ? feed.featured : feed.catalog.slice(0, 5));
     var grid = byId("kiosk-grid");
