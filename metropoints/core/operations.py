@@ -8,6 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from metropoints.core.db import db
@@ -93,8 +94,11 @@ def create_user(*, email: str, password: str, role: Role, display_name: str = ""
         raise EmailTaken()
     user = User(email=email, password_hash=generate_password_hash(password), role=role,
                 display_name=display_name or email.split("@")[0], active=True)
-    db.session.add(user)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # the unique index decides between two sign-ups racing for one address
+            db.session.add(user)
+    except IntegrityError:
+        raise EmailTaken() from None
     return user
 
 

@@ -11,6 +11,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
 from metropoints.core.db import db
@@ -97,8 +98,11 @@ def apply_merchant(*, name: str, category: Category | str, contact_name: str, co
     owner.active = False  # core's login refuses inactive accounts: the owner waits for the metro team
     merchant = Merchant(name=name, category=category, contact_name=contact_name, contact_phone=contact_phone,
                         licence_no=licence_no, status=MerchantStatus.applied, owner_id=owner.id)
-    db.session.add(merchant)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # the unique index decides between two applications racing for a licence
+            db.session.add(merchant)
+    except IntegrityError:
+        raise LicenceTaken(field="licence_no") from None
     db.session.add(StaffMember(user_id=owner.id, merchant_id=merchant.id, is_owner=True, accepted_at=utcnow()))
     db.session.flush()
     return merchant

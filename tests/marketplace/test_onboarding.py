@@ -206,3 +206,30 @@ def test_forms_need_a_csrf_token(app):
         assert page(client, "/portal/apply", "POST", data={**application(), "csrf_token": token}).status_code == 302
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_applications_racing_for_one_licence_or_email_get_a_clear_refusal(app):
+    """Two applications with the same licence (or e-mail) at once: one is taken, the other refused with its reason
+    code, never a 500 from the unique index."""
+    from metropoints.core.db import commit_unit_of_work
+    from metropoints.core.errors import DomainError
+    from metropoints.marketplace.operations import apply_merchant
+    from tests.helpers import run_at_once
+
+    def apply(n: int, licence_no: str, email: str):
+        def call():
+            merchant = apply_merchant(name=f"Racer {n}", category="dining", contact_name="Li",
+                                      contact_phone="13912345678", licence_no=licence_no, email=email,
+                                      password=PASSWORD)
+            commit_unit_of_work()
+            return merchant.id
+        return call
+
+    for calls, code in (([apply(1, licence(700), "a@race.example"), apply(2, licence(700), "b@race.example")],
+                         "licence_taken"),
+                        ([apply(3, licence(701), "c@race.example"), apply(4, licence(702), "c@race.example")],
+                         "email_taken")):
+        results = run_at_once(app, calls)
+        refused = [r for r in results if isinstance(r, DomainError)]
+        assert len(refused) == 1 and refused[0].code == code, results
+        assert sum(isinstance(r, int) for r in results) == 1
