@@ -13,7 +13,16 @@
   var numberFormat = new Intl.NumberFormat(locale === "zh" ? "zh-CN" : "en");
   var tonnesFormat = new Intl.NumberFormat(locale === "zh" ? "zh-CN" : "en",
     {minimumFractionDigits: 1, maximumFractionDigits: 1});
-  var dateFormat = new Intl.DateTimeFormat(locale === "zh" ? "zh-CN" : "en", {month: "short", day: "numeric"});
+  var dateLocale = locale === "zh" ? "zh-CN" : "en";
+  var dateFormat = new Intl.DateTimeFormat(dateLocale, {month: "short", day: "numeric", timeZone: "Asia/Shanghai"});
+  // An end date in another year than this one says its year.
+  var dateYearFormat = new Intl.DateTimeFormat(dateLocale, {year: "numeric", month: "short", day: "numeric",
+                                                            timeZone: "Asia/Shanghai"});
+
+  function endDate(text) {
+    var date = new Date(text);
+    return (date.getFullYear() === new Date().getFullYear() ? dateFormat : dateYearFormat).format(date);
+  }
   var TOKEN_KEY = "metropoints.kiosk.token";
   var pollMs = Number(root.dataset.pollSeconds) * 1000;
   var rotateMs = Number(root.dataset.rotateSeconds) * 1000;
@@ -68,7 +77,7 @@
 
   function stockLine(item) {
     return labels.stock_left + " " + numberFormat.format(item.stock_left) + " · " + labels.until + " " +
-      dateFormat.format(new Date(item.valid_until));
+      endDate(item.valid_until);
   }
 
   function slide(item) {
