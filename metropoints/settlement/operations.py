@@ -405,11 +405,16 @@ class EventOutcome:
 
 
 def _invoice_of(event_type: str, obj: dict[str, Any]) -> str | None:
-    """The invoice id an event is about."""
-    if event_type.startswith("invoice."):
-        return obj.get("id")
-    invoice = obj.get("invoice")
-    return invoice.get("id") if isinstance(invoice, dict) else invoice
+    """The invoice id an event is about (None when it names none, or not as a string)."""
+    invoice = obj.get("id") if event_type.startswith("invoice.") else obj.get("invoice")
+    if isinstance(invoice, dict):
+        invoice = invoice.get("id")
+    return invoice if isinstance(invoice, str) else None
+
+
+def _unix_time(value: object) -> int:
+    """The event's `created`, or 0 when it is not a plausible Unix time."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 else 0
 
 
 def receive_event(payload: bytes, signature_header: str | None, *, now: datetime | None = None) -> EventOutcome:
@@ -423,7 +428,8 @@ def receive_event(payload: bytes, signature_header: str | None, *, now: datetime
         event = json.loads(payload)
     except ValueError:
         event = None
-    obj = event.get("data", {}).get("object") if isinstance(event, dict) else None
+    data = event.get("data") if isinstance(event, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise MalformedJson("An event is a JSON object with id, type and data.object.")
     event_id, event_type = event["id"][:80], event["type"][:80]
@@ -434,14 +440,16 @@ def receive_event(payload: bytes, signature_header: str | None, *, now: datetime
     if invoice_id and (event_type in PAID_EVENTS or event_type in FAILED_EVENTS):
         statement = db.session.scalar(select(Statement).where(Statement.provider_invoice_id == invoice_id)
                                       .with_for_update())
-        statement_ref = obj.get("metadata", {}).get("statement_id") if event_type.startswith("invoice.") else None
+        metadata = obj.get("metadata")
+        statement_ref = metadata.get("statement_id") if isinstance(metadata, dict) and \
+            event_type.startswith("invoice.") else None
         if statement is None and statement_ref and str(statement_ref).isdigit() and \
                 db.session.get(Statement, int(statement_ref)) is not None:
             raise StatementNotReady()
     outcome = _apply(statement, event_type, obj, now) if statement is not None else "ignored"
     try:
         with db.session.begin_nested():
-            db.session.add(ProviderEvent(event_id=event_id, type=event_type, created=int(event.get("created") or 0),
+            db.session.add(ProviderEvent(event_id=event_id, type=event_type, created=_unix_time(event.get("created")),
                                          received_at=now, statement_id=statement.id if statement else None,
                                          outcome=outcome, payload=payload.decode("utf-8", "replace")[:20_000]))
     except IntegrityError:

@@ -117,8 +117,12 @@ def test_forged_stale_and_replayed_events_change_nothing(provider_app, localstri
     assert statements()[0].status == StatementStatus.paid and statements()[0].paid_at == paid_at
     assert db.session.scalar(select(func.count(ProviderEvent.id))) == 2
 
-    junk = b'{"id": 5}'
-    assert client.post(url, data=junk, headers=signed(junk)).get_json()["error"]["code"] == "malformed_json"
+    for junk in (b'{"id": 5}', b'[1]', b'{"id": "evt_j", "type": "invoice.paid", "data": [1]}', b"\xff"):
+        reply = client.post(url, data=junk, headers=signed(junk))
+        assert reply.status_code == 400 and reply.get_json()["error"]["code"] == "malformed_json"
+    odd = json.dumps({"id": "evt_odd", "type": "invoice.paid",
+                      "data": {"object": {"id": ["x"], "metadata": "nope"}}, "created": "soon"}).encode()
+    assert client.post(url, data=odd, headers=signed(odd)).get_json()["outcome"] == "ignored"
     other = json.dumps({"id": "evt_other", "type": "customer.created", "created": 1,
                         "data": {"object": {"id": "cus_x"}}}).encode()
     assert client.post(url, data=other, headers=signed(other)).get_json()["outcome"] == "ignored"
