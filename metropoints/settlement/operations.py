@@ -46,6 +46,7 @@ from metropoints.settlement.models import (
     StatementStatus,
 )
 from metropoints.settlement.provider import PaymentProvider, ProviderError
+from metropoints.settlement.queries import MAX_ID, get_statement
 
 MAX_FEE_FEN = 10_000_000
 # One invoice item per campaign up to this many campaigns; beyond, one item for all coupons (providers cap the
@@ -123,6 +124,8 @@ def set_fee_plan(*, merchant_id: int, fee_per_coupon_fen: object, monthly_fee_fe
                  now: datetime | None = None, actor_label: str = "") -> FeePlan:
     """Set a merchant's fees from the next period on (the current one is billed as it began). Setting them twice
     in a month keeps the last values."""
+    if type(merchant_id) is not int or not 0 < merchant_id <= MAX_ID:
+        raise NotFound("No such merchant.")
     merchant = get_merchant(merchant_id)
     per_coupon = _fee(fee_per_coupon_fen, "fee_per_coupon_fen")
     monthly = _fee(monthly_fee_fen, "monthly_fee_fen")
@@ -360,9 +363,7 @@ def record_invoicing_error(statement_id: int, error: ProviderError) -> None:
 
 def retry_invoicing(statement_id: int, *, actor: User | None, actor_label: str = "") -> Statement:
     """An operator sends a statement whose invoicing failed (or stalled) to the provider again."""
-    statement = db.session.get(Statement, statement_id)
-    if statement is None:
-        raise NotFound("No such statement.")
+    statement = get_statement(statement_id)
     if statement.status not in (StatementStatus.pending, StatementStatus.invoice_failed):
         raise Conflict("This statement's invoice was issued already.", status=statement.status.value)
     statement.status = StatementStatus.pending

@@ -15,6 +15,7 @@ from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus, Store
 from metropoints.settlement.models import FeePlan, Statement, StatementLine, StatementStatus
 
+MAX_ID = 2**31 - 1  # INTEGER keys: a larger id cannot exist (and must not reach PostgreSQL as a 500)
 # Statements the merchant still owes: issued (overdue once past due) or with a failed payment.
 OWED = (StatementStatus.issued, StatementStatus.payment_failed)
 
@@ -32,7 +33,7 @@ def statements_of(merchant_id: int) -> list[Statement]:
 
 def get_statement(statement_id: int, *, merchant_id: int | None = None) -> Statement:
     """A statement by id; with `merchant_id`, only that merchant's (NotFound otherwise: we do not say whose)."""
-    statement = db.session.get(Statement, statement_id)
+    statement = db.session.get(Statement, statement_id) if 0 < statement_id <= MAX_ID else None
     if statement is None or (merchant_id is not None and statement.merchant_id != merchant_id):
         raise NotFound("No such statement.")
     return statement

@@ -102,6 +102,11 @@ def test_operator_sets_fees_from_next_month_with_form_errors(app, client, create
     unknown = page(client, "/backoffice/fees", "POST", data={"merchant_id": "999999", "fee_per_coupon_fen": "1",
                                                                "monthly_fee_fen": "0"})
     assert unknown.status_code == 404
+    huge = page(client, "/backoffice/fees", "POST", data={"merchant_id": str(2**40), "fee_per_coupon_fen": "1",
+                                                            "monthly_fee_fen": "0"})
+    assert huge.status_code == 404
+    assert page(client, f"/backoffice/statements/{2**40}").status_code == 404
+    assert page(client, f"/backoffice/statements/{2**40}/retry", "POST").status_code == 404
 
 
 def test_receivables_owed_overdue_paid_and_retry(app, client, create_shop, month_of_coupons):
