@@ -13,7 +13,7 @@ from metropoints.core.db import db
 from metropoints.core.errors import NotFound
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus, Store
-from metropoints.settlement.models import FeePlan, Statement, StatementLine, StatementStatus
+from metropoints.settlement.models import FeePlan, ProviderEvent, Statement, StatementLine, StatementStatus
 
 MAX_ID = 2**31 - 1  # INTEGER keys: a larger id cannot exist (and must not reach PostgreSQL as a 500)
 # Statements the merchant still owes: issued (overdue once past due) or with a failed payment.
@@ -142,3 +142,9 @@ def fee_plan_rows(period: date) -> list[PlanRow]:
         upcoming = next((p for p in mine if p.effective_from > period), None)
         rows.append(PlanRow(merchant, current, upcoming))
     return rows
+
+
+def events_of(statement_id: int) -> list[ProviderEvent]:
+    """The provider's events applied to (or ignored for) a statement, in the order received."""
+    return list(db.session.scalars(select(ProviderEvent).where(ProviderEvent.statement_id == statement_id)
+                                   .order_by(ProviderEvent.id)))

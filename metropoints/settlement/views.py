@@ -111,8 +111,8 @@ def _owners_statement(statement_id: int) -> Statement:
     return queries.get_statement(statement_id, merchant_id=billing_merchant_id())
 
 
-def _render_statement(statement: Statement, template: str, limit: int | None):
-    return render_template(template, statement=statement, status_label=status_label(statement),
+def _render_statement(statement: Statement, template: str, limit: int | None, **extra):
+    return render_template(template, statement=statement, **extra, status_label=status_label(statement),
                            overdue=queries.is_overdue(statement), period=operations.period_label(statement.period),
                            campaigns=queries.sums_by_campaign(statement.id),
                            lines=queries.statement_lines(statement.id, limit=limit), limit=limit)
@@ -172,7 +172,8 @@ def receivables():
 @operator_only
 def backoffice_statement(statement_id: int):
     statement = queries.get_statement(statement_id)
-    return _render_statement(statement, "settlement/statement.html", PAGE_LINES)
+    return _render_statement(statement, "settlement/statement.html", PAGE_LINES,
+                             events=queries.events_of(statement.id))
 
 
 @bp.post("/backoffice/statements/<int:statement_id>/retry")
