@@ -112,6 +112,7 @@ class FaultProxy:
         self.faults: list[tuple[str, str, str]] = []
         self.stall = 3.0
         self.seen: list[tuple[str, str, int]] = []
+        self.keys: list[tuple[str, str, str | None]] = []  # (method, path, Idempotency-Key) of every request
         self.lock = threading.Lock()
         proxy = self
 
@@ -122,6 +123,7 @@ class FaultProxy:
             def handle_any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = self.path.split("?", 1)[0]
+                proxy.keys.append((self.command, path, self.headers.get("Idempotency-Key")))
                 fault = proxy.take_fault(self.command, path)
                 if fault == "refuse":
                     proxy.seen.append((self.command, path, 0))

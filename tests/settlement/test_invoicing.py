@@ -204,6 +204,28 @@ def test_provider_failing_mid_run_is_retried_by_rq_into_one_invoice(provider_app
     assert {(i["status"], i["total"]) for i in invoices} == {("open", 400)}
 
 
+def test_every_create_carries_a_stable_idempotency_key(provider_app, redis_app, localstripe, fault_proxy,
+                                                      create_shop, month_of_coupons):
+    """Every POST to the provider carries an Idempotency-Key made from our ids, and a retried step sends the same
+    key again (so a provider that honours keys returns the first result)."""
+    shop = create_shop()
+    month_of_coupons(shop, 2, campaigns=2)
+    fault_proxy.faults = [("POST", "/v1/invoiceitems", "forward_then_500"), ("POST", "/v1/invoices/", "500")]
+    (statement,) = run_october()
+    work_burst()
+    assert statements()[0].status == StatementStatus.issued
+    posts = [(path, key) for method, path, key in fault_proxy.keys if method == "POST"]
+    assert posts and all(key for _, key in posts)
+    sid = statement.id
+    keys = [key for _, key in posts]
+    assert set(keys) == {f"merchant-{shop.merchant.id}-customer", f"statement-{sid}-invoice",
+                         f"statement-{sid}-finalize"} | {f"statement-{sid}-item-campaign-{c}" for c in
+                                                         {line["metadata"]["line"].split("-")[1] for line in
+                                                          localstripe.invoices()[0]["lines"]["data"]}}
+    assert keys.count(f"statement-{sid}-finalize") == 2  # the 500 on finalize, then the retry with the same key
+    assert [i["status"] for i in localstripe.invoices()] == ["open"]
+
+
 def test_a_wrong_total_at_the_provider_is_never_finalized(provider_app, localstripe, create_shop, month_of_coupons):
     """A stray pending item at the merchant's customer would make the invoice's total differ from the statement:
     the invoice stays a draft and the statement is marked for an operator instead."""
