@@ -45,6 +45,10 @@ class DefaultConfig:
     SETTLEMENT_DAYS_DUE = 15  # an issued statement is overdue after this many days
     # Seconds before each retry of a statement's invoicing after a provider error or timeout (rq's backoff).
     SETTLEMENT_RETRY_BACKOFF = (10, 30, 120, 300, 1200)
+    # How many proxies (nginx, a load balancer) stand in front of the app and set X-Forwarded-*: 0 trusts none.
+    # Behind nginx (deploy/nginx.conf.template) it must be 1, or every client looks like 127.0.0.1 to the login
+    # rate limit and https links are made as http.
+    TRUSTED_PROXIES = 0
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_HTTPONLY = True
 

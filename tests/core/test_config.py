@@ -47,3 +47,17 @@ def test_environment_settings(monkeypatch, tmp_path):
     assert app.config["PAYMENT_API_KEY"] == "sk_live_abc"
     assert app.config["SECRET_KEY"] == "s" * 40 and app.config["TRIPS_MAX_PER_CALL"] == 500
     assert normalise_database_url("sqlite:///x") == "sqlite:///x"
+
+
+def test_behind_a_trusted_proxy_the_client_address_and_scheme_come_from_it(tmp_path):
+    """TRUSTED_PROXIES=1 (behind nginx): X-Forwarded-For / -Proto give the client's address and https; without it
+    they are ignored, so a client cannot pick its own address for the rate limit."""
+    from flask import request
+
+    for proxies, expected in ((1, "203.0.113.9 https"), (0, "127.0.0.1 http")):
+        app = create_app({"TRUSTED_PROXIES": proxies, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.sqlite",
+                          "RATELIMIT_STORAGE_URI": "memory://"})
+        app.add_url_rule("/_whoami", "whoami", lambda: f"{request.remote_addr} {request.scheme}")
+        reply = app.test_client().get("/_whoami", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                                      headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
+        assert reply.get_data(as_text=True) == expected
