@@ -64,6 +64,21 @@ def seed(url: str, *, riders: int, stock: int) -> tuple[int, list[str]]:
     return campaign, tokens
 
 
+def warmup_campaign(url: str, campaign: int, *, stock: int) -> int:
+    """A copy of the sale's campaign with a stock of its own, for the warm-up."""
+    with psycopg.connect(url) as conn:
+        copy = conn.execute(
+            "INSERT INTO campaigns (merchant_id, status, title, description, category, benefit_type, face_value_fen,"
+            " point_price, stock_total, stock_left, per_rider_limit, valid_from, valid_until, coupon_valid_days,"
+            " terms, image_name, decision_reason, created_at) SELECT merchant_id, status, 'warm-up', description,"
+            " category, benefit_type, face_value_fen, point_price, %s, %s, per_rider_limit, valid_from, valid_until,"
+            " coupon_valid_days, terms, image_name, decision_reason, now() FROM campaigns WHERE id = %s RETURNING id",
+            (stock, stock, campaign)).fetchone()[0]
+        conn.execute("INSERT INTO campaign_stores (campaign_id, store_id) SELECT %s, store_id FROM campaign_stores "
+                     "WHERE campaign_id = %s", (copy, campaign))
+    return copy
+
+
 def bare_sql_rate(url: str, *, clients: int, seconds: int) -> float:
     """Transactions/s of the bare statement that takes one unit of stock (pgbench, on a campaign of its own)."""
     with psycopg.connect(url) as conn:
@@ -135,6 +150,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pool", type=int, default=2, help="database connections per gunicorn worker")
+    parser.add_argument("--warmup", type=int, default=2_000,
+                        help="attempts on a campaign of its own before the measured sale (0: none), so the workers' "
+                             "threads, connections and code paths are warm, as a server is when a sale starts")
     args = parser.parse_args()
     with fresh_database("mp_bench_flash") as url:
         campaign, tokens = seed(url, riders=args.attempts, stock=args.stock)
@@ -149,6 +167,15 @@ def main() -> None:
         share = -(-args.clients // args.workers) + args.threads
         with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.pool,
                       extra_env={"GUNICORN_CMD_ARGS": f"--worker-connections {share}"}) as base:
+            if args.warmup:
+                warm_campaign = warmup_campaign(url, campaign, stock=args.warmup // 10)
+                warm_done = Path(token_file.name + ".warm")
+                _, warm = wrk(base, script=ROOT / "bench" / "flash_sale.lua", connections=args.clients, threads=2,
+                              duration=120, done_file=warm_done,
+                              args=(token_file.name, str(warm_campaign), str(args.warmup), "2", str(warm_done)))
+                warm_done.unlink(missing_ok=True)
+                print(f"warm-up: {int(warm.get('COUNT_replies', 0)):,} attempts on campaign {warm_campaign} "
+                      f"({int(warm.get('COUNT_created', 0)):,} sold), not measured", flush=True)
             # Where the 2 cores went during the run: the workers, the app's PostgreSQL backends and wrk.
             workers = gunicorn_workers(base, args.workers)
             before = [cpu_seconds(pid) for pid in workers]
