@@ -23,6 +23,17 @@ def list_live(station: str | None) -> None:
     click.echo(f"{len(rows)} live campaigns")
 
 
+@campaigns_cli.command("prune-images")
+def prune_images_command() -> None:
+    """Delete uploaded images no campaign or revision names, older than a day (also scheduled daily)."""
+    from metropoints.campaigns.operations import prune_campaign_images
+
+    deleted = prune_campaign_images()
+    for name in deleted:
+        click.echo(name)
+    click.echo(f"{len(deleted)} images deleted")
+
+
 coupons_cli = AppGroup("coupons", help="Coupons riders bought with points.")
 
 

@@ -55,3 +55,19 @@ def image_path(name: str) -> str | None:
         return None
     path = os.path.join(upload_dir(), name)
     return path if os.path.isfile(path) else None
+
+
+def prune_images(keep: set[str], *, older_than_seconds: float, now: float | None = None) -> list[str]:
+    """Delete stored images that are not in `keep` and were written more than `older_than_seconds` ago (an image
+    just uploaded may belong to a form still being filled in); the names deleted."""
+    import time
+
+    folder = upload_dir()
+    cutoff = (now if now is not None else time.time()) - older_than_seconds
+    deleted = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if NAME_RE.match(name) and name not in keep and os.path.getmtime(path) < cutoff:
+            os.remove(path)
+            deleted.append(name)
+    return deleted

@@ -462,3 +462,22 @@ def features_of(campaign: Campaign) -> list[CampaignFeature]:
     """Where a campaign is featured."""
     return list(db.session.scalars(select(CampaignFeature).where(CampaignFeature.campaign_id == campaign.id)
                                    .order_by(CampaignFeature.station_id)))
+
+
+# A form refused after its image was stored, or an image replaced, leaves a file nothing names; kept a day, since a
+# merchant may still be filling in the form its upload came with.
+ORPHAN_IMAGE_SECONDS = 24 * 3600
+
+
+def prune_campaign_images(*, now: float | None = None) -> list[str]:
+    """Delete uploaded images no campaign and no revision (proposed or previous) names; the names deleted."""
+    from metropoints.campaigns.images import prune_images
+
+    keep = set(db.session.scalars(select(Campaign.image_name).where(Campaign.image_name != "")))
+    for proposed, previous in db.session.execute(select(CampaignRevision.proposed_json,
+                                                        CampaignRevision.previous_json)):
+        for text_ in (proposed, previous):
+            name = json.loads(text_).get("image_name") if text_ else None
+            if name:
+                keep.add(name)
+    return prune_images(keep, older_than_seconds=ORPHAN_IMAGE_SECONDS, now=now)
