@@ -22,6 +22,7 @@ from metropoints.core.timeutil import service_day, utcnow
 
 DEMO_PASSWORD = "demo-password"
 DEMO_OPERATOR = "operator@demo.metro"
+DEMO_KIOSK_LABEL = "demo: 中街"
 DEMO_RIDERS = [("13800000001", "小林"), ("13800000002", "Wang Fang"), ("13800000003", "陈晨")]
 # (merchant, category, licence, owner e-mail, store, address, station, campaigns: (title, benefit, value, price, stock))
 DEMO_MERCHANTS = [
@@ -54,9 +55,14 @@ def load_demo(seed: int = 7) -> dict:
         demo_last_month(riders)
     rider = db.session.scalar(select(Rider).where(Rider.phone == DEMO_RIDERS[0][0]))
     rider_token, _ = core.issue_token(kind=TokenKind.rider, subject_id=rider.id, ttl=timedelta(days=30), label="demo")
+    from metropoints.core.models import Kiosk
     from metropoints.kiosk.operations import create_kiosk
 
-    _, kiosk_token = create_kiosk(station_id="0119", label="demo: 中街", actor_label="demo")
+    kiosk = db.session.scalar(select(Kiosk).where(Kiosk.label == DEMO_KIOSK_LABEL))
+    if kiosk is None:
+        _, kiosk_token = create_kiosk(station_id="0119", label=DEMO_KIOSK_LABEL, actor_label="demo")
+    else:  # a token is shown once: the demo kiosk gets a new one each run
+        kiosk_token, _ = core.issue_token(kind=TokenKind.kiosk, subject_id=kiosk.id, label="kiosk 0119")
     return {"created": created, "partner_token": partner_token, "rider_token": rider_token,
             "kiosk_token": kiosk_token}
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from metropoints.accrual.models import Partner, RuleVersion, TripRejection
 from metropoints.core.db import db
-from metropoints.core.models import ApiToken, Rider, Role, Station, User
+from metropoints.core.models import ApiToken, Kiosk, Rider, Role, Station, User
 from metropoints.core.operations import hash_token
 from tests.helpers import noon_yesterday, trip, write_trip_csv
 
@@ -95,6 +95,7 @@ def test_operators_network_and_demo(runner):
     riders = db.session.scalar(select(func.count()).select_from(Rider))
     assert runner.invoke(args=["demo", "load"]).exit_code == 0
     assert db.session.scalar(select(func.count()).select_from(Rider)) == riders == 3
+    assert db.session.scalar(select(func.count()).select_from(Kiosk)) == 1  # the second run gave it a new token
 
 
 def test_trips_import_refuses_a_file_that_is_not_text(runner, tmp_path):
