@@ -164,8 +164,9 @@ def _unbilled_used_coupons(end: datetime):
 
 
 def run_period(period: date, *, now: datetime | None = None) -> RunResult:
-    """Make the period's statements: one per merchant with used coupons not billed yet (used before the month's
-    end; a coupon whose use reached us after an earlier run lands on the next statement) or a monthly fee.
+    """Make the period's statements: one per merchant with activity — used coupons not billed yet (used before the
+    month's end; a coupon whose use reached us after an earlier run lands on the next statement), or coupons
+    bought during the month — or a monthly fee. A statement with nothing to pay is `nothing_due` and not invoiced.
 
     Running a period again makes nothing new for merchants that have its statement. Runs are serialised by a table
     lock, so two at once cannot bill a coupon twice (the unique coupon id on the lines would refuse it anyway)."""
@@ -180,13 +181,16 @@ def run_period(period: date, *, now: datetime | None = None) -> RunResult:
     unbilled = _unbilled_used_coupons(end).subquery()
     used_by_merchant = dict(db.session.execute(
         select(unbilled.c.merchant_id, func.count()).group_by(unbilled.c.merchant_id)).tuples().all())
+    bought = set(db.session.scalars(
+        select(Campaign.merchant_id).join(Coupon, Coupon.campaign_id == Campaign.id)
+        .where(Coupon.issued_at >= period_start(period), Coupon.issued_at < end).distinct()))
     existing = set(db.session.scalars(select(Statement.merchant_id).where(Statement.period == period)))
     approved = set(db.session.scalars(select(Merchant.id).where(Merchant.status == MerchantStatus.approved)))
     created: list[Statement] = []
-    for merchant_id in sorted((set(used_by_merchant) | approved) - existing):
+    for merchant_id in sorted((set(used_by_merchant) | bought | approved) - existing):
         fees = fees_for(merchant_id, period)
         monthly = fees.monthly_fee_fen if merchant_id in approved else 0
-        if merchant_id not in used_by_merchant and monthly == 0:
+        if merchant_id not in used_by_merchant and merchant_id not in bought and monthly == 0:
             continue  # no activity and nothing owed
         statement = Statement(merchant_id=merchant_id, period=period, status=StatementStatus.pending,
                               currency=current_app.config["SETTLEMENT_CURRENCY"],

@@ -87,6 +87,18 @@ def test_a_month_makes_one_statement_per_merchant_with_a_line_per_used_coupon(ap
     assert "ConnectionError" in mine.last_error
 
 
+def test_coupons_bought_but_none_used_make_a_statement_with_nothing_due(app, create_shop, month_of_coupons):
+    """Activity without a used coupon (coupons bought, then cancelled, expired or still unused): a statement of
+    0 fen, nothing_due, never invoiced."""
+    shop = create_shop()
+    month_of_coupons(shop, 0)
+    operations.run_period(PERIOD, now=AFTER_OCTOBER)
+    commit_unit_of_work()
+    (statement,) = statements()
+    assert (statement.merchant_id, statement.coupon_count, statement.total_fen, statement.status,
+            statement.invoice_attempts) == (shop.merchant.id, 0, 0, StatementStatus.nothing_due, 0)
+
+
 def test_running_a_period_twice_changes_nothing(app, create_shop, month_of_coupons):
     shop = create_shop()
     month_of_coupons(shop, 2)
