@@ -5,19 +5,18 @@ Everything is counted by the database (GROUP BY), and the CSV is streamed row by
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import and_, case, func, or_, select
 
 from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
+from metropoints.core.csvexport import csv_download
 from metropoints.core.db import db
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, role_required
@@ -112,17 +111,8 @@ def store_activity(merchant_id: int, period: Period) -> list:
     return list(db.session.execute(query))
 
 
-def _csv_line(values) -> str:
-    """One CSV line."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
-
-
-def _csv_rows(merchant_id: int, period: Period) -> Iterator[str]:
-    """The CSV, a line at a time: a BOM (so Excel reads UTF-8), the header, one line per coupon of the merchant
-    issued or used in the period."""
-    yield "\ufeff" + _csv_line(CSV_HEADER)
+def _coupon_rows(merchant_id: int, period: Period) -> Iterator[tuple]:
+    """One CSV row per coupon of the merchant issued or used in the period."""
     query = (
         select(Coupon.id, Coupon.campaign_id, Campaign.title, Coupon.status, Coupon.points_spent, Coupon.issued_at,
                Coupon.used_at, Coupon.used_store_id, Store.name)
@@ -135,8 +125,8 @@ def _csv_rows(merchant_id: int, period: Period) -> Iterator[str]:
     )
     for (coupon_id, campaign_id, title, status, points, issued_at, used_at, store_id,
          store_name) in db.session.execute(query):
-        yield _csv_line((coupon_id, campaign_id, title, status.value, points, isoformat(issued_at) or "",
-                         isoformat(used_at) or "", store_id if store_id is not None else "", store_name or ""))
+        yield (coupon_id, campaign_id, title, status.value, points, isoformat(issued_at) or "",
+               isoformat(used_at) or "", store_id if store_id is not None else "", store_name or "")
 
 
 def _render(merchant_id: int, period: Period, error: str | None, raw: dict[str, str]):
@@ -167,9 +157,7 @@ def export():
     if error:
         return _render(member.merchant_id, period, error, raw)
     filename = f"activity-{period.first.isoformat()}-{period.last.isoformat()}.csv"
-    return Response(stream_with_context(_csv_rows(member.merchant_id, period)),
-                    content_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename={filename}"})
+    return csv_download(filename, CSV_HEADER, _coupon_rows(member.merchant_id, period))
 
 
 @bp.record_once

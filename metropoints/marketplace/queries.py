@@ -21,17 +21,19 @@ def membership_of(user_id: int) -> StaffMember | None:
     return db.session.scalar(select(StaffMember).where(StaffMember.user_id == user_id))
 
 
-def portal_membership(user: User, *, owner: bool = False) -> StaffMember:
+def portal_membership(user: User, *, owner: bool = False, suspended_ok: bool = False) -> StaffMember:
     """The user's place at an approved merchant; NotStaff / MerchantNotApproved / OwnerOnly (all 403) otherwise.
 
     Every merchant-side page and endpoint goes through here, so a suspended merchant's owner and cashiers are
-    locked out at once, and a deactivated cashier with a live session is too.
+    locked out at once, and a deactivated cashier with a live session is too. `suspended_ok` lets a suspended
+    merchant's staff through, for what suspension does not take away (its bills).
     """
     member = membership_of(user.id) if user.active and user.role in (Role.merchant_owner, Role.cashier) else None
     if member is None:
         raise NotStaff()
     merchant = db.session.get(Merchant, member.merchant_id)
-    if merchant.status != MerchantStatus.approved:
+    allowed = (MerchantStatus.approved, MerchantStatus.suspended) if suspended_ok else (MerchantStatus.approved,)
+    if merchant.status not in allowed:
         raise MerchantNotApproved(status=merchant.status.value)
     if owner and not member.is_owner:
         raise OwnerOnly()

@@ -3,34 +3,19 @@ link) and the back office's fee plans and receivables."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    stream_with_context,
-    url_for,
-)
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from metropoints.core.db import db, rollback_unit_of_work
-from metropoints.core.errors import DomainError
+from metropoints.core.csvexport import csv_download
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, role_required
-from metropoints.core.timeutil import SERVICE_OFFSET, isoformat, utcnow
-from metropoints.marketplace.errors import MerchantNotApproved, NotStaff, OwnerOnly
+from metropoints.core.timeutil import isoformat, utcnow
 from metropoints.marketplace.forms import ActionForm
-from metropoints.marketplace.models import Merchant, MerchantStatus
-from metropoints.marketplace.queries import membership_of
+from metropoints.marketplace.queries import portal_membership
 from metropoints.settlement import operations, queries
 from metropoints.settlement.forms import FeePlanForm
 from metropoints.settlement.models import Statement, StatementStatus
@@ -66,22 +51,9 @@ def format_fen(amount: int | None) -> str:
     return f"{sign}¥{abs(amount) // 100:,}.{abs(amount) % 100:02d}"
 
 
-@bp.app_template_filter("local_time")
-def local_time(moment) -> str:
-    """A moment as wall time in Asia/Shanghai, to the minute; a dash for none."""
-    return moment.astimezone(SERVICE_OFFSET).strftime("%Y-%m-%d %H:%M") if moment else "—"
-
-
 def status_label(statement: Statement) -> str:
     """The statement's status as the portal names it; owed past the due date is overdue."""
     return str(OVERDUE) if queries.is_overdue(statement) else str(STATUS_LABELS[statement.status])
-
-
-@bp.errorhandler(DomainError)
-def domain_error(error: DomainError):
-    """A refusal from a loader or an operation: the error page with the error's status."""
-    rollback_unit_of_work()
-    return render_template("core/error.html", code=error.code, message=error.message), error.http_status
 
 
 # The merchant owner.
@@ -89,15 +61,7 @@ def domain_error(error: DomainError):
 def billing_merchant_id() -> int:
     """The logged-in owner's merchant. Unlike the rest of the portal, a suspended merchant's owner still sees and
     pays its statements: suspension takes the campaigns off sale, not the bills away."""
-    member = membership_of(current_user.id) if current_user.active else None
-    if member is None:
-        raise NotStaff()
-    if not member.is_owner:
-        raise OwnerOnly()
-    status = db.session.get(Merchant, member.merchant_id).status
-    if status not in (MerchantStatus.approved, MerchantStatus.suspended):
-        raise MerchantNotApproved(status=status.value)
-    return member.merchant_id
+    return portal_membership(current_user, owner=True, suspended_ok=True).merchant_id
 
 
 @bp.get("/portal/statements")
@@ -131,18 +95,11 @@ def statement_print(statement_id: int):
     return _render_statement(_owners_statement(statement_id), "settlement/print.html", None)
 
 
-def _csv_line(values) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
-
-
-def _csv_rows(statement: Statement) -> Iterator[str]:
-    """A BOM (so spreadsheet programs read UTF-8), the header, a line per used coupon."""
-    yield "\ufeff" + _csv_line(CSV_HEADER)
+def _csv_rows(statement: Statement) -> Iterator[tuple]:
+    """A CSV row per used coupon of the statement."""
     period = operations.period_label(statement.period)
     for coupon_id, title, store_name, used_at, fee in queries.statement_lines(statement.id):
-        yield _csv_line((statement.id, period, coupon_id, title, store_name or "", isoformat(used_at), fee))
+        yield (statement.id, period, coupon_id, title, store_name or "", isoformat(used_at), fee)
 
 
 @bp.get("/portal/statements/<int:statement_id>.csv")
@@ -151,8 +108,7 @@ def statement_csv(statement_id: int):
     """The statement's lines as a streamed CSV download."""
     statement = _owners_statement(statement_id)
     filename = f"statement-{operations.period_label(statement.period)}-{statement.id}.csv"
-    return Response(stream_with_context(_csv_rows(statement)), content_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename={filename}"})
+    return csv_download(filename, CSV_HEADER, _csv_rows(statement))
 
 
 # The back office.
