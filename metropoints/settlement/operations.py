@@ -46,7 +46,7 @@ from metropoints.settlement.models import (
     StatementStatus,
 )
 from metropoints.settlement.provider import PaymentProvider, ProviderError
-from metropoints.settlement.queries import MAX_ID, get_statement
+from metropoints.settlement.queries import MAX_ID, get_statement, sums_by_campaign
 
 MAX_FEE_FEN = 10_000_000
 # One invoice item per campaign up to this many campaigns; beyond, one item for all coupons (providers cap the
@@ -201,11 +201,12 @@ def run_period(period: date, *, now: datetime | None = None) -> RunResult:
     db.session.flush()
     if created:
         _add_lines([s.id for s in created], end)
+    sums = {statement_id: (int(count), int(fees)) for statement_id, count, fees in db.session.execute(
+        select(StatementLine.statement_id, func.count(StatementLine.id), func.sum(StatementLine.fee_fen))
+        .where(StatementLine.statement_id.in_([s.id for s in created]))
+        .group_by(StatementLine.statement_id))} if created else {}
     for statement in created:
-        count, fees_total = db.session.execute(
-            select(func.count(StatementLine.id), func.coalesce(func.sum(StatementLine.fee_fen), 0))
-            .where(StatementLine.statement_id == statement.id)).one()
-        statement.coupon_count, statement.coupon_fees_fen = int(count), int(fees_total)
+        statement.coupon_count, statement.coupon_fees_fen = sums.get(statement.id, (0, 0))
         statement.total_fen = statement.coupon_fees_fen + statement.monthly_fee_fen
         if statement.total_fen == 0:
             statement.status = StatementStatus.nothing_due
@@ -257,18 +258,13 @@ class InvoiceItem:
 
 def invoice_items(statement: Statement) -> list[InvoiceItem]:
     """The invoice's items: the coupon fees per campaign (or in one item for many campaigns) and the monthly fee."""
-    per_campaign = db.session.execute(
-        select(StatementLine.campaign_id, Campaign.title, func.count(StatementLine.id),
-               func.sum(StatementLine.fee_fen))
-        .join(Campaign, Campaign.id == StatementLine.campaign_id)
-        .where(StatementLine.statement_id == statement.id)
-        .group_by(StatementLine.campaign_id, Campaign.title).order_by(StatementLine.campaign_id)).tuples().all()
+    per_campaign = sums_by_campaign(statement.id)
     label = period_label(statement.period)
     items: list[InvoiceItem] = []
     if len(per_campaign) <= MAX_CAMPAIGN_ITEMS:
-        items = [InvoiceItem(f"campaign-{campaign_id}", int(amount),
-                             f"{label} {title}: {count} used coupons x {statement.fee_per_coupon_fen} fen")
-                 for campaign_id, title, count, amount in per_campaign if amount]
+        items = [InvoiceItem(f"campaign-{row.campaign_id}", row.fees_fen,
+                             f"{label} {row.title}: {row.coupons} used coupons x {statement.fee_per_coupon_fen} fen")
+                 for row in per_campaign if row.fees_fen]
     elif statement.coupon_fees_fen:
         items = [InvoiceItem("coupons", statement.coupon_fees_fen,
                              f"{label}: {statement.coupon_count} used coupons x {statement.fee_per_coupon_fen} fen")]
