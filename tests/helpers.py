@@ -71,3 +71,12 @@ def write_trip_csv(path: Path, rows: Iterable[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def work_burst(*queue_names: str) -> None:
+    """Run every job queued on these queues (rq retries included), in this process, then stop."""
+    from rq import SimpleWorker
+
+    from metropoints.core.jobs import get_queue, redis_connection
+
+    SimpleWorker([get_queue(name) for name in queue_names], connection=redis_connection()).work(burst=True)

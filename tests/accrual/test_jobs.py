@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from metropoints.accrual.jobs import expire_points_job, process_trip_chunk, sweep_held_trips_job
@@ -14,12 +13,7 @@ from metropoints.accrual.operations import start_file_import
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.jobs import enqueue, get_queue, redis_connection
 from metropoints.core.models import Rider
-from tests.helpers import noon_yesterday, trip, write_trip_csv
-
-
-def work_burst(queue_name: str) -> None:
-    """Run every job queued on one queue, in this process, then stop."""
-    SimpleWorker([get_queue(queue_name)], connection=redis_connection()).work(burst=True)
+from tests.helpers import noon_yesterday, trip, work_burst, write_trip_csv
 
 
 def test_file_chunks_run_on_rq_workers(redis_app, create_rider, create_partner):

@@ -12,6 +12,7 @@ from metropoints.campaigns.redemption import effective_status, expire_coupons, r
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider
 from metropoints.core.timeutil import utcnow
+from tests.helpers import work_burst
 
 
 @pytest.fixture
@@ -55,16 +56,15 @@ def test_expire_marks_only_issued_coupons_past_their_validity(coupons, books):
 
 def test_expiry_job_runs_inline_and_on_a_worker(redis_app, coupons):
     """The job (what `rq cron` schedules) expires the coupons on an rq worker; a second run is a no-op."""
-    from rq import SimpleWorker
 
     from metropoints.campaigns.redemption_jobs import expire_coupons_job
-    from metropoints.core.jobs import enqueue, get_queue, redis_connection
+    from metropoints.core.jobs import enqueue
 
     _, ids = coupons
     for _ in range(2):
         enqueue(expire_coupons_job, queue="scheduled")
         commit_unit_of_work()
-        SimpleWorker([get_queue("scheduled")], connection=redis_connection()).work(burst=True)
+        work_burst("scheduled")
     assert statuses(ids) == [CouponStatus.expired, CouponStatus.issued, CouponStatus.used]
 
 

@@ -15,11 +15,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from metropoints.core.db import commit_unit_of_work, db
@@ -217,7 +218,16 @@ def webhook_server(provider_app, localstripe: LocalStripe) -> Iterator[str]:
 # A month of activity.
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=SERVICE_ZONE)
+PERIOD = date(2026, 10, 1)  # October as a settlement period
 AFTER_OCTOBER = datetime(2026, 11, 2, 12, 0, tzinfo=SERVICE_ZONE)
+
+
+def statements() -> list:
+    """Every statement, fresh from the database, by merchant then period."""
+    from metropoints.settlement.models import Statement
+
+    db.session.expire_all()
+    return list(db.session.scalars(select(Statement).order_by(Statement.merchant_id, Statement.period)))
 
 
 @pytest.fixture

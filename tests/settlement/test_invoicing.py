@@ -7,26 +7,19 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from metropoints.core.db import commit_unit_of_work, db
-from metropoints.core.jobs import enqueue, get_queue, redis_connection
+from metropoints.core.jobs import enqueue
 from metropoints.settlement import operations
 from metropoints.settlement.jobs import invoice_pending_job, invoice_statement_job
 from metropoints.settlement.models import ProviderEvent, Statement, StatementStatus
 from metropoints.settlement.provider import PaymentProvider
-from tests.settlement.conftest import AFTER_OCTOBER, WEBHOOK_SECRET, LocalStripe
-
-PERIOD = date(2026, 10, 1)
-
-
-def statements() -> list[Statement]:
-    db.session.expire_all()
-    return list(db.session.scalars(select(Statement).order_by(Statement.merchant_id)))
+from tests.helpers import work_burst
+from tests.settlement.conftest import AFTER_OCTOBER, PERIOD, WEBHOOK_SECRET, LocalStripe, statements
 
 
 def wait_for(condition, seconds: float = 15.0) -> None:
@@ -153,7 +146,7 @@ def test_provider_stopped_then_back_invoices_each_statement_once(app, redis_app,
     for shop in (create_shop(), create_shop()):
         month_of_coupons(shop, 2)
     run_october()
-    work_burst()
+    work_burst("default")
     first, second = statements()
     assert {s.status for s in (first, second)} == {StatementStatus.pending}
     assert first.invoice_attempts == second.invoice_attempts == 4  # the first try and rq's three retries
@@ -164,7 +157,7 @@ def test_provider_stopped_then_back_invoices_each_statement_once(app, redis_app,
             statement.created_at -= timedelta(minutes=31)
         enqueue(invoice_pending_job, queue="scheduled")
         commit_unit_of_work()
-        SimpleWorker([get_queue("scheduled"), get_queue("default")], connection=redis_connection()).work(burst=True)
+        work_burst("scheduled", "default")
         invoices = provider.invoices()
         assert sorted(i["metadata"]["statement_id"] for i in invoices) == sorted([str(first.id), str(second.id)])
         assert {s.status for s in statements()} == {StatementStatus.issued}
@@ -174,10 +167,6 @@ def test_provider_stopped_then_back_invoices_each_statement_once(app, redis_app,
         assert invoice_statement_job(first.id) == "issued" and len(provider.invoices()) == 2
     finally:
         provider.stop()
-
-
-def work_burst() -> None:
-    SimpleWorker([get_queue("default")], connection=redis_connection()).work(burst=True)
 
 
 def test_provider_failing_mid_run_is_retried_by_rq_into_one_invoice(provider_app, redis_app, localstripe,
@@ -194,7 +183,7 @@ def test_provider_failing_mid_run_is_retried_by_rq_into_one_invoice(provider_app
     provider_app.config["PAYMENT_TIMEOUT_SECONDS"] = 1
     run_october()
     assert {s.status for s in statements()} == {StatementStatus.pending}  # queued, not yet run
-    work_burst()
+    work_burst("default")
     done = statements()
     assert {s.status for s in done} == {StatementStatus.issued}, [(s.status, s.last_error) for s in done]
     assert fault_proxy.faults == []  # every fault was met
@@ -212,7 +201,7 @@ def test_every_create_carries_a_stable_idempotency_key(provider_app, redis_app, 
     month_of_coupons(shop, 2, campaigns=2)
     fault_proxy.faults = [("POST", "/v1/invoiceitems", "forward_then_500"), ("POST", "/v1/invoices/", "500")]
     (statement,) = run_october()
-    work_burst()
+    work_burst("default")
     assert statements()[0].status == StatementStatus.issued
     posts = [(path, key) for method, path, key in fault_proxy.keys if method == "POST"]
     assert posts and all(key for _, key in posts)

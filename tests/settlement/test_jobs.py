@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from rq import SimpleWorker
 from rq.cron import CronScheduler
 from sqlalchemy import select
 
 from metropoints.core.db import commit_unit_of_work, db
-from metropoints.core.jobs import enqueue, get_queue, redis_connection
+from metropoints.core.jobs import enqueue, redis_connection
 from metropoints.settlement.jobs import invoice_pending_job, run_period_job
 from metropoints.settlement.models import Statement, StatementStatus
+from tests.helpers import work_burst
 
 
 def test_cron_runs_the_month_on_the_first_and_sweeps_every_15_minutes(redis_app):
@@ -32,19 +32,18 @@ def test_the_run_and_the_sweep_as_queued_jobs(redis_app, create_shop, month_of_c
     month_of_coupons(shop, 2)
     enqueue(run_period_job, "2026-10", queue="scheduled")
     commit_unit_of_work()
-    worker = SimpleWorker([get_queue("scheduled"), get_queue("default")], connection=redis_connection())
-    worker.work(burst=True)
+    work_burst("scheduled", "default")
     statement = db.session.scalar(select(Statement))
     assert (statement.status, statement.coupon_count, statement.invoice_attempts) == (StatementStatus.pending, 2, 2)
     enqueue(invoice_pending_job, queue="scheduled")
     commit_unit_of_work()
-    worker.work(burst=True)
+    work_burst("scheduled", "default")
     db.session.expire_all()
     assert db.session.get(Statement, statement.id).invoice_attempts == 2  # not yet 30 minutes old
     statement.created_at -= timedelta(minutes=31)
     commit_unit_of_work()
     enqueue(invoice_pending_job, queue="scheduled")
     commit_unit_of_work()
-    worker.work(burst=True)
+    work_burst("scheduled", "default")
     db.session.expire_all()
     assert db.session.get(Statement, statement.id).invoice_attempts == 4

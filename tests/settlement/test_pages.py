@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -17,9 +17,7 @@ from metropoints.settlement import operations
 from metropoints.settlement.models import FeePlan, Statement, StatementStatus
 from tests.conftest import SHOP_PASSWORD
 from tests.marketplace.conftest import login, page
-from tests.settlement.conftest import AFTER_OCTOBER
-
-PERIOD = date(2026, 10, 1)
+from tests.settlement.conftest import AFTER_OCTOBER, PERIOD
 
 
 def october(shop_factory, month_of_coupons, used: int = 3):

@@ -14,16 +14,9 @@ from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import SERVICE_ZONE
 from metropoints.settlement import operations
 from metropoints.settlement.errors import InvalidFee, InvalidPeriod, PeriodNotEnded, PeriodSuperseded
-from metropoints.settlement.models import Statement, StatementLine, StatementStatus
+from metropoints.settlement.models import StatementLine, StatementStatus
 from tests.helpers import run_at_once
-from tests.settlement.conftest import AFTER_OCTOBER
-
-PERIOD = date(2026, 10, 1)
-
-
-def statements() -> list[Statement]:
-    db.session.expire_all()
-    return list(db.session.scalars(select(Statement).order_by(Statement.merchant_id, Statement.period)))
+from tests.settlement.conftest import AFTER_OCTOBER, PERIOD, statements
 
 
 def test_periods_are_shanghai_months():
