@@ -9,6 +9,7 @@ or `flask settlement invoice`.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from rq import get_current_job
 
@@ -54,8 +55,6 @@ def run_period_job(period: str | None = None) -> list[int]:
 def invoice_pending_job() -> int:
     """Send statements still pending after SWEEP_AFTER_MINUTES (rq's retries ran out, or jobs ran inline while
     the provider was down) to invoicing again."""
-    from datetime import timedelta
-
     ids = operations.statements_to_invoice(older_than=timedelta(minutes=SWEEP_AFTER_MINUTES))
     for statement_id in ids:
         operations.enqueue_invoicing(statement_id)
