@@ -27,7 +27,7 @@ run: $(STAMP) $(MO)
 		$(FLASK) demo load && exec $(FLASK) run --host 127.0.0.1 --port 5000; \
 	fi; \
 	export PAYMENT_API_BASE=http://127.0.0.1:$(PROVIDER_PORT); \
-	$(BIN)/python -m metropoints.settlement.localstripe_server --port $(PROVIDER_PORT) \
+	$(BIN)/python devtools/localstripe_server.py --port $(PROVIDER_PORT) \
 		--store instance/localstripe.pickle & provider=$$!; \
 	trap 'kill $$provider 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -c "import socket, time; \

@@ -1,5 +1,5 @@
 """WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi ...`."""
 
-from metropoints.core import create_app
+from metropoints.app import create_app
 
 app = create_app()

@@ -37,13 +37,12 @@ from sqlalchemy import event, text
 from werkzeug.security import generate_password_hash
 
 from metropoints.accrual import ingest
-from metropoints.accrual.cli import sync_stations
 from metropoints.accrual.ingest import TRIP_FIELDS
 from metropoints.accrual.models import Partner
-from metropoints.accrual.network import Network, get_network
+from metropoints.accrual.network import Network, get_network, sync_stations
 from metropoints.accrual.operations import create_partner, receive_trips
 from metropoints.accrual.rules import load_rulebook
-from metropoints.core import create_app
+from metropoints.app import create_app
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import SERVICE_OFFSET, utcnow
 

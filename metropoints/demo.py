@@ -11,14 +11,21 @@ from flask import Flask
 from sqlalchemy import select
 
 from metropoints.accrual import operations as accrual
-from metropoints.accrual.cli import sync_stations
+from metropoints.accrual.ledger import adjust_points
 from metropoints.accrual.models import Partner
-from metropoints.accrual.network import get_network
+from metropoints.accrual.network import get_network, sync_stations
 from metropoints.accrual.rules import ensure_default_rules
+from metropoints.campaigns import operations as campaigns
 from metropoints.core import operations as core
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider, Role, TokenKind, User
 from metropoints.core.timeutil import service_day, utcnow
+from metropoints.kiosk.models import Kiosk
+from metropoints.kiosk.operations import create_kiosk
+from metropoints.marketplace import operations as marketplace
+from metropoints.marketplace.models import Merchant, Store
+from metropoints.settlement import operations as settlement
+from metropoints.settlement import periods
 
 DEMO_PASSWORD = "demo-password"
 DEMO_OPERATOR = "operator@demo.metro"
@@ -55,9 +62,6 @@ def load_demo(seed: int = 7) -> dict:
         demo_last_month(riders)
     rider = db.session.scalar(select(Rider).where(Rider.phone == DEMO_RIDERS[0][0]))
     rider_token, _ = core.issue_token(kind=TokenKind.rider, subject_id=rider.id, ttl=timedelta(days=30), label="demo")
-    from metropoints.core.models import Kiosk
-    from metropoints.kiosk.operations import create_kiosk
-
     kiosk = db.session.scalar(select(Kiosk).where(Kiosk.label == DEMO_KIOSK_LABEL))
     if kiosk is None:
         _, kiosk_token = create_kiosk(station_id="0119", label=DEMO_KIOSK_LABEL, actor_label="demo")
@@ -69,9 +73,6 @@ def load_demo(seed: int = 7) -> dict:
 
 def load_demo_merchants() -> None:
     """Approved merchants, each with a store and live campaigns, created through the same rules as the portal."""
-    from metropoints.campaigns import operations as campaigns
-    from metropoints.marketplace import operations as marketplace
-
     operator = db.session.scalar(select(User).where(User.email == DEMO_OPERATOR))
     now = utcnow()
     for name, category, licence, email, store_name, address, station, offers in DEMO_MERCHANTS:
@@ -99,13 +100,10 @@ def load_demo_merchants() -> None:
 def demo_last_month(riders: list[Rider]) -> None:
     """Coupons of the first demo merchant bought and used at its counter last month, a fee plan for the second
     merchant from next month, and last month's statements (invoiced at once when the payment provider runs)."""
-    from metropoints.accrual.ledger import adjust_points
     from metropoints.campaigns import redemption
     from metropoints.campaigns.models import Campaign
-    from metropoints.marketplace.models import Merchant, Store
-    from metropoints.settlement import operations as settlement
 
-    last_month = settlement.period_start(settlement.previous_period())
+    last_month = periods.period_start(periods.previous_period())
     first, second = (db.session.scalar(select(Merchant).where(Merchant.licence_no == m[2])) for m in DEMO_MERCHANTS[:2])
     campaign = db.session.scalar(select(Campaign).where(Campaign.merchant_id == first.id).order_by(Campaign.id))
     campaign.valid_from = last_month  # demo data: this campaign has been on sale since last month
@@ -118,7 +116,7 @@ def demo_last_month(riders: list[Rider]) -> None:
         redemption.validate(cashier=owner, code=bought.code, store_id=store.id, now=moment + timedelta(hours=2))
     settlement.set_fee_plan(merchant_id=second.id, fee_per_coupon_fen=150, monthly_fee_fen=5000, actor=None,
                             actor_label="demo")
-    settlement.run_period(settlement.previous_period())
+    settlement.run_period(periods.previous_period())
 
 
 def demo_trips(seed: int) -> list[dict]:

@@ -18,7 +18,7 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from metropoints.core import create_app
+from metropoints.app import create_app
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.extensions import limiter
 
@@ -71,7 +71,7 @@ def migrated_app(database_url: str) -> Iterator[Flask]:
     app = make_app(database_url)
     with app.app_context():
         upgrade()
-        from metropoints.accrual.cli import sync_stations
+        from metropoints.accrual.network import sync_stations
 
         sync_stations()
         commit_unit_of_work()
@@ -99,7 +99,7 @@ def app(migrated_app: Flask) -> Iterator[Flask]:
 @pytest.fixture
 def sqlite_app(tmp_path) -> Iterator[Flask]:
     """An app on a fresh SQLite file, migrated by the real migrations, stations loaded; engine disposed after."""
-    from metropoints.accrual.cli import sync_stations
+    from metropoints.accrual.network import sync_stations
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "x.sqlite"),
                       "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://"})

@@ -10,13 +10,12 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from metropoints.accrual import ledger, operations, rules
-from metropoints.accrual.models import BatchStatus, RuleVersion, TripBatch, TripRejection
-from metropoints.accrual.network import get_network
+from metropoints.accrual import jobs, ledger, operations, rules
+from metropoints.accrual.models import BatchStatus, RuleVersion, TripBatch, TripBatchChunk, TripRejection
+from metropoints.accrual.network import sync_stations
 from metropoints.core.cli import fail_on_domain_error
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.jobs import redis_connection
-from metropoints.core.models import Station
 from metropoints.core.timeutil import service_day, utcnow
 
 partners_cli = AppGroup("partners", help="Trip-feed partners.")
@@ -57,8 +56,8 @@ def import_trips(path: str, partner_name: str, chunk_rows: int | None, rejected_
     partner = operations.get_partner(partner_name)
     inline = redis_connection() is None
     with open(path, newline="", encoding="utf-8-sig") as stream:
-        batch = operations.start_file_import(partner=partner, filename=path, rows=operations.read_trip_csv(stream),
-                                             chunk_rows=chunk_rows, enqueue_chunks=not inline)
+        batch = jobs.start_file_import(partner=partner, filename=path, rows=operations.read_trip_csv(stream),
+                                       chunk_rows=chunk_rows, enqueue_chunks=not inline)
         batch_id = batch.id
         chunk_ids = [c.id for c in batch_chunks(batch_id)]
         commit_unit_of_work()
@@ -81,8 +80,6 @@ def import_trips(path: str, partner_name: str, chunk_rows: int | None, rejected_
 
 def batch_chunks(batch_id: int):
     """The chunks of a batch, in order."""
-    from metropoints.accrual.models import TripBatchChunk
-
     return db.session.scalars(select(TripBatchChunk).where(TripBatchChunk.batch_id == batch_id)
                               .order_by(TripBatchChunk.chunk_no)).all()
 
@@ -182,19 +179,6 @@ def load_network() -> None:
     count = sync_stations()
     commit_unit_of_work()
     click.echo(f"{count} stations loaded")
-
-
-def sync_stations() -> int:
-    """Upsert every station of the packaged network into the stations table."""
-    network = get_network()
-    existing = {s.station_id: s for s in db.session.scalars(select(Station))}
-    for st in network.stations.values():
-        row = existing.get(st.station_id) or Station(station_id=st.station_id)
-        row.name_zh, row.name_en, row.lat, row.lon = st.name_zh, st.name_en, st.lat, st.lon
-        row.lines, row.opened = ",".join(str(n) for n in st.lines), st.opened
-        db.session.add(row)
-    db.session.flush()
-    return len(network.stations)
 
 
 def register(app) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from metropoints.accrual.ledger import expire_points
-from metropoints.accrual.operations import process_chunk
-from metropoints.core.jobs import job
+from metropoints.accrual.models import Partner, TripBatch
+from metropoints.accrual.operations import process_chunk, store_trip_file, sweep_held_trips
+from metropoints.core.jobs import enqueue, job
 from metropoints.core.timeutil import service_day, utcnow
 
 
@@ -24,6 +27,14 @@ def expire_points_job(year: int | None = None) -> int:
 @job
 def sweep_held_trips_job() -> int:
     """Credit held trips whose reference was linked while they were in flight."""
-    from metropoints.accrual.operations import sweep_held_trips
-
     return sweep_held_trips()
+
+
+def start_file_import(*, partner: Partner, filename: str, rows: Iterable[dict], chunk_rows: int | None = None,
+                      enqueue_chunks: bool = True) -> TripBatch:
+    """Store a file's rows as chunks of one batch and queue a job per chunk (handed over after the commit)."""
+    batch, chunk_ids = store_trip_file(partner=partner, filename=filename, rows=rows, chunk_rows=chunk_rows)
+    if enqueue_chunks:
+        for chunk_id in chunk_ids:
+            enqueue(process_trip_chunk, chunk_id, queue="ingest", retries=2)
+    return batch

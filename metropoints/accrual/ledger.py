@@ -12,6 +12,7 @@ from metropoints.accrual.models import EntryKind, LedgerEntry
 from metropoints.core.db import db, sql_param
 from metropoints.core.errors import InvalidInput
 from metropoints.core.models import Rider
+from metropoints.core.operations import record_audit
 from metropoints.core.timeutil import service_day, utcnow
 
 
@@ -38,8 +39,6 @@ def post_entry(*, rider_id: int, points: int, kind: EntryKind, ref: str = "", re
 
 def adjust_points(*, rider_id: int, points: int, reason: str, actor: str) -> LedgerEntry:
     """An operator's correction: a new entry with a reason, never an edit of an old one."""
-    from metropoints.core.operations import record_audit
-
     if not reason or not reason.strip():
         raise InvalidInput("An adjustment needs a reason.", field="reason")
     entry = post_entry(rider_id=rider_id, points=points, kind=EntryKind.adjustment, reason=reason.strip(),

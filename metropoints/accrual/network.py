@@ -19,6 +19,11 @@ from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from pathlib import Path
 
+from sqlalchemy import select
+
+from metropoints.core import models as core_models
+from metropoints.core.db import db
+
 DEFAULT_CSV = Path(__file__).resolve().parent.parent / "data" / "shenyang_metro" / "stations.csv"
 
 
@@ -168,3 +173,16 @@ def load_network(path: str | os.PathLike[str] | None = None) -> Network:
 def get_network() -> Network:
     """Process-wide cached Network built from the packaged CSV (functools.cache)."""
     return load_network()
+
+
+def sync_stations() -> int:
+    """Upsert every station of the packaged network into the stations table."""
+    network = get_network()
+    existing = {s.station_id: s for s in db.session.scalars(select(core_models.Station))}
+    for st in network.stations.values():
+        row = existing.get(st.station_id) or core_models.Station(station_id=st.station_id)
+        row.name_zh, row.name_en, row.lat, row.lon = st.name_zh, st.name_en, st.lat, st.lon
+        row.lines, row.opened = ",".join(str(n) for n in st.lines), st.opened
+        db.session.add(row)
+    db.session.flush()
+    return len(network.stations)

@@ -89,18 +89,16 @@ def read_trip_csv(stream: io.TextIOBase) -> Iterator[dict]:
         raise InvalidInput(f"The file is not UTF-8 CSV at line {reader.line_num}: {error}", field="file") from None
 
 
-def start_file_import(*, partner: Partner, filename: str, rows: Iterable[dict], chunk_rows: int | None = None,
-                      enqueue_chunks: bool = True) -> TripBatch:
-    """Store a file's rows as chunks of one batch and queue a job per chunk (run after the commit)."""
-    from metropoints.accrual.jobs import process_trip_chunk
-    from metropoints.core.jobs import enqueue
-
+def store_trip_file(*, partner: Partner, filename: str, rows: Iterable[dict],
+                    chunk_rows: int | None = None) -> tuple[TripBatch, list[int]]:
+    """Store a file's rows as chunks of one batch; returns the batch and its chunk ids, in file order (the caller
+    queues a job per chunk: `accrual.jobs.start_file_import`)."""
     size = chunk_rows or current_app.config["TRIPS_CHUNK_ROWS"]
     batch = TripBatch(partner_id=partner.id, channel="file", filename=filename[:255], status=BatchStatus.processing)
     db.session.add(batch)
     db.session.flush()
     iterator = iter(rows)
-    total, chunk_no = 0, 0
+    total, chunk_no, chunk_ids = 0, 0, []
     while chunk := list(islice(iterator, size)):
         chunk_no += 1
         record = TripBatchChunk(batch_id=batch.id, chunk_no=chunk_no, first_line=total + 2,
@@ -108,13 +106,12 @@ def start_file_import(*, partner: Partner, filename: str, rows: Iterable[dict], 
         db.session.add(record)
         db.session.flush()
         total += len(chunk)
-        if enqueue_chunks:
-            enqueue(process_trip_chunk, record.id, queue="ingest", retries=2)
+        chunk_ids.append(record.id)
     batch.rows_total = total
     if chunk_no == 0:
         batch.status, batch.finished_at = BatchStatus.done, utcnow()
     db.session.flush()
-    return batch
+    return batch, chunk_ids
 
 
 def process_chunk(chunk_id: int) -> BatchResult | None:

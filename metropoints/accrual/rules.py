@@ -12,6 +12,7 @@ from sqlalchemy import select
 from metropoints.accrual.errors import BadRule
 from metropoints.accrual.models import RuleVersion
 from metropoints.core.db import db
+from metropoints.core.operations import record_audit
 from metropoints.core.timeutil import utcnow
 
 # The version a fresh database starts with (DESIGN: 1 point per km, 60 a day, 44 g/km).
@@ -80,8 +81,6 @@ def create_rule_version(*, points_per_km: str | float, daily_cap: int, co2e_fact
 
     A version may not start in the past: trips already credited were computed with the version then in force.
     """
-    from metropoints.core.operations import record_audit
-
     now = utcnow()
     start = effective_from or now
     if start.tzinfo is None:

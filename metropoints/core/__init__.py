@@ -1,5 +1,4 @@
-"""Core: app factory, configuration, database, identities and tokens, jobs, errors, i18n, CLI."""
+"""Core: configuration, database, identities and tokens, jobs, errors, i18n, the portal's shell, API helpers.
 
-from metropoints.core.app import create_app
-
-__all__ = ["create_app"]
+The ground floor: every package may import it, and it imports no domain package (the app factory, which knows every
+package, is `metropoints.app`)."""

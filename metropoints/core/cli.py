@@ -13,7 +13,9 @@ from flask.cli import AppGroup
 
 from metropoints.core.db import commit_unit_of_work, rollback_unit_of_work
 from metropoints.core.errors import DomainError
+from metropoints.core.jobs import QUEUE_NAMES, AppWorker, get_queue, redis_connection
 from metropoints.core.models import Role
+from metropoints.core.operations import create_user, record_audit
 
 operators_cli = AppGroup("operators", help="Accounts of the metro business team.")
 
@@ -38,8 +40,6 @@ def fail_on_domain_error(command: Callable[..., Any]) -> Callable[..., Any]:
 @fail_on_domain_error
 def create_operator(email: str, password: str) -> None:
     """Create a metro business team account."""
-    from metropoints.core.operations import create_user, record_audit
-
     user = create_user(email=email, password=password, role=Role.operator)
     record_audit(actor=None, action="operator.create", subject=f"user:{user.id}")
     commit_unit_of_work()
@@ -51,8 +51,6 @@ def create_operator(email: str, password: str) -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 def worker(queues: tuple[str, ...], burst: bool) -> None:
     """Run an rq worker on the given queues (default: all), with the job id in every log line."""
-    from metropoints.core.jobs import QUEUE_NAMES, AppWorker, get_queue, redis_connection
-
     connection = redis_connection()
     if connection is None:
         raise click.ClickException("REDIS_URL is not set: without Redis, jobs run inline and need no worker.")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -27,6 +28,9 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# Row ids are INTEGER primary keys: a larger id cannot exist, and must never reach the database (where it is an error).
+MAX_ID = 2**31 - 1
 migrate = Migrate()
 
 
@@ -69,26 +73,36 @@ def is_postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def commit_unit_of_work() -> None:
-    """Commit the session, then hand the jobs queued during the unit of work to the queue (or run them inline)."""
-    from metropoints.core.jobs import dispatch_after_commit
+# Called after each commit / rollback of a unit of work. core.jobs adds its hand-over of queued jobs here, so the
+# database layer knows nothing of queues (and the two modules import in one direction only).
+_after_commit: list[Callable[[], None]] = []
+_after_rollback: list[Callable[[], None]] = []
 
+
+def on_unit_of_work_end(*, commit: Callable[[], None], rollback: Callable[[], None]) -> None:
+    """Run `commit` after every committed unit of work and `rollback` after every rolled-back one (once each)."""
+    if commit not in _after_commit:
+        _after_commit.append(commit)
+    if rollback not in _after_rollback:
+        _after_rollback.append(rollback)
+
+
+def commit_unit_of_work() -> None:
+    """Commit the session, then run what waits for the commit (jobs queued during the unit of work are handed over)."""
     db.session.commit()
-    dispatch_after_commit()
+    for hook in _after_commit:
+        hook()
 
 
 def rollback_unit_of_work() -> None:
-    """Roll back the session and forget the jobs it had queued."""
-    from metropoints.core.jobs import discard_pending
-
+    """Roll back the session and forget what waited for its commit (the jobs it had queued)."""
     db.session.rollback()
-    discard_pending()
+    for hook in _after_rollback:
+        hook()
 
 
 def sql_param(value):
     """A date or timestamp as raw SQL on this database stores it: SQLite keeps naive UTC text, as the ORM writes it."""
-    from datetime import UTC, date, datetime
-
     if is_postgres():
         return value
     if isinstance(value, datetime):

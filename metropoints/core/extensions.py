@@ -9,6 +9,9 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
+from metropoints.core.db import db
+from metropoints.core.models import User
+
 babel = Babel()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
@@ -32,9 +35,6 @@ def _view_without_limits() -> bool:
 @login_manager.user_loader
 def load_user(user_id: str):
     """The portal account in the session cookie."""
-    from metropoints.core.db import db
-    from metropoints.core.models import User
-
     return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
 

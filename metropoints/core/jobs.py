@@ -19,7 +19,7 @@ from flask import current_app
 from redis import Redis
 from rq import Queue, Retry, Worker, get_current_job
 
-from metropoints.core.db import db
+from metropoints.core.db import commit_unit_of_work, db, on_unit_of_work_end, rollback_unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +98,14 @@ def dispatch_after_commit() -> None:
         get_queue(item.queue).enqueue(item.func, *item.args, job_timeout=item.timeout, retry=retry)
 
 
+on_unit_of_work_end(commit=dispatch_after_commit, rollback=discard_pending)
+
+
 def job(func: Callable[..., Any]) -> Callable[..., Any]:
     """Make `func` a job: one unit of work (commit on success, rollback on error), logged with the rq job id."""
 
     @functools.wraps(func)
     def run(*args: Any) -> Any:
-        from metropoints.core.db import commit_unit_of_work, rollback_unit_of_work
-
         current = get_current_job()
         job_id = current.id if current else "inline"
         log.info("job %s: %s%r starts", job_id, func.__name__, args)

@@ -62,17 +62,6 @@ class Station(db.Model):
     opened: Mapped[date] = mapped_column(Date)
 
 
-class Kiosk(db.Model):
-    """A big screen in a station; it reads the kiosk feed with a token bound to its station."""
-
-    __tablename__ = "kiosks"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), index=True)
-    label: Mapped[str] = mapped_column(String(120), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 class Rider(db.Model):
     """A rider: registered by phone, earning points for trips; the balance is the sum of their ledger entries."""
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import text
 
+from metropoints.core.db import db
 from metropoints.core.errors import DomainError
 from metropoints.core.extensions import limiter
 from metropoints.core.forms import LoginForm
@@ -64,9 +66,5 @@ def set_language(code: str):
 @bp.get("/healthz")
 def healthz():
     """For the load balancer: the app answers and reaches its database."""
-    from sqlalchemy import text
-
-    from metropoints.core.db import db
-
     db.session.execute(text("SELECT 1"))
     return {"status": "ok", "user": current_user.is_authenticated}

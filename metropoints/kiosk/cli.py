@@ -9,6 +9,7 @@ from flask.cli import AppGroup
 from metropoints.core.cli import fail_on_domain_error
 from metropoints.core.db import commit_unit_of_work
 from metropoints.core.timeutil import isoformat
+from metropoints.kiosk import operations
 
 kiosks_cli = AppGroup("kiosks", help="Station kiosks (the big screens).")
 
@@ -19,9 +20,7 @@ kiosks_cli = AppGroup("kiosks", help="Station kiosks (the big screens).")
 @fail_on_domain_error
 def create_kiosk(station_id: str, label: str) -> None:
     """Create a kiosk bound to a station and print its token (shown this once only), on the last line."""
-    from metropoints.kiosk.operations import create_kiosk as create
-
-    kiosk, token = create(station_id=station_id, label=label, actor_label="cli")
+    kiosk, token = operations.create_kiosk(station_id=station_id, label=label, actor_label="cli")
     commit_unit_of_work()
     click.echo(f"kiosk {kiosk.id} at station {kiosk.station_id}; open /kiosk#token=<token> on the screen. "
                "Its token, shown once:")
@@ -31,9 +30,7 @@ def create_kiosk(station_id: str, label: str) -> None:
 @kiosks_cli.command("list")
 def list_kiosks() -> None:
     """Print every kiosk (id, station, station name, label, live tokens, created); the count on the last line."""
-    from metropoints.kiosk.operations import kiosks_with_stations
-
-    rows = kiosks_with_stations()
+    rows = operations.kiosks_with_stations()
     for kiosk, station, tokens in rows:
         click.echo(f"{kiosk.id}\t{station.station_id}\t{station.name_zh} {station.name_en}\t{kiosk.label}\t"
                    f"{tokens} token(s)\t{isoformat(kiosk.created_at)}")

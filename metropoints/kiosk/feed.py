@@ -26,9 +26,10 @@ from metropoints.accrual.queries import city_totals
 from metropoints.campaigns import catalogue
 from metropoints.campaigns.models import Campaign
 from metropoints.core.db import db
-from metropoints.core.models import Kiosk, Rider, Station
+from metropoints.core.models import Rider, Station
 from metropoints.core.timeutil import isoformat, utcnow
 from metropoints.kiosk.cache import Codec, TtlCache, app_cache
+from metropoints.kiosk.models import Kiosk
 
 # A kiosk shows at most this many campaigns of the catalogue (newest first); featured ones always come in full.
 CATALOG_LIMIT = 100

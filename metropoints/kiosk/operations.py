@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 
 from metropoints.core.db import db
 from metropoints.core.errors import Forbidden, InvalidInput, InvalidToken, NotFound
-from metropoints.core.models import ApiToken, Kiosk, Station, TokenKind
+from metropoints.core.models import ApiToken, Station, TokenKind
 from metropoints.core.operations import hash_token, issue_token, record_audit, resolve_token
 from metropoints.core.timeutil import utcnow
 from metropoints.kiosk.cache import TtlCache, app_cache
+from metropoints.kiosk.models import Kiosk
 
 MAX_LABEL = 120
 DEFAULT_TOKEN_TTL_SECONDS = 5.0

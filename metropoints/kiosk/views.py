@@ -86,7 +86,7 @@ def qr_svg(text: str) -> bytes:
     return buffer.getvalue()
 
 
-@bp.get("/qr/<int:campaign_id>.svg")
+@bp.get("/qr/<id:campaign_id>.svg")
 def qr(campaign_id: int):
     """The QR that opens a live campaign in the rider app; 404 when the campaign is not on sale now."""
     if catalogue.live_campaign(campaign_id) is None:

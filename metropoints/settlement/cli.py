@@ -11,6 +11,10 @@ from flask.cli import AppGroup
 
 from metropoints.core.cli import fail_on_domain_error
 from metropoints.core.db import commit_unit_of_work, db
+from metropoints.settlement import operations, periods
+from metropoints.settlement.invoicing import invoice_statement_job
+from metropoints.settlement.models import Statement
+from metropoints.settlement.queries import statements_to_invoice
 
 settlement_cli = AppGroup("settlement", help="Merchant fees, monthly statements and their invoices.")
 
@@ -20,17 +24,14 @@ settlement_cli = AppGroup("settlement", help="Merchant fees, monthly statements 
 @fail_on_domain_error
 def run(period: str | None) -> None:
     """Make the month's statements and send them to invoicing; running a month twice makes nothing new."""
-    from metropoints.settlement import operations
-    from metropoints.settlement.models import Statement
-
-    target = operations.parse_period(period) if period else operations.previous_period()
+    target = periods.parse_period(period) if period else periods.previous_period()
     result = operations.run_period(target)
     commit_unit_of_work()
     for statement_id in result.created:
         statement = db.session.get(Statement, statement_id)
         click.echo(f"statement {statement.id}\tmerchant {statement.merchant_id}\t{statement.coupon_count} coupons\t"
                    f"{statement.total_fen} fen\t{statement.status.value}")
-    click.echo(f"{operations.period_label(target)}: {len(result.created)} statements made, "
+    click.echo(f"{periods.period_label(target)}: {len(result.created)} statements made, "
                f"{result.existing} existed already")
 
 
@@ -41,13 +42,11 @@ def run(period: str | None) -> None:
 @fail_on_domain_error
 def fee_plan(merchant_id: int, per_coupon_fen: int, monthly_fen: int) -> None:
     """Set a merchant's fees; they apply from next month."""
-    from metropoints.settlement.operations import period_label, set_fee_plan
-
-    plan = set_fee_plan(merchant_id=merchant_id, fee_per_coupon_fen=per_coupon_fen, monthly_fee_fen=monthly_fen,
-                        actor=None, actor_label="cli")
+    plan = operations.set_fee_plan(merchant_id=merchant_id, fee_per_coupon_fen=per_coupon_fen,
+                                   monthly_fee_fen=monthly_fen, actor=None, actor_label="cli")
     commit_unit_of_work()
     click.echo(f"merchant {merchant_id}: {plan.fee_per_coupon_fen} fen per used coupon, {plan.monthly_fee_fen} fen "
-               f"monthly, from {period_label(plan.effective_from)}")
+               f"monthly, from {periods.period_label(plan.effective_from)}")
 
 
 @settlement_cli.command("invoice")
@@ -55,9 +54,6 @@ def fee_plan(merchant_id: int, per_coupon_fen: int, monthly_fen: int) -> None:
 @fail_on_domain_error
 def invoice(statement_id: int | None) -> None:
     """Invoice pending statements now, here (not on the queue); prints each one's status."""
-    from metropoints.settlement.jobs import invoice_statement_job
-    from metropoints.settlement.operations import statements_to_invoice
-
     ids = [statement_id] if statement_id else statements_to_invoice()
     for one in ids:
         click.echo(f"statement {one}: {invoice_statement_job(one)}")

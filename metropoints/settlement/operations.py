@@ -1,4 +1,4 @@
-"""Settlement's rules: fee plans, the monthly statements, invoicing a statement, and the provider's events.
+"""Settlement's rules: fee plans, the monthly statements, and the provider's events (invoicing: invoicing.py).
 
 Invariant 5: every used coupon lands on exactly one statement (a unique coupon id on the lines, and a period's run
 takes only coupons on no statement yet); every statement is invoiced at most once; each provider event is applied
@@ -10,88 +10,42 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, literal, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
-from metropoints.core.db import db, is_postgres
+from metropoints.core.db import MAX_ID, db, is_postgres
 from metropoints.core.errors import Conflict, MalformedJson, NotFound
-from metropoints.core.jobs import enqueue
 from metropoints.core.models import User
 from metropoints.core.operations import record_audit
-from metropoints.core.timeutil import SERVICE_ZONE, utcnow
+from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus
 from metropoints.marketplace.queries import get_merchant
 from metropoints.settlement.errors import (
     BadSignature,
     InvalidFee,
-    InvalidPeriod,
     PeriodNotEnded,
     PeriodSuperseded,
     StaleTimestamp,
     StatementNotReady,
 )
+from metropoints.settlement.invoicing import enqueue_invoicing
 from metropoints.settlement.models import (
-    BillingAccount,
     FeePlan,
     ProviderEvent,
     Statement,
     StatementLine,
     StatementStatus,
 )
-from metropoints.settlement.provider import PaymentProvider, ProviderError
-from metropoints.settlement.queries import MAX_ID, get_statement, sums_by_campaign
+from metropoints.settlement.periods import next_period, period_label, period_of, period_start
+from metropoints.settlement.queries import get_statement
 
 MAX_FEE_FEN = 10_000_000
-# One invoice item per campaign up to this many campaigns; beyond, one item for all coupons (providers cap the
-# items an invoice takes: localstripe sweeps 99 pending items, Stripe 250).
-MAX_CAMPAIGN_ITEMS = 50
-# PostgreSQL advisory lock class for invoicing: one merchant's statements are invoiced one at a time, because an
-# invoice takes all of its customer's pending invoice items.
-INVOICING_LOCK_CLASS = 5_301
-PERIOD_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-# Periods: calendar months in Asia/Shanghai.
-
-def parse_period(value: object) -> date:
-    """The first day of the month written YYYY-MM."""
-    match = PERIOD_PATTERN.match(value.strip()) if isinstance(value, str) else None
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
-        raise InvalidPeriod(f"{value!r} is not a month written YYYY-MM.")
-    return date(int(match.group(1)), int(match.group(2)), 1)
-
-
-def next_period(period: date) -> date:
-    """The month after."""
-    return date(period.year + period.month // 12, period.month % 12 + 1, 1)
-
-
-def period_of(moment: datetime) -> date:
-    """The month a moment falls in, in Asia/Shanghai."""
-    local = moment.astimezone(SERVICE_ZONE)
-    return date(local.year, local.month, 1)
-
-
-def previous_period(now: datetime | None = None) -> date:
-    """The last month that has ended."""
-    current = period_of(now or utcnow())
-    return date(current.year - (current.month == 1), (current.month - 2) % 12 + 1, 1)
-
-
-def period_start(period: date) -> datetime:
-    """The month's first moment (Asia/Shanghai midnight), in UTC."""
-    return datetime.combine(period, time(), tzinfo=SERVICE_ZONE).astimezone(UTC)
-
-
-def period_label(period: date) -> str:
-    return period.strftime("%Y-%m")
 
 
 # Fee plans.
@@ -227,138 +181,6 @@ def _add_lines(statement_ids: list[int], end: datetime) -> None:
     db.session.execute(
         insert(StatementLine.__table__).from_select(["statement_id", "coupon_id", "campaign_id", "store_id",
                                                      "used_at", "fee_fen"], rows))
-
-
-def enqueue_invoicing(statement_id: int) -> None:
-    """Invoice the statement after this unit of work, retried with backoff on provider errors."""
-    from metropoints.settlement.jobs import invoice_statement_job
-
-    backoff = tuple(int(seconds) for seconds in current_app.config["SETTLEMENT_RETRY_BACKOFF"])
-    enqueue(invoice_statement_job, statement_id, retries=len(backoff), backoff=backoff)
-
-
-def statements_to_invoice(*, older_than: timedelta = timedelta(0), now: datetime | None = None) -> list[int]:
-    """Pending statements (made before `older_than` ago): those whose invoicing has not finished."""
-    cutoff = (now or utcnow()) - older_than
-    return list(db.session.scalars(select(Statement.id).where(Statement.status == StatementStatus.pending,
-                                                              Statement.created_at <= cutoff)
-                                   .order_by(Statement.id)))
-
-
-# Invoicing a statement at the provider.
-
-@dataclass(frozen=True)
-class InvoiceItem:
-    """One invoice item a statement needs; `key` names it in the item's metadata."""
-
-    key: str
-    amount: int
-    description: str
-
-
-def invoice_items(statement: Statement) -> list[InvoiceItem]:
-    """The invoice's items: the coupon fees per campaign (or in one item for many campaigns) and the monthly fee."""
-    per_campaign = sums_by_campaign(statement.id)
-    label = period_label(statement.period)
-    items: list[InvoiceItem] = []
-    if len(per_campaign) <= MAX_CAMPAIGN_ITEMS:
-        items = [InvoiceItem(f"campaign-{row.campaign_id}", row.fees_fen,
-                             f"{label} {row.title}: {row.coupons} used coupons x {statement.fee_per_coupon_fen} fen")
-                 for row in per_campaign if row.fees_fen]
-    elif statement.coupon_fees_fen:
-        items = [InvoiceItem("coupons", statement.coupon_fees_fen,
-                             f"{label}: {statement.coupon_count} used coupons x {statement.fee_per_coupon_fen} fen")]
-    if statement.monthly_fee_fen:
-        items.append(InvoiceItem("monthly-fee", statement.monthly_fee_fen, f"{label}: monthly listing fee"))
-    return items
-
-
-def _lock_merchant_invoicing(merchant_id: int) -> None:
-    """Hold, until this unit of work ends, the merchant's invoicing lock (PostgreSQL; SQLite runs one writer)."""
-    if is_postgres():
-        db.session.execute(select(func.pg_advisory_xact_lock(literal(INVOICING_LOCK_CLASS), literal(merchant_id))))
-
-
-def _customer_for(merchant: Merchant, provider: PaymentProvider) -> str:
-    """The merchant's customer at the provider: recorded, found by its metadata, or created."""
-    account = db.session.get(BillingAccount, merchant.id)
-    if account is not None:
-        return account.provider_customer_id
-    found = [c for c in provider.list_all("/v1/customers", {})
-             if c.get("metadata", {}).get("merchant_id") == str(merchant.id)]
-    customer = found[0] if found else provider.create_customer(
-        name=merchant.name, metadata={"merchant_id": str(merchant.id), "licence_no": merchant.licence_no},
-        key=f"merchant-{merchant.id}-customer")
-    db.session.add(BillingAccount(merchant_id=merchant.id, provider_customer_id=customer["id"]))
-    db.session.flush()
-    return customer["id"]
-
-
-def _ours(obj: dict[str, Any], statement: Statement) -> bool:
-    return obj.get("metadata", {}).get("statement_id") == str(statement.id)
-
-
-def invoice_statement(statement_id: int, provider: PaymentProvider, *, now: datetime | None = None) -> str:
-    """Issue the statement's invoice: customer, invoice items, invoice, finalize; returns the statement's status.
-
-    Every step first looks for what an earlier, interrupted attempt made (by the statement id in the metadata) and
-    every create carries an idempotency key, so retries after any failure end with exactly one invoice. The
-    merchant's invoicing lock keeps two attempts, and two statements of one merchant, from interleaving. A
-    ProviderError leaves the unit of work to be rolled back by the caller: nothing is recorded half-done."""
-    statement = db.session.get(Statement, statement_id)
-    if statement is None or statement.status != StatementStatus.pending:
-        return statement.status.value if statement else "missing"
-    _lock_merchant_invoicing(statement.merchant_id)
-    db.session.refresh(statement)
-    if statement.status != StatementStatus.pending:
-        return statement.status.value  # another attempt finished while this one waited for the lock
-    statement.invoice_attempts += 1
-    merchant = db.session.get(Merchant, statement.merchant_id)
-    customer = _customer_for(merchant, provider)
-    invoice = next((i for i in provider.invoices_of(customer) if _ours(i, statement)), None)
-    if invoice is None:
-        made = {item.get("metadata", {}).get("line") for item in provider.pending_invoice_items(customer)
-                if _ours(item, statement)}
-        for item in invoice_items(statement):
-            if item.key not in made:
-                provider.create_invoice_item(customer=customer, amount=item.amount, currency=statement.currency,
-                                             description=item.description,
-                                             metadata={"statement_id": str(statement.id), "line": item.key},
-                                             key=f"statement-{statement.id}-item-{item.key}")
-        invoice = provider.create_invoice(
-            customer=customer, description=f"{merchant.name} {period_label(statement.period)}",
-            metadata={"statement_id": str(statement.id), "period": period_label(statement.period)},
-            key=f"statement-{statement.id}-invoice")
-    if invoice.get("total") != statement.total_fen or invoice.get("currency") != statement.currency:
-        # Something else was on the invoice (or something missing): never ask a merchant to pay a wrong amount.
-        raise ProviderError(f"invoice {invoice.get('id')} totals {invoice.get('total')} {invoice.get('currency')}, "
-                            f"the statement {statement.total_fen} {statement.currency}", retryable=False)
-    statement.provider_invoice_id = invoice["id"]
-    if invoice.get("status") == "draft":
-        invoice = provider.finalize_invoice(invoice["id"], key=f"statement-{statement.id}-finalize")
-    now = now or utcnow()
-    statement.invoice_number = invoice.get("number") or invoice["id"]
-    statement.payment_url = invoice.get("hosted_invoice_url") or ""
-    statement.issued_at = now
-    statement.due_at = now + timedelta(days=int(current_app.config["SETTLEMENT_DAYS_DUE"]))
-    statement.last_error = ""
-    statement.status = StatementStatus.paid if invoice.get("status") == "paid" else StatementStatus.issued
-    if statement.status == StatementStatus.paid:
-        statement.paid_at = now
-    return statement.status.value
-
-
-def record_invoicing_error(statement_id: int, error: ProviderError) -> None:
-    """After a failed attempt (its unit of work rolled back): count it and keep the error for the back office; an
-    error that retrying cannot mend marks the statement for an operator."""
-    statement = db.session.get(Statement, statement_id)
-    if statement is None or statement.status != StatementStatus.pending:
-        return
-    statement.invoice_attempts += 1
-    statement.last_error = str(error)[:1000]
-    if not error.retryable:
-        statement.status = StatementStatus.invoice_failed
-        statement.failed_at = utcnow()
 
 
 def retry_invoicing(statement_id: int, *, actor: User | None, actor_label: str = "") -> Statement:

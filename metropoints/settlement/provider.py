@@ -2,7 +2,7 @@
 
 Every call that creates something carries an Idempotency-Key derived from our own ids, so a retried call returns
 the first result at the provider. Providers that ignore the header (localstripe) are covered by the invoicing
-steps, which look for what an earlier attempt made before making it again (see operations.invoice_statement).
+steps, which look for what an earlier attempt made before making it again (see invoicing.invoice_statement).
 Errors are sorted into those worth retrying (no connection, timeout, 429, 5xx) and those that are not (other 4xx).
 """
 

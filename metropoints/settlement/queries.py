@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, select
 
 from metropoints.campaigns.models import Campaign
-from metropoints.core.db import db
+from metropoints.core.db import MAX_ID, db
 from metropoints.core.errors import NotFound
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus, Store
 from metropoints.settlement.models import FeePlan, ProviderEvent, Statement, StatementLine, StatementStatus
 
-MAX_ID = 2**31 - 1  # INTEGER keys: a larger id cannot exist (and must not reach PostgreSQL as a 500)
 # Statements the merchant still owes: issued (overdue once past due) or with a failed payment.
 OWED = (StatementStatus.issued, StatementStatus.payment_failed)
 
@@ -148,3 +147,11 @@ def events_of(statement_id: int) -> list[ProviderEvent]:
     """The provider's events applied to (or ignored for) a statement, in the order received."""
     return list(db.session.scalars(select(ProviderEvent).where(ProviderEvent.statement_id == statement_id)
                                    .order_by(ProviderEvent.id)))
+
+
+def statements_to_invoice(*, older_than: timedelta = timedelta(0), now: datetime | None = None) -> list[int]:
+    """Pending statements (made before `older_than` ago): those whose invoicing has not finished."""
+    cutoff = (now or utcnow()) - older_than
+    return list(db.session.scalars(select(Statement.id).where(Statement.status == StatementStatus.pending,
+                                                              Statement.created_at <= cutoff)
+                                   .order_by(Statement.id)))

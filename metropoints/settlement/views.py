@@ -16,7 +16,7 @@ from metropoints.core.portal import add_nav, role_required
 from metropoints.core.timeutil import isoformat, utcnow
 from metropoints.marketplace.forms import ActionForm
 from metropoints.marketplace.queries import portal_membership
-from metropoints.settlement import operations, queries
+from metropoints.settlement import operations, periods, queries
 from metropoints.settlement.forms import FeePlanForm
 from metropoints.settlement.models import Statement, StatementStatus
 
@@ -77,18 +77,18 @@ def _owners_statement(statement_id: int) -> Statement:
 
 def _render_statement(statement: Statement, template: str, limit: int | None, **extra):
     return render_template(template, statement=statement, **extra, status_label=status_label(statement),
-                           overdue=queries.is_overdue(statement), period=operations.period_label(statement.period),
+                           overdue=queries.is_overdue(statement), period=periods.period_label(statement.period),
                            campaigns=queries.sums_by_campaign(statement.id),
                            lines=queries.statement_lines(statement.id, limit=limit), limit=limit)
 
 
-@bp.get("/portal/statements/<int:statement_id>")
+@bp.get("/portal/statements/<id:statement_id>")
 @owner_only
 def statement(statement_id: int):
     return _render_statement(_owners_statement(statement_id), "settlement/statement.html", PAGE_LINES)
 
 
-@bp.get("/portal/statements/<int:statement_id>/print")
+@bp.get("/portal/statements/<id:statement_id>/print")
 @owner_only
 def statement_print(statement_id: int):
     """Every line, laid out for paper."""
@@ -97,17 +97,17 @@ def statement_print(statement_id: int):
 
 def _csv_rows(statement: Statement) -> Iterator[tuple]:
     """A CSV row per used coupon of the statement."""
-    period = operations.period_label(statement.period)
+    period = periods.period_label(statement.period)
     for coupon_id, title, store_name, used_at, fee in queries.statement_lines(statement.id):
         yield (statement.id, period, coupon_id, title, store_name or "", isoformat(used_at), fee)
 
 
-@bp.get("/portal/statements/<int:statement_id>.csv")
+@bp.get("/portal/statements/<id:statement_id>.csv")
 @owner_only
 def statement_csv(statement_id: int):
     """The statement's lines as a streamed CSV download."""
     statement = _owners_statement(statement_id)
-    filename = f"statement-{operations.period_label(statement.period)}-{statement.id}.csv"
+    filename = f"statement-{periods.period_label(statement.period)}-{statement.id}.csv"
     return csv_download(filename, CSV_HEADER, _csv_rows(statement))
 
 
@@ -124,7 +124,7 @@ def receivables():
                            status_label=status_label, form=ActionForm())
 
 
-@bp.get("/backoffice/statements/<int:statement_id>")
+@bp.get("/backoffice/statements/<id:statement_id>")
 @operator_only
 def backoffice_statement(statement_id: int):
     statement = queries.get_statement(statement_id)
@@ -132,7 +132,7 @@ def backoffice_statement(statement_id: int):
                              events=queries.events_of(statement.id))
 
 
-@bp.post("/backoffice/statements/<int:statement_id>/retry")
+@bp.post("/backoffice/statements/<id:statement_id>/retry")
 @operator_only
 def retry(statement_id: int):
     """Send a statement whose invoicing stalled or was refused to the provider again."""
@@ -155,11 +155,11 @@ def fee_plans():
             plan = operations.set_fee_plan(merchant_id=int(form.merchant_id.data),
                                            fee_per_coupon_fen=form.fee_per_coupon_fen.data,
                                            monthly_fee_fen=form.monthly_fee_fen.data, actor=current_user)
-            flash(_("Fees set from %(period)s.", period=operations.period_label(plan.effective_from)))
+            flash(_("Fees set from %(period)s.", period=periods.period_label(plan.effective_from)))
             return redirect(url_for("settlement.fee_plans"))
         status = 422
-    period = operations.period_of(utcnow())
+    period = periods.period_of(utcnow())
     return render_template("settlement/fees.html", rows=queries.fee_plan_rows(period), form=form,
-                           period=operations.period_label(period),
-                           next_period=operations.period_label(operations.next_period(period)),
+                           period=periods.period_label(period),
+                           next_period=periods.period_label(periods.next_period(period)),
                            default_fee=current_app.config["SETTLEMENT_DEFAULT_FEE_FEN"]), status

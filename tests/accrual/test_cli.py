@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 
 from metropoints.accrual.models import Partner, RuleVersion, TripRejection
 from metropoints.core.db import db
-from metropoints.core.models import ApiToken, Kiosk, Rider, Role, Station, User
+from metropoints.core.models import ApiToken, Rider, Role, Station, User
 from metropoints.core.operations import hash_token
+from metropoints.kiosk.models import Kiosk
 from tests.helpers import noon_yesterday, trip, write_trip_csv
 
 

@@ -6,10 +6,9 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from metropoints.accrual.jobs import expire_points_job, process_trip_chunk, sweep_held_trips_job
+from metropoints.accrual.jobs import expire_points_job, process_trip_chunk, start_file_import, sweep_held_trips_job
 from metropoints.accrual.ledger import ledger_sum, post_entry
 from metropoints.accrual.models import BatchStatus, EntryKind, Trip, TripBatch, TripBatchChunk
-from metropoints.accrual.operations import start_file_import
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.jobs import enqueue, get_queue, redis_connection
 from metropoints.core.models import Rider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metropoints.core import create_app
+from metropoints.app import create_app
 from metropoints.core.config import DEFAULT_PAYMENT_KEY, DEFAULT_SECRET_KEY, normalise_database_url
 
 PROVIDER = {"PAYMENT_API_BASE": "https://api.stripe.com", "PAYMENT_API_KEY": "sk_live_" + "k" * 24,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from metropoints.core.db import db
-from metropoints.core.models import ApiToken, AuditEntry, Kiosk, TokenKind
+from metropoints.core.models import ApiToken, AuditEntry, TokenKind
 from metropoints.core.operations import hash_token
+from metropoints.kiosk.models import Kiosk
 from tests.kiosk import KIOSK_STATION, OTHER_STATION
 
 

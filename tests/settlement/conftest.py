@@ -1,7 +1,7 @@
 """Settlement fixtures: the real localstripe server on loopback, a fault proxy in front of it, the app served on
 loopback for the provider's webhooks, and a month of redemptions and validations.
 
-localstripe runs as its own process (`python -m metropoints.settlement.localstripe_server`), as `make run` starts
+localstripe runs as its own process (`python devtools/localstripe_server.py`), as `make run` starts
 it; its store is emptied before each test. The fault proxy forwards to it and can refuse connections, answer 500
 without forwarding, or forward and then answer 500 (the provider did the work; the reply was lost).
 """
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -30,6 +31,8 @@ from tests.redemption.conftest import create_campaign, create_riders  # noqa: F4
 
 WEBHOOK_SECRET = "whsec_test_settlement"
 API_KEY = "sk_test_settlement"
+# The launcher lives outside the installed package (a development tool): devtools/ at the repository root.
+LAUNCHER = Path(__file__).resolve().parents[2] / "devtools" / "localstripe_server.py"
 
 
 def free_port() -> int:
@@ -48,7 +51,7 @@ class LocalStripe:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "metropoints.settlement.localstripe_server", "--port", str(self.port)],
+            [sys.executable, str(LAUNCHER), "--port", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.jobs import enqueue
-from metropoints.settlement import operations
-from metropoints.settlement.jobs import invoice_pending_job, invoice_statement_job
+from metropoints.settlement import invoicing, operations
+from metropoints.settlement.invoicing import invoice_statement_job
+from metropoints.settlement.jobs import invoice_pending_job
 from metropoints.settlement.models import ProviderEvent, Statement, StatementStatus
 from metropoints.settlement.provider import PaymentProvider
 from tests.helpers import work_burst
@@ -236,7 +237,7 @@ def test_an_issued_statement_is_never_invoiced_twice(provider_app, localstripe, 
     month_of_coupons(shop, 1)
     (statement,) = run_october()
     assert invoice_statement_job(statement.id) == "issued"
-    assert operations.invoice_statement(statement.id, PaymentProvider.from_config()) == "issued"
+    assert invoicing.invoice_statement(statement.id, PaymentProvider.from_config()) == "issued"
     assert len(localstripe.invoices()) == 1
     with pytest.raises(operations.Conflict) as refused:
         operations.retry_invoicing(statement.id, actor=None)

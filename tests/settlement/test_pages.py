@@ -13,7 +13,7 @@ from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Role
 from metropoints.core.operations import create_user
 from metropoints.marketplace.models import MerchantStatus
-from metropoints.settlement import operations
+from metropoints.settlement import operations, periods
 from metropoints.settlement.models import FeePlan, Statement, StatementStatus
 from tests.conftest import SHOP_PASSWORD
 from tests.marketplace.conftest import login, page
@@ -95,7 +95,7 @@ def test_operator_sets_fees_from_next_month_with_form_errors(app, client, create
     assert good.status_code == 302
     plan = db.session.scalar(select(FeePlan))
     assert (plan.fee_per_coupon_fen, plan.monthly_fee_fen) == (300, 5000)
-    assert plan.effective_from == operations.next_period(operations.period_of(plan.set_at))
+    assert plan.effective_from == periods.next_period(periods.period_of(plan.set_at))
     assert "¥3.00 per coupon, ¥50.00 monthly, from" in page(client, "/backoffice/fees").get_data(as_text=True)
     unknown = page(client, "/backoffice/fees", "POST", data={"merchant_id": "999999", "fee_per_coupon_fen": "1",
                                                                "monthly_fee_fen": "0"})

@@ -12,7 +12,7 @@ from metropoints.campaigns import redemption
 from metropoints.campaigns.models import Coupon, CouponStatus
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import SERVICE_ZONE
-from metropoints.settlement import operations
+from metropoints.settlement import operations, periods
 from metropoints.settlement.errors import InvalidFee, InvalidPeriod, PeriodNotEnded, PeriodSuperseded
 from metropoints.settlement.models import StatementLine, StatementStatus
 from tests.helpers import run_at_once
@@ -21,14 +21,14 @@ from tests.settlement.conftest import AFTER_OCTOBER, PERIOD, statements
 
 def test_periods_are_shanghai_months():
     """A period is a month in Asia/Shanghai; YYYY-MM only."""
-    assert operations.parse_period("2026-10") == PERIOD
+    assert periods.parse_period("2026-10") == PERIOD
     for bad in ("2026-13", "2026-1", "26-10", "", None, 202610, "2026-10-01", "1999-12"):
         with pytest.raises(InvalidPeriod):
-            operations.parse_period(bad)
-    assert operations.next_period(date(2026, 12, 1)) == date(2027, 1, 1)
-    assert operations.previous_period(datetime(2027, 1, 1, 0, 5, tzinfo=SERVICE_ZONE)) == date(2026, 12, 1)
-    assert operations.previous_period(datetime(2026, 12, 31, 23, 59, tzinfo=SERVICE_ZONE)) == date(2026, 11, 1)
-    assert operations.period_start(PERIOD).isoformat() == "2026-09-30T16:00:00+00:00"
+            periods.parse_period(bad)
+    assert periods.next_period(date(2026, 12, 1)) == date(2027, 1, 1)
+    assert periods.previous_period(datetime(2027, 1, 1, 0, 5, tzinfo=SERVICE_ZONE)) == date(2026, 12, 1)
+    assert periods.previous_period(datetime(2026, 12, 31, 23, 59, tzinfo=SERVICE_ZONE)) == date(2026, 11, 1)
+    assert periods.period_start(PERIOD).isoformat() == "2026-09-30T16:00:00+00:00"
 
 
 def test_fee_plans_apply_from_the_next_period(app, create_shop):

@@ -5,15 +5,38 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, render_template, request
+from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from metropoints import demo
+from metropoints.accrual import cli as accrual_cli
+from metropoints.campaigns import activity as campaign_activity
+from metropoints.campaigns import cli as campaign_cli
+from metropoints.campaigns import counter as campaign_counter
+from metropoints.campaigns import views as campaign_views
+from metropoints.core import cli as core_cli
+from metropoints.core import views as core_views
+from metropoints.core.api import domain_error_reply, error_reply
 from metropoints.core.config import load_config
 from metropoints.core.db import commit_unit_of_work, db, migrate, rollback_unit_of_work
 from metropoints.core.errors import DomainError
 from metropoints.core.extensions import babel, csrf, limiter, login_manager, select_locale
+from metropoints.core.portal import nav_for
+from metropoints.core.urls import IdConverter
+from metropoints.kiosk import api as kiosk_api
+from metropoints.kiosk import cli as kiosk_cli
+from metropoints.kiosk import views as kiosk_views
+from metropoints.marketplace import cli as marketplace_cli
+from metropoints.marketplace import views as marketplace_views
+from metropoints.reports import views as report_views
+from metropoints.riders_api import api as riders_api
+from metropoints.settlement import cli as settlement_cli
+from metropoints.settlement import views as settlement_views
+from metropoints.settlement import webhooks as settlement_webhooks
 
-MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
+MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited"}
@@ -26,11 +49,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     load_config(app, test_config)
     proxies = int(app.config["TRUSTED_PROXIES"])
     if proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     app.json.sort_keys = False  # replies keep the contract's field order
 
+    app.url_map.converters["id"] = IdConverter  # before any blueprint's rules are bound
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
@@ -39,26 +61,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config["QUEUE_PREFIX"])
     limiter.init_app(app)
-    from flask_babel import get_locale
-
     app.jinja_env.globals["get_locale"] = get_locale
-    from metropoints.core.portal import nav_for
-
     app.jinja_env.globals["nav_for"] = nav_for
-
-    from metropoints.accrual import cli as accrual_cli
-    from metropoints.campaigns import activity as campaign_activity
-    from metropoints.campaigns import counter as campaign_counter
-    from metropoints.campaigns import views as campaign_views
-    from metropoints.core import cli as core_cli
-    from metropoints.core import views as core_views
-    from metropoints.kiosk import api as kiosk_api
-    from metropoints.kiosk import views as kiosk_views
-    from metropoints.marketplace import views as marketplace_views
-    from metropoints.reports import views as report_views
-    from metropoints.riders_api import api as riders_api
-    from metropoints.settlement import views as settlement_views
-    from metropoints.settlement import webhooks as settlement_webhooks
 
     for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp,
                       kiosk_api.bp, kiosk_views.bp, campaign_counter.bp, campaign_activity.bp, settlement_webhooks.bp,
@@ -67,16 +71,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
     csrf.exempt(kiosk_api.bp)
     csrf.exempt(settlement_webhooks.bp)  # signed by the provider (Stripe-Signature), not a browser form
-    from metropoints.campaigns import cli as campaign_cli
-    from metropoints.kiosk import cli as kiosk_cli
-    from metropoints.marketplace import cli as marketplace_cli
-    from metropoints.settlement import cli as settlement_cli
-
     for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli, kiosk_cli, settlement_cli):
         package_cli.register(app)
-
-    from metropoints import demo
-
     demo.register(app)
     _register_unit_of_work(app)
     _register_error_handlers(app)
@@ -102,9 +98,6 @@ def wants_json() -> bool:
 
 def _register_error_handlers(app: Flask) -> None:
     """Domain errors and HTTP errors become the contract's JSON errors on the API and pages elsewhere."""
-    from flask import render_template
-
-    from metropoints.core.api import domain_error_reply, error_reply
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):

@@ -1,7 +1,7 @@
 """The payment provider for local runs and tests: the `localstripe` server, on loopback, with Stripe's invoice
 finalize endpoint added.
 
-    python -m metropoints.settlement.localstripe_server [--port 8420] [--host 127.0.0.1]
+    python devtools/localstripe_server.py [--port 8420] [--host 127.0.0.1]
 
 localstripe 1.15 implements customers, invoice items, invoices, payments and signed webhooks, but two calls the
 settlement client makes, and Stripe has, are missing: `POST /v1/invoices` only makes subscription invoices (a
