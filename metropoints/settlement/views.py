@@ -11,10 +11,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from metropoints.core.csvexport import csv_download
+from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, role_required
 from metropoints.core.timeutil import isoformat, utcnow
-from metropoints.marketplace.forms import ActionForm
 from metropoints.marketplace.queries import portal_membership
 from metropoints.settlement import operations, periods, queries
 from metropoints.settlement.forms import FeePlanForm
@@ -95,11 +95,11 @@ def statement_print(statement_id: int):
     return _render_statement(_owners_statement(statement_id), "settlement/print.html", None)
 
 
-def _csv_rows(statement: Statement) -> Iterator[tuple]:
-    """A CSV row per used coupon of the statement."""
-    period = periods.period_label(statement.period)
-    for coupon_id, title, store_name, used_at, fee in queries.statement_lines(statement.id):
-        yield (statement.id, period, coupon_id, title, store_name or "", isoformat(used_at), fee)
+def _csv_rows(statement_id: int, period: str) -> Iterator[tuple]:
+    """A CSV row per used coupon of the statement. It runs while the reply streams, after the request's commit has
+    expired every loaded row, so it takes plain values, never the Statement itself."""
+    for coupon_id, title, store_name, used_at, fee in queries.statement_lines(statement_id):
+        yield (statement_id, period, coupon_id, title, store_name or "", isoformat(used_at), fee)
 
 
 @bp.get("/portal/statements/<id:statement_id>.csv")
@@ -107,8 +107,8 @@ def _csv_rows(statement: Statement) -> Iterator[tuple]:
 def statement_csv(statement_id: int):
     """The statement's lines as a streamed CSV download."""
     statement = _owners_statement(statement_id)
-    filename = f"statement-{periods.period_label(statement.period)}-{statement.id}.csv"
-    return csv_download(filename, CSV_HEADER, _csv_rows(statement))
+    period = periods.period_label(statement.period)
+    return csv_download(f"statement-{period}-{statement.id}.csv", CSV_HEADER, _csv_rows(statement.id, period))
 
 
 # The back office.

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from datetime import timedelta
 
+import requests
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Role
@@ -49,6 +52,25 @@ def test_owner_sees_statements_lines_csv_and_printable(app, client, create_shop,
     assert len(rows) == 4 and {row[6] for row in rows[1:]} == {"200"} and rows[1][1] == "2026-10"
     printable = page(client, f"/portal/statements/{statement.id}/print").get_data(as_text=True)
     assert "@media print" in printable and printable.count('data-coupon-id="') == 3
+
+
+def test_statement_csv_streams_whole_from_a_real_server(app, create_shop, month_of_coupons):
+    """Served by a real WSGI server (the rows stream after the request's commit), the owner's CSV download carries
+    its header and every line, not the header alone."""
+    shop, statement = october(create_shop, month_of_coupons)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser, base = requests.Session(), f"http://127.0.0.1:{server.port}"
+        browser.post(f"{base}/login", data={"email": shop.owner.email, "password": SHOP_PASSWORD}, timeout=10)
+        download = browser.get(f"{base}/portal/statements/{statement.id}.csv", timeout=10)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
+    assert download.status_code == 200 and len(rows) == 4 and rows[0][0] == "statement_id"
+    assert {row[0] for row in rows[1:]} == {str(statement.id)}
 
 
 def test_statements_are_the_owners_own(app, client, create_shop, month_of_coupons):
