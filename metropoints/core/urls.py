@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import abort, request
 from werkzeug.routing import IntegerConverter
 
 from metropoints.core.db import MAX_ID
@@ -15,3 +16,14 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, map, **kwargs) -> None:
         super().__init__(map, min=1, max=MAX_ID, **kwargs)
+
+
+def id_arg(name: str) -> int | None:
+    """A query-string id (`?before=123`): None when absent or empty; 404, as for a path id, when it is anything but
+    an id that can exist."""
+    raw = request.args.get(name, "")
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
+        abort(404)
+    return int(raw)

@@ -17,6 +17,7 @@ from metropoints.accrual.rules import create_rule_version, describe, load_rulebo
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, role_required
 from metropoints.core.timeutil import SERVICE_OFFSET, SERVICE_ZONE, utcnow
+from metropoints.core.urls import id_arg
 from metropoints.reports import queries
 from metropoints.reports.charts import line_chart, thousands
 from metropoints.reports.forms import RuleVersionForm
@@ -138,7 +139,7 @@ def local_time(moment: datetime) -> str:
 def audit():
     """The audit log, newest first, a page at a time (cursor: entries before an id), filtered by action prefix."""
     prefix = request.args.get("action", "").strip()[:64]
-    before = request.args.get("before", type=int)
+    before = id_arg("before")
     entries = queries.audit_page(action_prefix=prefix, before_id=before, limit=AUDIT_PAGE_SIZE)
     more = len(entries) > AUDIT_PAGE_SIZE
     entries = entries[:AUDIT_PAGE_SIZE]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from metropoints.core.db import commit_unit_of_work
 from metropoints.core.models import Role
 from metropoints.core.operations import create_user
@@ -61,3 +63,21 @@ def test_forms_need_a_csrf_token(app):
         assert reply.status_code == 400
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
+
+
+@pytest.mark.parametrize("address", ["op@acc.test", "op@localhost", "op@x.invalid", "no-at-sign", "a@@b.cn",
+                                     "o p@metro.example"])
+def test_an_address_the_login_form_refuses_makes_no_account(runner, client, address):
+    """One rule for e-mail addresses: `flask operators create` refuses what the login form refuses (a special-use
+    domain like .test included), so no account exists that can never log in."""
+    result = runner.invoke(args=["operators", "create", address, "--password", "correct-horse"])
+    assert result.exit_code == 1 and "invalid" in result.output
+    refused = client.post("/login", data={"email": address, "password": "correct-horse"})
+    assert refused.status_code == 422
+
+
+def test_an_address_the_cli_accepts_can_log_in(runner, client):
+    """An operator made from the command line logs in with the address as typed, in any case."""
+    assert runner.invoke(args=["operators", "create", "Op@Acc.Example", "--password", "correct-horse"]).exit_code == 0
+    ok = client.post("/login", data={"email": "op@acc.example", "password": "correct-horse"})
+    assert ok.status_code == 302

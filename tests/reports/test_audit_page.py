@@ -72,3 +72,9 @@ def test_rule_change_from_the_form_is_listed(operator, post_en, get_en):
     html = get_en("/backoffice/audit?action=rules.").get_data(as_text=True)
     assert rows(html) == ["rule_version:2"]
     assert "ops@metro.example" in html and "Restating the factor source" in html
+
+
+@pytest.mark.parametrize("before", ["2147483648", "0", "-1", "99999999999999999999", "1e3", "٣"])
+def test_a_cursor_no_entry_can_have_is_a_404(log, get_en, before):
+    """`?before=` past the id column's range, or not an id at all, is a 404, never a database error."""
+    assert get_en(f"/backoffice/audit?before={before}").status_code == 404
