@@ -19,21 +19,9 @@ $(MO): metropoints/translations/zh/LC_MESSAGES/messages.po $(STAMP)
 
 PROVIDER_PORT ?= 8420
 
-# Without a payment provider's key (PAYMENT_API_KEY), localstripe plays the provider on loopback while the app runs.
+# Without a payment provider's key (PAYMENT_API_KEY), localstripe plays the provider on loopback (devtools/run.sh).
 run: $(STAMP) $(MO)
-	$(FLASK) db upgrade
-	$(FLASK) network load
-	@if [ -n "$$PAYMENT_API_KEY" ]; then \
-		$(FLASK) demo load && exec $(FLASK) run --host 127.0.0.1 --port 5000; \
-	fi; \
-	export PAYMENT_API_BASE=http://127.0.0.1:$(PROVIDER_PORT); \
-	$(BIN)/python devtools/localstripe_server.py --port $(PROVIDER_PORT) \
-		--store instance/localstripe.pickle & provider=$$!; \
-	trap 'kill $$provider 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/python -c "import socket, time; \
-	[time.sleep(0.1) for _ in range(100) if socket.socket().connect_ex(('127.0.0.1', $(PROVIDER_PORT)))]"; \
-	echo "payment provider (localstripe): http://127.0.0.1:$(PROVIDER_PORT)"; \
-	$(FLASK) settlement provider-webhook && $(FLASK) demo load && $(FLASK) run --host 127.0.0.1 --port 5000
+	FLASK="$(FLASK)" PYTHON="$(BIN)/python" PROVIDER_PORT=$(PROVIDER_PORT) bash devtools/run.sh
 
 test: $(STAMP) $(MO)
 	$(BIN)/ruff check .
