@@ -12,9 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from metropoints import demo
 from metropoints.accrual import cli as accrual_cli
-from metropoints.campaigns import activity as campaign_activity
 from metropoints.campaigns import cli as campaign_cli
-from metropoints.campaigns import counter as campaign_counter
 from metropoints.campaigns import views as campaign_views
 from metropoints.core import cli as core_cli
 from metropoints.core import views as core_views
@@ -23,13 +21,15 @@ from metropoints.core.config import load_config
 from metropoints.core.db import commit_unit_of_work, db, migrate, rollback_unit_of_work
 from metropoints.core.errors import DomainError
 from metropoints.core.extensions import babel, csrf, limiter, login_manager, select_locale
-from metropoints.core.portal import nav_for
+from metropoints.core.portal import message_for, nav_for
 from metropoints.core.urls import IdConverter
 from metropoints.kiosk import api as kiosk_api
 from metropoints.kiosk import cli as kiosk_cli
 from metropoints.kiosk import views as kiosk_views
 from metropoints.marketplace import cli as marketplace_cli
 from metropoints.marketplace import views as marketplace_views
+from metropoints.redemption import cli as redemption_cli
+from metropoints.redemption import views as redemption_views
 from metropoints.reports import views as report_views
 from metropoints.riders_api import api as riders_api
 from metropoints.settlement import cli as settlement_cli
@@ -65,13 +65,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["nav_for"] = nav_for
 
     for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp,
-                      kiosk_api.bp, kiosk_views.bp, campaign_counter.bp, campaign_activity.bp, settlement_webhooks.bp,
-                      settlement_views.bp):
+                      kiosk_api.bp, kiosk_views.bp, redemption_views.counter_bp, redemption_views.activity_bp,
+                      settlement_webhooks.bp, settlement_views.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
     csrf.exempt(kiosk_api.bp)
     csrf.exempt(settlement_webhooks.bp)  # signed by the provider (Stripe-Signature), not a browser form
-    for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli, kiosk_cli, settlement_cli):
+    for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli, redemption_cli, kiosk_cli,
+                        settlement_cli):
         package_cli.register(app)
     demo.register(app)
     _register_unit_of_work(app)
@@ -104,7 +105,7 @@ def _register_error_handlers(app: Flask) -> None:
         rollback_unit_of_work()
         if wants_json():
             return domain_error_reply(error)
-        return render_template("core/error.html", code=error.code, message=error.message), error.http_status
+        return render_template("core/error.html", code=error.code, message=message_for(error)), error.http_status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -5,7 +5,8 @@ import os
 from rq import cron
 
 from metropoints.accrual.jobs import expire_points_job, sweep_held_trips_job
-from metropoints.campaigns.redemption_jobs import expire_coupons_job, prune_images_job
+from metropoints.campaigns.jobs import prune_images_job
+from metropoints.redemption.jobs import expire_coupons_job
 from metropoints.settlement.jobs import invoice_pending_job, run_period_job
 
 PREFIX = os.environ.get("FLASK_QUEUE_PREFIX", "metropoints")

@@ -16,6 +16,7 @@ from metropoints.accrual.models import Partner
 from metropoints.accrual.network import get_network, sync_stations
 from metropoints.accrual.rules import ensure_default_rules
 from metropoints.campaigns import operations as campaigns
+from metropoints.campaigns.models import Campaign
 from metropoints.core import operations as core
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider, Role, TokenKind, User
@@ -24,6 +25,7 @@ from metropoints.kiosk.models import Kiosk
 from metropoints.kiosk.operations import create_kiosk
 from metropoints.marketplace import operations as marketplace
 from metropoints.marketplace.models import Merchant, Store
+from metropoints.redemption import operations as redemption
 from metropoints.settlement import operations as settlement
 from metropoints.settlement import periods
 
@@ -100,9 +102,6 @@ def load_demo_merchants() -> None:
 def demo_last_month(riders: list[Rider]) -> None:
     """Coupons of the first demo merchant bought and used at its counter last month, a fee plan for the second
     merchant from next month, and last month's statements (invoiced at once when the payment provider runs)."""
-    from metropoints.campaigns import redemption
-    from metropoints.campaigns.models import Campaign
-
     last_month = periods.period_start(periods.previous_period())
     first, second = (db.session.scalar(select(Merchant).where(Merchant.licence_no == m[2])) for m in DEMO_MERCHANTS[:2])
     campaign = db.session.scalar(select(Campaign).where(Campaign.merchant_id == first.id).order_by(Campaign.id))

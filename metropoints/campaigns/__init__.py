@@ -1,1 +1,1 @@
-"""Benefit campaigns: editor, lifecycle and review, the live catalogue, featuring on kiosks."""
+"""Benefit campaigns: editor, lifecycle and review, revisions, the live catalogue, featuring on kiosks."""

@@ -6,6 +6,11 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from metropoints.campaigns.catalogue import live_campaigns
+from metropoints.campaigns.models import Campaign
+from metropoints.campaigns.operations import prune_campaign_images
+from metropoints.core.db import db
+
 campaigns_cli = AppGroup("campaigns", help="Benefit campaigns and the live catalogue.")
 
 
@@ -13,10 +18,6 @@ campaigns_cli = AppGroup("campaigns", help="Benefit campaigns and the live catal
 @click.option("--station", default=None, help="Only campaigns valid near this station_id.")
 def list_live(station: str | None) -> None:
     """Print the campaigns on sale now (id, merchant, title, price, stock left); the count on the last line."""
-    from metropoints.campaigns.catalogue import live_campaigns
-    from metropoints.campaigns.models import Campaign
-    from metropoints.core.db import db
-
     rows = db.session.execute(live_campaigns(station_id=station).order_by(Campaign.id.desc())).all()
     for campaign, merchant in rows:
         click.echo(f"{campaign.id}\t{merchant.name}\t{campaign.title}\t{campaign.point_price}\t{campaign.stock_left}")
@@ -26,30 +27,12 @@ def list_live(station: str | None) -> None:
 @campaigns_cli.command("prune-images")
 def prune_images_command() -> None:
     """Delete uploaded images no campaign or revision names, older than a day (also scheduled daily)."""
-    from metropoints.campaigns.operations import prune_campaign_images
-
     deleted = prune_campaign_images()
     for name in deleted:
         click.echo(name)
     click.echo(f"{len(deleted)} images deleted")
 
 
-coupons_cli = AppGroup("coupons", help="Coupons riders bought with points.")
-
-
-@coupons_cli.command("expire")
-def expire_coupons_command() -> None:
-    """Mark the issued coupons past their validity expired (what the scheduled job does); the count on the last
-    line."""
-    from metropoints.campaigns.redemption import expire_coupons
-    from metropoints.core.db import commit_unit_of_work
-
-    count = expire_coupons()
-    commit_unit_of_work()
-    click.echo(f"{count} coupons expired")
-
-
 def register(app: Flask) -> None:
     """Add this package's commands to the app."""
     app.cli.add_command(campaigns_cli)
-    app.cli.add_command(coupons_cli)

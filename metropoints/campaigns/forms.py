@@ -177,7 +177,3 @@ class FeatureForm(FlaskForm):
     """Feature a campaign on the kiosks of chosen stations."""
 
     station_ids = SelectMultipleField(_l("Stations"), validators=[InputRequired()])
-
-
-class ActionForm(FlaskForm):
-    """A button that changes something (CSRF token only)."""

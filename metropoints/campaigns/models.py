@@ -1,11 +1,12 @@
-"""Campaigns, the stores they are valid at, revisions under review, and kiosk features."""
+"""Campaigns, the stores they are valid at, revisions under review, and kiosk features. (The coupons riders buy
+are redemption's: metropoints.redemption.models.)"""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from metropoints.core.db import UTCDateTime, db
@@ -42,6 +43,12 @@ CAMPAIGN_TRANSITIONS: dict[CampaignStatus, set[CampaignStatus]] = {
     CampaignStatus.paused: {CampaignStatus.approved, CampaignStatus.ended},
     CampaignStatus.ended: set(),
 }
+EDITABLE = {CampaignStatus.draft, CampaignStatus.rejected}  # changed in place by the editor
+REVISED = {CampaignStatus.approved, CampaignStatus.paused}  # changed through a reviewed revision
+# What riders see: changing any of these on an approved campaign goes through a reviewed revision.
+RIDER_FIELDS = ("title", "description", "category", "benefit_type", "face_value_fen", "discount_percent",
+                "point_price", "per_rider_limit", "valid_from", "valid_until", "coupon_valid_days", "terms",
+                "image_name", "store_ids")
 
 
 class Campaign(db.Model):
@@ -125,42 +132,3 @@ class CampaignFeature(db.Model):
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.station_id"), index=True)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class CouponStatus(enum.StrEnum):
-    """Where a coupon stands; each move is one guarded UPDATE, so a coupon is used or cancelled at most once."""
-
-    issued = "issued"
-    used = "used"
-    expired = "expired"
-    cancelled = "cancelled"
-
-
-class Coupon(db.Model):
-    """A benefit bought with points: its code (in the QR) is random and signed, so it can be neither guessed nor
-    forged; it is used once, at a store of its campaign, while valid."""
-
-    __tablename__ = "coupons"
-    __table_args__ = (
-        Index("ix_coupons_rider", "rider_id", "id"),
-        Index("ix_coupons_campaign_rider", "campaign_id", "rider_id"),
-        Index("ix_coupons_used_store", "used_store_id", "used_at"),
-        Index("ix_coupons_issued_expiry", "expires_at", postgresql_where=text("status = 'issued'"),
-              sqlite_where=text("status = 'issued'")),
-        CheckConstraint("points_spent > 0", name="points_positive"),
-        CheckConstraint("(status = 'used') = (used_at IS NOT NULL)", name="used_iff_used_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
-    rider_id: Mapped[int] = mapped_column(ForeignKey("riders.id"))
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    status: Mapped[CouponStatus] = mapped_column(enum_column(CouponStatus, "coupon_status"))
-    points_spent: Mapped[int] = mapped_column(Integer)
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    used_store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
-    used_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the cashier
-    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

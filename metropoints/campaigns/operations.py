@@ -1,14 +1,15 @@
 """Campaign rules: the editor's checks, the lifecycle, revisions under review, stock raises and kiosk features.
 
 Plain functions with keyword-only arguments and the acting user passed in; they flush and never commit, and refuse
-with the typed errors of `campaigns.errors`.
+with the typed errors of `campaigns.errors`. What they read without changing (loaders, snapshots, the review
+queue) is in `campaigns.queries`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -21,12 +22,14 @@ from metropoints.campaigns.errors import (
     IllegalTransition,
     InvalidCampaign,
     MerchantNotApproved,
-    NotMerchantOwner,
     ReasonRequired,
     RevisionNotPending,
 )
+from metropoints.campaigns.images import prune_images
 from metropoints.campaigns.models import (
     CAMPAIGN_TRANSITIONS,
+    EDITABLE,
+    REVISED,
     BenefitType,
     Campaign,
     CampaignFeature,
@@ -35,13 +38,22 @@ from metropoints.campaigns.models import (
     CampaignStore,
     RevisionStatus,
 )
+from metropoints.campaigns.queries import (
+    audit_subject,
+    get_campaign,
+    jsonable,
+    merchant_stores,
+    owned_campaign,
+    owner_merchant,
+    pending_revision,
+    snapshot,
+)
 from metropoints.core.db import db
 from metropoints.core.errors import InvalidInput
-from metropoints.core.models import Role, Station, User
+from metropoints.core.models import Station, User
 from metropoints.core.operations import record_audit
-from metropoints.core.timeutil import SERVICE_OFFSET, utcnow
-from metropoints.marketplace.models import Category, Merchant, MerchantStatus, Store
-from metropoints.marketplace.queries import portal_membership
+from metropoints.core.timeutil import utcnow
+from metropoints.marketplace.models import Category, Merchant, MerchantStatus
 
 # Point price bounds, overridable in the app config (FLASK_CAMPAIGN_... in the environment). A voucher's price is
 # bounded per yuan of its face value, so a 20-yuan voucher costs 100..4,000 points by default; discounts and free
@@ -55,18 +67,6 @@ DEFAULT_PRICE_SETTINGS = {
 MAX_STOCK = 1_000_000
 MAX_FACE_VALUE_FEN = 1_000_000  # 10,000 yuan
 MAX_COUPON_DAYS = 365
-# What riders see: changing any of these on an approved campaign goes through a reviewed revision.
-RIDER_FIELDS = ("title", "description", "category", "benefit_type", "face_value_fen", "discount_percent",
-                "point_price", "per_rider_limit", "valid_from", "valid_until", "coupon_valid_days", "terms",
-                "image_name", "store_ids")
-FIELD_LABELS = {"title": _l("Title"), "description": _l("Description"), "category": _l("Category"),
-                "benefit_type": _l("Benefit"), "face_value_fen": _l("Face value (fen)"),
-                "discount_percent": _l("Discount (%)"), "point_price": _l("Point price"),
-                "per_rider_limit": _l("Per-rider limit"), "valid_from": _l("On sale from"),
-                "valid_until": _l("On sale until"), "coupon_valid_days": _l("Coupon valid (days)"),
-                "terms": _l("Terms"), "image_name": _l("Image"), "store_ids": _l("Stores")}
-EDITABLE = {CampaignStatus.draft, CampaignStatus.rejected}
-REVISED = {CampaignStatus.approved, CampaignStatus.paused}
 
 
 def _setting(name: str) -> int:
@@ -81,38 +81,6 @@ def point_price_range(benefit_type: BenefitType | str, face_value_fen: int | Non
         high = face_value_fen * _setting("CAMPAIGN_POINTS_PER_YUAN_MAX") // 100
         return max(1, low), max(1, high)
     return _setting("CAMPAIGN_POINT_PRICE_MIN"), _setting("CAMPAIGN_POINT_PRICE_MAX")
-
-
-def owner_merchant(user: User) -> Merchant:
-    """The approved merchant this user owns; NotMerchantOwner for anyone else (cashiers, operators), and the
-    marketplace's 403 for the owner of a merchant that is not approved (a suspended one is locked out at once)."""
-    if user.role != Role.merchant_owner:
-        raise NotMerchantOwner()
-    membership = portal_membership(user, owner=True)
-    return db.session.get(Merchant, membership.merchant_id)
-
-
-def owned_campaign(*, owner: User, campaign_id: int) -> Campaign:
-    """A campaign of the owner's merchant; another merchant's is as unknown as a missing one."""
-    merchant = owner_merchant(owner)
-    campaign = db.session.get(Campaign, campaign_id)
-    if campaign is None or campaign.merchant_id != merchant.id:
-        raise CampaignNotFound()
-    return campaign
-
-
-def get_campaign(campaign_id: int) -> Campaign:
-    """Any campaign, for the back office."""
-    campaign = db.session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise CampaignNotFound()
-    return campaign
-
-
-def merchant_stores(merchant: Merchant) -> list[Store]:
-    """The merchant's active stores: the only ones its campaigns may name."""
-    return list(db.session.scalars(select(Store).where(Store.merchant_id == merchant.id, Store.active)
-                                   .order_by(Store.name, Store.id)))
 
 
 def _int(data: dict[str, Any], field: str, low: int, high: int, message: Any) -> int:
@@ -172,29 +140,6 @@ def validate_fields(*, merchant: Merchant, data: dict[str, Any], with_stock: boo
     return clean
 
 
-def store_ids_of(campaign: Campaign) -> list[int]:
-    """The ids of the stores a campaign is valid at."""
-    return sorted(db.session.scalars(select(CampaignStore.store_id).where(CampaignStore.campaign_id == campaign.id)))
-
-
-def snapshot(campaign: Campaign) -> dict[str, Any]:
-    """The rider-facing fields as JSON-ready values (times in UTC ISO 8601), for revisions and diffs."""
-    values: dict[str, Any] = {}
-    for field in RIDER_FIELDS:
-        value = store_ids_of(campaign) if field == "store_ids" else getattr(campaign, field)
-        values[field] = _jsonable(value)
-    return values
-
-
-def _jsonable(value: Any) -> Any:
-    """A field value as JSON can hold it."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()  # one spelling per instant, so equal times compare equal
-    if isinstance(value, Category | BenefitType):
-        return value.value
-    return value
-
-
 def _apply(campaign: Campaign, fields: dict[str, Any]) -> None:
     """Write checked fields onto a campaign, its stores included."""
     for field, value in fields.items():
@@ -211,22 +156,6 @@ def _apply(campaign: Campaign, fields: dict[str, Any]) -> None:
         db.session.execute(delete(CampaignStore).where(CampaignStore.campaign_id == campaign.id))
         db.session.add_all(CampaignStore(campaign_id=campaign.id, store_id=sid) for sid in fields["store_ids"])
     db.session.flush()
-
-
-def pending_revision(campaign: Campaign) -> CampaignRevision | None:
-    """The campaign's revision awaiting review, if any (there is at most one)."""
-    return db.session.scalar(select(CampaignRevision).where(CampaignRevision.campaign_id == campaign.id,
-                                                            CampaignRevision.status == RevisionStatus.pending))
-
-
-def editor_values(campaign: Campaign) -> dict[str, Any]:
-    """What the editor starts from: the pending proposal of an approved campaign, else the campaign itself."""
-    revision = pending_revision(campaign)
-    values = json.loads(revision.proposed_json) if revision else snapshot(campaign)
-    for field in ("valid_from", "valid_until"):
-        values[field] = datetime.fromisoformat(values[field])
-    values["stock_total"] = campaign.stock_total
-    return values
 
 
 def create_campaign(*, owner: User, data: dict[str, Any]) -> Campaign:
@@ -261,7 +190,7 @@ def update_campaign(*, owner: User, campaign: Campaign, data: dict[str, Any]) ->
     if not data.get("image_name"):
         data = {**data, "image_name": json.loads(revision.proposed_json)["image_name"] if revision
                 else campaign.image_name}
-    proposed = {k: _jsonable(v) for k, v in validate_fields(merchant=merchant, data=data, with_stock=False).items()}
+    proposed = {k: jsonable(v) for k, v in validate_fields(merchant=merchant, data=data, with_stock=False).items()}
     if proposed == current:
         if revision is not None:  # edited back to the live version: nothing left to review
             db.session.delete(revision)
@@ -281,11 +210,6 @@ def _move(campaign: Campaign, to: CampaignStatus, *, allowed_from: set[CampaignS
     if to not in CAMPAIGN_TRANSITIONS[campaign.status] or (allowed_from and campaign.status not in allowed_from):
         raise IllegalTransition(status=campaign.status.value, wanted=to.value)
     campaign.status = to
-
-
-def _subject(campaign: Campaign) -> str:
-    """The audit log's name for a campaign."""
-    return f"campaign:{campaign.id}"
 
 
 def _reason(reason: str | None) -> str:
@@ -312,7 +236,8 @@ def approve_campaign(*, operator: User, campaign: Campaign, reason: str = "") ->
     """Approve a submitted campaign: it goes on sale during its window."""
     _move(campaign, CampaignStatus.approved, allowed_from={CampaignStatus.submitted})
     campaign.decided_at, campaign.decision_reason = utcnow(), (reason or "").strip()
-    record_audit(actor=operator, action="campaign.approve", subject=_subject(campaign), reason=campaign.decision_reason)
+    record_audit(actor=operator, action="campaign.approve", subject=audit_subject(campaign),
+                 reason=campaign.decision_reason)
     db.session.flush()
 
 
@@ -321,7 +246,7 @@ def reject_campaign(*, operator: User, campaign: Campaign, reason: str) -> None:
     reason = _reason(reason)
     _move(campaign, CampaignStatus.rejected)
     campaign.decided_at, campaign.decision_reason = utcnow(), reason
-    record_audit(actor=operator, action="campaign.reject", subject=_subject(campaign), reason=reason)
+    record_audit(actor=operator, action="campaign.reject", subject=audit_subject(campaign), reason=reason)
     db.session.flush()
 
 
@@ -331,7 +256,7 @@ def _owner_move(owner: User, campaign: Campaign, to: CampaignStatus, action: str
     if owned_campaign(owner=owner, campaign_id=campaign.id) is not campaign:
         raise CampaignNotFound()
     _move(campaign, to, allowed_from=allowed_from)
-    record_audit(actor=owner, action=action, subject=_subject(campaign))
+    record_audit(actor=owner, action=action, subject=audit_subject(campaign))
     db.session.flush()
 
 
@@ -367,7 +292,7 @@ def raise_stock(*, owner: User, campaign: Campaign, amount: int) -> None:
                        .values(stock_total=Campaign.stock_total + amount, stock_left=Campaign.stock_left + amount)
                        .execution_options(synchronize_session=False))
     db.session.expire(campaign, ["stock_total", "stock_left"])
-    record_audit(actor=owner, action="campaign.stock.raise", subject=_subject(campaign), reason=f"+{amount}")
+    record_audit(actor=owner, action="campaign.stock.raise", subject=audit_subject(campaign), reason=f"+{amount}")
     db.session.flush()
 
 
@@ -382,7 +307,7 @@ def approve_revision(*, operator: User, revision: CampaignRevision, reason: str 
     revision.status, revision.decided_by, revision.decided_at = RevisionStatus.approved, operator.id, utcnow()
     revision.reason = (reason or "").strip()
     record_audit(actor=operator, action="campaign.revision.approve",
-                 subject=f"{_subject(campaign)} revision:{revision.id}", reason=revision.reason)
+                 subject=f"{audit_subject(campaign)} revision:{revision.id}", reason=revision.reason)
     db.session.flush()
 
 
@@ -396,36 +321,6 @@ def reject_revision(*, operator: User, revision: CampaignRevision, reason: str) 
     record_audit(actor=operator, action="campaign.revision.reject",
                  subject=f"campaign:{revision.campaign_id} revision:{revision.id}", reason=reason)
     db.session.flush()
-
-
-def revision_diff(revision: CampaignRevision) -> list[tuple[Any, Any, Any]]:
-    """(label, before, after) for each rider-facing field the revision changes; stores by name."""
-    before, after = json.loads(revision.previous_json), json.loads(revision.proposed_json)
-    names = dict(db.session.execute(select(Store.id, Store.name).where(
-        Store.id.in_(set(before.get("store_ids", [])) | set(after.get("store_ids", []))))).all())
-    rows = []
-    for field in RIDER_FIELDS:
-        old, new = before.get(field), after.get(field)
-        if old == new:
-            continue
-        if field == "store_ids":
-            old, new = (", ".join(names.get(sid, str(sid)) for sid in ids) for ids in (old or [], new or []))
-        elif field in ("valid_from", "valid_until"):
-            old, new = (datetime.fromisoformat(v).astimezone(SERVICE_OFFSET).strftime("%Y-%m-%d %H:%M")
-                        for v in (old, new))
-        rows.append((FIELD_LABELS[field], "" if old is None else old, "" if new is None else new))
-    return rows
-
-
-def review_queue() -> tuple[list[Campaign], list[tuple[CampaignRevision, Campaign]]]:
-    """What awaits the metro team: submitted campaigns and pending revisions, oldest first."""
-    submitted = list(db.session.scalars(select(Campaign).where(Campaign.status == CampaignStatus.submitted)
-                                        .order_by(Campaign.submitted_at, Campaign.id)))
-    revisions = [tuple(row) for row in db.session.execute(
-        select(CampaignRevision, Campaign).join(Campaign, Campaign.id == CampaignRevision.campaign_id)
-        .where(CampaignRevision.status == RevisionStatus.pending)
-        .order_by(CampaignRevision.created_at, CampaignRevision.id))]
-    return submitted, revisions
 
 
 def feature_campaign(*, operator: User, campaign: Campaign, station_ids: list[str]) -> list[str]:
@@ -442,7 +337,7 @@ def feature_campaign(*, operator: User, campaign: Campaign, station_ids: list[st
     db.session.add_all(CampaignFeature(campaign_id=campaign.id, station_id=sid, created_by=operator.id)
                        for sid in added)
     if added:
-        record_audit(actor=operator, action="campaign.feature", subject=_subject(campaign),
+        record_audit(actor=operator, action="campaign.feature", subject=audit_subject(campaign),
                      reason="stations " + ", ".join(added))
     db.session.flush()
     return added
@@ -453,15 +348,9 @@ def unfeature_campaign(*, operator: User, campaign: Campaign, station_id: str) -
     removed = db.session.execute(delete(CampaignFeature).where(CampaignFeature.campaign_id == campaign.id,
                                                                CampaignFeature.station_id == station_id)).rowcount
     if removed:
-        record_audit(actor=operator, action="campaign.unfeature", subject=_subject(campaign),
+        record_audit(actor=operator, action="campaign.unfeature", subject=audit_subject(campaign),
                      reason=f"station {station_id}")
     db.session.flush()
-
-
-def features_of(campaign: Campaign) -> list[CampaignFeature]:
-    """Where a campaign is featured."""
-    return list(db.session.scalars(select(CampaignFeature).where(CampaignFeature.campaign_id == campaign.id)
-                                   .order_by(CampaignFeature.station_id)))
 
 
 # A form refused after its image was stored, or an image replaced, leaves a file nothing names; kept a day, since a
@@ -471,8 +360,6 @@ ORPHAN_IMAGE_SECONDS = 24 * 3600
 
 def prune_campaign_images(*, now: float | None = None) -> list[str]:
     """Delete uploaded images no campaign and no revision (proposed or previous) names; the names deleted."""
-    from metropoints.campaigns.images import prune_images
-
     keep = set(db.session.scalars(select(Campaign.image_name).where(Campaign.image_name != "")))
     for proposed, previous in db.session.execute(select(CampaignRevision.proposed_json,
                                                         CampaignRevision.previous_json)):

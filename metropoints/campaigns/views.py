@@ -8,19 +8,18 @@ import json
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
-from sqlalchemy import select
 from wtforms import SelectChoice
 
-from metropoints.campaigns import catalogue, images, models  # noqa: F401  (models: the tables, for migrations)
+from metropoints.campaigns import catalogue, images, queries
 from metropoints.campaigns import operations as ops
-from metropoints.campaigns.errors import CampaignLocked, CampaignNotFound, InvalidCampaign, RevisionNotFound
-from metropoints.campaigns.forms import FIELD_OF, ActionForm, CampaignForm, FeatureForm, ReviewForm, StockForm
-from metropoints.campaigns.models import Campaign, CampaignRevision, CampaignStatus
-from metropoints.core.db import db, rollback_unit_of_work
+from metropoints.campaigns.errors import CampaignLocked, CampaignNotFound, InvalidCampaign
+from metropoints.campaigns.forms import FIELD_OF, CampaignForm, FeatureForm, ReviewForm, StockForm
+from metropoints.campaigns.models import EDITABLE, REVISED
+from metropoints.core.db import rollback_unit_of_work
 from metropoints.core.errors import DomainError
-from metropoints.core.models import AuditEntry, Role, Station, User
-from metropoints.core.portal import add_nav, role_required
+from metropoints.core.forms import ActionForm
+from metropoints.core.models import Role
+from metropoints.core.portal import add_nav, form_page, message_for, portal_user, put_on_form, role_required
 from metropoints.core.timeutil import SERVICE_ZONE
 from metropoints.marketplace.models import Merchant
 
@@ -37,22 +36,17 @@ def campaign_time(moment) -> str:
     return moment.astimezone(SERVICE_ZONE).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def _me() -> User:
-    """The logged-in portal user (the object itself, not the proxy)."""
-    return current_user._get_current_object()
-
-
 def _refused(error: DomainError, target: str):
     """Undo the refused change, show why, and go back."""
     rollback_unit_of_work()
-    flash(str(error.message))
+    flash(message_for(error))
     return redirect(target)
 
 
 def _campaign_form(merchant: Merchant, *, with_stock: bool = True) -> CampaignForm:
     """The editor, its store checkboxes listing the merchant's own active stores only."""
     form = CampaignForm()
-    form.store_ids.choices = [SelectChoice(s.id, f"{s.name} · {s.address}") for s in ops.merchant_stores(merchant)]
+    form.store_ids.choices = [SelectChoice(s.id, f"{s.name} · {s.address}") for s in queries.merchant_stores(merchant)]
     if not with_stock:
         del form.stock_total
     return form
@@ -71,80 +65,66 @@ def _form_data(form: CampaignForm) -> dict | None:
     return data
 
 
-def _show_refusal(form: CampaignForm, error: DomainError) -> None:
-    """Put a rule's refusal on the field it names (or above the form)."""
-    name = FIELD_OF.get(error.fields.get("field", ""), error.fields.get("field", ""))
-    if name in form._fields:
-        form[name].errors = [*form[name].errors, str(error.message)]
-    else:
-        flash(str(error.message))
-
-
 @bp.get("/")
 @owner_only
 def index():
     """The owner's campaigns, newest first, with their derived state."""
-    merchant = ops.owner_merchant(_me())
-    campaigns = db.session.scalars(select(Campaign).where(Campaign.merchant_id == merchant.id)
-                                   .order_by(Campaign.id.desc())).all()
+    merchant = queries.owner_merchant(portal_user())
     return render_template("campaigns/list.html", merchant=merchant,
-                           rows=[(c, catalogue.badge(c, merchant)) for c in campaigns])
+                           rows=[(c, catalogue.badge(c, merchant)) for c in queries.owner_campaigns(merchant)])
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @owner_only
 def create():
     """A new draft campaign."""
-    merchant = ops.owner_merchant(_me())
+    merchant = queries.owner_merchant(portal_user())
     form = _campaign_form(merchant)
     if form.validate_on_submit() and (data := _form_data(form)) is not None:
         try:
-            campaign = ops.create_campaign(owner=_me(), data=data)
+            campaign = ops.create_campaign(owner=portal_user(), data=data)
         except InvalidCampaign as error:
-            _show_refusal(form, error)
+            put_on_form(form, error, FIELD_OF)
         else:
             flash(_("Draft saved. Submit it for review when it is ready."))
             return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("campaigns/form.html", form=form, campaign=None), status
+    return form_page("campaigns/form.html", form, campaign=None)
 
 
-@bp.get("/<int:campaign_id>")
+@bp.get("/<id:campaign_id>")
 @owner_only
 def detail(campaign_id: int):
     """One campaign of the owner's merchant: state, stores, the revision under review, actions."""
-    campaign = ops.owned_campaign(owner=_me(), campaign_id=campaign_id)
-    merchant = db.session.get(Merchant, campaign.merchant_id)
-    revision = ops.pending_revision(campaign)
+    campaign = queries.owned_campaign(owner=portal_user(), campaign_id=campaign_id)
+    merchant = queries.merchant_of(campaign)
+    revision = queries.pending_revision(campaign)
     return render_template("campaigns/detail.html", campaign=campaign, merchant=merchant,
                            state=catalogue.badge(campaign, merchant),
                            stores=catalogue.stores_of([campaign.id])[campaign.id], revision=revision,
-                           diff=ops.revision_diff(revision) if revision else [], stock_form=StockForm(),
+                           diff=queries.revision_diff(revision) if revision else [], stock_form=StockForm(),
                            action_form=ActionForm())
 
 
-@bp.route("/<int:campaign_id>/edit", methods=["GET", "POST"])
+@bp.route("/<id:campaign_id>/edit", methods=["GET", "POST"])
 @owner_only
 def edit(campaign_id: int):
     """Edit a draft or rejected campaign in place, or propose a revision of an approved one (reviewed first)."""
-    campaign = ops.owned_campaign(owner=_me(), campaign_id=campaign_id)
-    if campaign.status not in ops.EDITABLE | ops.REVISED:
+    campaign = queries.owned_campaign(owner=portal_user(), campaign_id=campaign_id)
+    if campaign.status not in EDITABLE | REVISED:
         raise CampaignLocked()
-    merchant = db.session.get(Merchant, campaign.merchant_id)
-    form = _campaign_form(merchant, with_stock=campaign.status in ops.EDITABLE)
+    form = _campaign_form(queries.merchant_of(campaign), with_stock=campaign.status in EDITABLE)
     if request.method == "GET":
-        form.set_values(ops.editor_values(campaign))
+        form.set_values(queries.editor_values(campaign))
     elif form.validate_on_submit() and (data := _form_data(form)) is not None:
         try:
-            revision = ops.update_campaign(owner=_me(), campaign=campaign, data=data)
+            revision = ops.update_campaign(owner=portal_user(), campaign=campaign, data=data)
         except InvalidCampaign as error:
-            _show_refusal(form, error)
+            put_on_form(form, error, FIELD_OF)
         else:
             flash(_("Your changes go to review; riders see the approved version until then.") if revision
                   else _("Saved."))
             return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
-    status = 422 if request.method == "POST" else 200
-    return render_template("campaigns/form.html", form=form, campaign=campaign), status
+    return form_page("campaigns/form.html", form, campaign=campaign)
 
 
 OWNER_ACTIONS = {"submit": (ops.submit_campaign, _l("Submitted for review.")),
@@ -153,35 +133,35 @@ OWNER_ACTIONS = {"submit": (ops.submit_campaign, _l("Submitted for review.")),
                  "end": (ops.end_campaign, _l("Ended."))}
 
 
-@bp.post("/<int:campaign_id>/<any(submit, pause, resume, end):action>")
+@bp.post("/<id:campaign_id>/<any(submit, pause, resume, end):action>")
 @owner_only
 def owner_action(campaign_id: int, action: str):
     """Submit, pause, resume or end a campaign; a change the status does not allow is explained, not done."""
-    campaign = ops.owned_campaign(owner=_me(), campaign_id=campaign_id)
+    campaign = queries.owned_campaign(owner=portal_user(), campaign_id=campaign_id)
     target = url_for("campaigns.detail", campaign_id=campaign.id)
     if not ActionForm().validate_on_submit():
         abort(400)
     operation, done = OWNER_ACTIONS[action]
     try:
-        operation(owner=_me(), campaign=campaign)
+        operation(owner=portal_user(), campaign=campaign)
     except DomainError as error:
         return _refused(error, target)
     flash(str(done))
     return redirect(target)
 
 
-@bp.post("/<int:campaign_id>/stock")
+@bp.post("/<id:campaign_id>/stock")
 @owner_only
 def add_stock(campaign_id: int):
     """Raise an approved campaign's stock at once."""
-    campaign = ops.owned_campaign(owner=_me(), campaign_id=campaign_id)
+    campaign = queries.owned_campaign(owner=portal_user(), campaign_id=campaign_id)
     target = url_for("campaigns.detail", campaign_id=campaign.id)
     form = StockForm()
     if not form.validate_on_submit():
         flash(" ".join(str(e) for e in form.amount.errors) or _("Add 1 to 1,000,000 coupons."))
         return redirect(target)
     try:
-        ops.raise_stock(owner=_me(), campaign=campaign, amount=form.amount.data)
+        ops.raise_stock(owner=portal_user(), campaign=campaign, amount=form.amount.data)
     except DomainError as error:
         return _refused(error, target)
     flash(_("Stock added: %(n)s more coupons on sale.", n=form.amount.data))
@@ -192,105 +172,87 @@ def add_stock(campaign_id: int):
 @operator_only
 def review_queue():
     """Submitted campaigns and pending revisions, oldest first; approved campaigns to feature."""
-    submitted, revisions = ops.review_queue()
-    approved = db.session.execute(select(Campaign, Merchant).join(Merchant, Merchant.id == Campaign.merchant_id)
-                                  .where(Campaign.status == CampaignStatus.approved)
-                                  .order_by(Campaign.id.desc()).limit(100)).all()
-    merchants = {m.id: m for m in db.session.scalars(select(Merchant).where(
-        Merchant.id.in_({c.merchant_id for c in submitted} | {c.merchant_id for _r, c in revisions})))}
+    submitted, revisions = queries.review_queue()
+    merchants = queries.merchants_by_id({c.merchant_id for c in submitted} | {c.merchant_id for _r, c in revisions})
     return render_template("campaigns/review_queue.html", submitted=submitted, revisions=revisions,
-                           approved=approved, merchants=merchants)
+                           approved=queries.approved_campaigns(), merchants=merchants)
 
 
-def _history(campaign: Campaign) -> list[AuditEntry]:
-    """The audit entries about a campaign, newest first."""
-    subject = f"campaign:{campaign.id}"
-    return list(db.session.scalars(select(AuditEntry).where(
-        (AuditEntry.subject == subject) | AuditEntry.subject.startswith(subject + " "))
-        .order_by(AuditEntry.id.desc())))
-
-
-@bp.route("/review/<int:campaign_id>", methods=["GET", "POST"])
+@bp.route("/review/<id:campaign_id>", methods=["GET", "POST"])
 @operator_only
 def review_campaign(campaign_id: int):
     """A campaign as the reviewer sees it, with the decision form while it is submitted."""
-    campaign = ops.get_campaign(campaign_id)
+    campaign = queries.get_campaign(campaign_id)
     form = ReviewForm()
     if form.validate_on_submit():
         target = url_for("campaigns.review_queue")
         try:
             if form.decision.data == "approve":
-                ops.approve_campaign(operator=_me(), campaign=campaign, reason=form.reason.data)
+                ops.approve_campaign(operator=portal_user(), campaign=campaign, reason=form.reason.data)
             else:
-                ops.reject_campaign(operator=_me(), campaign=campaign, reason=form.reason.data)
+                ops.reject_campaign(operator=portal_user(), campaign=campaign, reason=form.reason.data)
         except DomainError as error:
             return _refused(error, url_for("campaigns.review_campaign", campaign_id=campaign.id))
         flash(_("Approved.") if form.decision.data == "approve" else _("Rejected; the merchant sees your reason."))
         return redirect(target)
-    merchant = db.session.get(Merchant, campaign.merchant_id)
-    status = 422 if request.method == "POST" else 200
-    return render_template("campaigns/review_campaign.html", campaign=campaign, merchant=merchant, form=form,
-                           state=catalogue.badge(campaign, merchant), history=_history(campaign),
-                           stores=catalogue.stores_of([campaign.id])[campaign.id]), status
+    merchant = queries.merchant_of(campaign)
+    return form_page("campaigns/review_campaign.html", form, campaign=campaign, merchant=merchant,
+                     state=catalogue.badge(campaign, merchant), history=queries.campaign_history(campaign),
+                     stores=catalogue.stores_of([campaign.id])[campaign.id])
 
 
-@bp.route("/review/revisions/<int:revision_id>", methods=["GET", "POST"])
+@bp.route("/review/revisions/<id:revision_id>", methods=["GET", "POST"])
 @operator_only
 def review_revision(revision_id: int):
     """A proposed change to a live campaign, as a diff (field, before, after), with the decision form."""
-    revision = db.session.get(CampaignRevision, revision_id)
-    if revision is None:
-        raise RevisionNotFound()
-    campaign = ops.get_campaign(revision.campaign_id)
+    revision = queries.get_revision(revision_id)
+    campaign = queries.get_campaign(revision.campaign_id)
     form = ReviewForm()
     if form.validate_on_submit():
         try:
             if form.decision.data == "approve":
-                ops.approve_revision(operator=_me(), revision=revision, reason=form.reason.data)
+                ops.approve_revision(operator=portal_user(), revision=revision, reason=form.reason.data)
             else:
-                ops.reject_revision(operator=_me(), revision=revision, reason=form.reason.data)
+                ops.reject_revision(operator=portal_user(), revision=revision, reason=form.reason.data)
         except DomainError as error:
             return _refused(error, url_for("campaigns.review_revision", revision_id=revision.id))
         flash(_("Revision approved: riders see it now.") if form.decision.data == "approve"
               else _("Revision rejected; the approved version stays."))
         return redirect(url_for("campaigns.review_queue"))
-    status = 422 if request.method == "POST" else 200
-    return render_template("campaigns/review_revision.html", revision=revision, campaign=campaign, form=form,
-                           merchant=db.session.get(Merchant, campaign.merchant_id),
-                           diff=ops.revision_diff(revision), proposed=json.loads(revision.proposed_json)), status
+    return form_page("campaigns/review_revision.html", form, revision=revision, campaign=campaign,
+                     merchant=queries.merchant_of(campaign), diff=queries.revision_diff(revision),
+                     proposed=json.loads(revision.proposed_json))
 
 
-@bp.route("/<int:campaign_id>/features", methods=["GET", "POST"])
+@bp.route("/<id:campaign_id>/features", methods=["GET", "POST"])
 @operator_only
 def features(campaign_id: int):
     """Feature an approved campaign on the kiosks of chosen stations, or stop featuring it somewhere."""
-    campaign = ops.get_campaign(campaign_id)
-    stations = db.session.scalars(select(Station).order_by(Station.station_id)).all()
+    campaign = queries.get_campaign(campaign_id)
+    stations = queries.stations()
     form = FeatureForm()
     form.station_ids.choices = [SelectChoice(s.station_id, f"{s.station_id} {s.name_zh} {s.name_en}")
                                 for s in stations]
     target = url_for("campaigns.features", campaign_id=campaign.id)
     if form.validate_on_submit():
         try:
-            added = ops.feature_campaign(operator=_me(), campaign=campaign, station_ids=form.station_ids.data)
+            added = ops.feature_campaign(operator=portal_user(), campaign=campaign, station_ids=form.station_ids.data)
         except DomainError as error:
             return _refused(error, target)
         flash(_("Featured at %(n)s more stations.", n=len(added)))
         return redirect(target)
-    names = {s.station_id: s for s in stations}
-    status = 422 if request.method == "POST" else 200
-    return render_template("campaigns/features.html", campaign=campaign, form=form, action_form=ActionForm(),
-                           features=ops.features_of(campaign), stations=names), status
+    return form_page("campaigns/features.html", form, campaign=campaign, action_form=ActionForm(),
+                     features=queries.features_of(campaign), stations={s.station_id: s for s in stations})
 
 
-@bp.post("/<int:campaign_id>/features/<station_id>/remove")
+@bp.post("/<id:campaign_id>/features/<station_id>/remove")
 @operator_only
 def unfeature(campaign_id: int, station_id: str):
     """Stop featuring a campaign at one station."""
-    campaign = ops.get_campaign(campaign_id)
+    campaign = queries.get_campaign(campaign_id)
     if not ActionForm().validate_on_submit():
         abort(400)
-    ops.unfeature_campaign(operator=_me(), campaign=campaign, station_id=station_id)
+    ops.unfeature_campaign(operator=portal_user(), campaign=campaign, station_id=station_id)
     flash(_("No longer featured at %(station)s.", station=station_id))
     return redirect(url_for("campaigns.features", campaign_id=campaign.id))
 

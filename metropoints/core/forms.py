@@ -1,4 +1,4 @@
-"""Forms of the core pages."""
+"""Forms of the core pages, and the action form every package's buttons post."""
 
 from __future__ import annotations
 
@@ -13,3 +13,7 @@ class LoginForm(FlaskForm):
 
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""

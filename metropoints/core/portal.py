@@ -1,16 +1,18 @@
-"""The portal's shell: role checks for pages and the navigation each package adds its entries to."""
+"""The portal's shell: role checks for pages, the navigation each package adds its entries to, the logged-in user,
+and how pages show a domain error (translated texts per blueprint, on a form field or as a flash message)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import abort, url_for
+from flask import abort, flash, has_request_context, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from metropoints.core.models import Role
+from metropoints.core.errors import DomainError
+from metropoints.core.models import Role, User
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,45 @@ def role_required(*roles: Role) -> Callable:
         return wrapped
 
     return decorator
+
+
+def portal_user() -> User:
+    """The logged-in portal user (the object itself, not the proxy)."""
+    return current_user._get_current_object()
+
+
+# {blueprint name: {error code: a (lazy) string, or a function of the error returning one}}. Per blueprint, because
+# codes are shared between packages (`not_found`, `illegal_transition`): a package's texts replace the operations'
+# own messages on its own pages only.
+_ERROR_MESSAGES: dict[str, dict[str, Any]] = {}
+
+
+def register_error_messages(blueprint: str, messages: Mapping[str, Any]) -> None:
+    """Show these texts, by error code, for the domain errors the views of `blueprint` raise or catch."""
+    _ERROR_MESSAGES.setdefault(blueprint, {}).update(messages)
+
+
+def message_for(error: DomainError) -> str:
+    """The text a page shows for a domain error: the current blueprint's registered one, else the error's message."""
+    blueprint = request.blueprint if has_request_context() else None
+    text = _ERROR_MESSAGES.get(blueprint or "", {}).get(error.code)
+    if text is None:
+        return str(error.message)
+    return str(text(error) if callable(text) else text)
+
+
+def put_on_form(form, error: DomainError, field_of: Mapping[str, str] | None = None) -> None:
+    """Show a domain error on the form field it names (`field_of` maps a rule's field name to the form's where they
+    differ), or as a flash message when it names none of the form's fields."""
+    named = str(error.fields.get("field") or "")
+    field = form._fields.get((field_of or {}).get(named, named)) if named else None
+    if field is not None:
+        field.errors = [*field.errors, message_for(error)]
+    else:
+        flash(message_for(error))
+
+
+def form_page(template: str, form, **context):
+    """Render a form page: 422 when a submitted form has errors, 200 otherwise."""
+    failed = request.method == "POST" and any(field.errors for field in form)
+    return render_template(template, form=form, **context), 422 if failed else 200

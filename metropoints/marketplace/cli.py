@@ -7,7 +7,9 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from metropoints.core.cli import fail_on_domain_error
-from metropoints.core.db import commit_unit_of_work
+from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.models import User
+from metropoints.marketplace.operations import create_cashier
 
 staff_cli = AppGroup("staff", help="Merchants' staff accounts.")
 
@@ -19,10 +21,6 @@ staff_cli = AppGroup("staff", help="Merchants' staff accounts.")
 @fail_on_domain_error
 def create_staff(email: str, store_id: int, password: str) -> None:
     """Create an active cashier for a store (owners normally invite cashiers in the portal)."""
-    from metropoints.core.db import db
-    from metropoints.core.models import User
-    from metropoints.marketplace.operations import create_cashier
-
     member = create_cashier(email=email, store_id=store_id, password=password, actor_label="cli")
     commit_unit_of_work()
     user = db.session.get(User, member.user_id)

@@ -91,7 +91,3 @@ class DecisionForm(FlaskForm):
 
     decision = SelectField(choices=choices(DECISION_LABELS.items()), validators=[DataRequired(REQUIRED)])
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=2000)])
-
-
-class ActionForm(FlaskForm):
-    """A button that changes something: only the CSRF token."""

@@ -13,15 +13,15 @@ from flask_login import current_user
 
 from metropoints.core.db import db, rollback_unit_of_work
 from metropoints.core.errors import DomainError
+from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role, User
-from metropoints.core.portal import add_nav, role_required
+from metropoints.core.portal import add_nav, form_page, message_for, put_on_form, register_error_messages, role_required
 from metropoints.marketplace import operations, queries  # queries imports the models: the tables for migrations
 from metropoints.marketplace.forms import (
     CATEGORY_LABELS,
     DECISION_LABELS,
     STATUS_LABELS,
     AcceptInviteForm,
-    ActionForm,
     ApplicationForm,
     DecisionForm,
     InviteForm,
@@ -64,34 +64,13 @@ DECISIONS_FROM = {
 }
 
 
-def message_for(error: DomainError) -> str:
-    """The translated text for a domain error shown on a page."""
-    if error.code == "merchant_not_approved":
-        return str(SUSPENDED if error.fields.get("status") == MerchantStatus.suspended else NOT_APPROVED)
-    label = ERROR_MESSAGES.get(error.code)
-    return str(label) if label is not None else error.message
+def _locked_message(error: DomainError) -> str:
+    """Why the portal is locked: suspended by the metro team, or not approved (yet)."""
+    return str(SUSPENDED if error.fields.get("status") == MerchantStatus.suspended else NOT_APPROVED)
 
 
-@bp.errorhandler(DomainError)
-def domain_error(error: DomainError):
-    """A refusal from a loader or an operation: the error page, translated, with the error's status."""
-    rollback_unit_of_work()
-    return render_template("core/error.html", code=error.code, message=message_for(error)), error.http_status
-
-
-def put_on_form(form, error: DomainError) -> None:
-    """Show a domain error on the form field it names, or as a flash message when it names none."""
-    field = getattr(form, str(error.fields.get("field")), None) if error.fields.get("field") else None
-    if field is not None:
-        field.errors = [*field.errors, message_for(error)]
-    else:
-        flash(message_for(error))
-
-
-def form_page(template: str, form, **context):
-    """Render a form page: 422 when a submitted form has errors, 200 otherwise."""
-    failed = request.method == "POST" and any(field.errors for field in form)
-    return render_template(template, form=form, **context), 422 if failed else 200
+# On this blueprint's pages the app's error page, form errors and flash messages show these texts.
+register_error_messages(bp.name, {**ERROR_MESSAGES, "merchant_not_approved": _locked_message})
 
 
 # -- applying ----------------------------------------------------------------------------------------------------
@@ -174,7 +153,7 @@ def store_new():
     return form_page("marketplace/store_form.html", form, store=None)
 
 
-@bp.route("/stores/<int:store_id>/edit", methods=["GET", "POST"])
+@bp.route("/stores/<id:store_id>/edit", methods=["GET", "POST"])
 @role_required(Role.merchant_owner)
 def store_edit(store_id: int):
     """Change a store of the owner's merchant."""
@@ -192,7 +171,7 @@ def store_edit(store_id: int):
     return form_page("marketplace/store_form.html", form, store=store)
 
 
-@bp.post("/stores/<int:store_id>/deactivate")
+@bp.post("/stores/<id:store_id>/deactivate")
 @role_required(Role.merchant_owner)
 def store_deactivate(store_id: int):
     """Close a store of the owner's merchant."""
@@ -236,7 +215,7 @@ def _invite_link_page(user_id: int, token: str):
     return render_template("marketplace/invite_link.html", user=db.session.get(User, user_id), link=link)
 
 
-@bp.post("/staff/<int:staff_id>/reinvite")
+@bp.post("/staff/<id:staff_id>/reinvite")
 @role_required(Role.merchant_owner)
 def staff_reinvite(staff_id: int):
     """A new invitation link for a cashier who has not accepted yet."""
@@ -249,7 +228,7 @@ def staff_reinvite(staff_id: int):
     return _invite_link_page(cashier.user_id, token)
 
 
-@bp.post("/staff/<int:staff_id>/deactivate")
+@bp.post("/staff/<id:staff_id>/deactivate")
 @role_required(Role.merchant_owner)
 def staff_deactivate(staff_id: int):
     """Lock a cashier of the owner's merchant out."""
@@ -303,14 +282,14 @@ def _merchant_page(merchant: Merchant, form: DecisionForm | None = None, status:
     ), status
 
 
-@bp.get("/backoffice/merchants/<int:merchant_id>")
+@bp.get("/backoffice/merchants/<id:merchant_id>")
 @role_required(Role.operator)
 def merchant(merchant_id: int):
     """One merchant for the back office."""
     return _merchant_page(queries.get_merchant(merchant_id))
 
 
-@bp.post("/backoffice/merchants/<int:merchant_id>/decision")
+@bp.post("/backoffice/merchants/<id:merchant_id>/decision")
 @role_required(Role.operator)
 def merchant_decide(merchant_id: int):
     """Approve, reject (with a reason), suspend (with a reason) or reinstate a merchant; audited."""

@@ -9,9 +9,8 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from metropoints.accrual import operations as accrual
 from metropoints.accrual import queries
 from metropoints.accrual.models import LedgerEntry, Partner, Trip
-from metropoints.campaigns import catalogue, redemption
-from metropoints.campaigns.coupons import qr_svg
-from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
+from metropoints.campaigns import catalogue
+from metropoints.campaigns.models import Campaign
 from metropoints.core import operations as core
 from metropoints.core.api import idempotent, json_body, keyset_page, require_token
 from metropoints.core.db import db
@@ -21,6 +20,10 @@ from metropoints.core.models import Rider, Station, TokenKind
 from metropoints.core.timeutil import isoformat, utcnow
 from metropoints.marketplace.models import Category, Merchant
 from metropoints.marketplace.queries import portal_membership
+from metropoints.redemption import operations as redemption
+from metropoints.redemption import queries as redemption_queries
+from metropoints.redemption.codes import qr_svg
+from metropoints.redemption.models import Coupon, CouponStatus
 from metropoints.riders_api.openapi import openapi_document
 
 bp = Blueprint("riders_api", __name__, url_prefix="/api/v1")
@@ -213,7 +216,7 @@ def my_coupons():
                 "issued_at": isoformat(coupon.issued_at), "expires_at": isoformat(coupon.expires_at),
                 "used_at": isoformat(coupon.used_at), "points_spent": coupon.points_spent}
 
-    query = redemption.rider_coupons_query(current_rider().id, _coupon_status_filter(), now)
+    query = redemption_queries.rider_coupons_query(current_rider().id, _coupon_status_filter(), now)
     return jsonify(keyset_page(query, Coupon.id, item))
 
 

@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
+from metropoints.campaigns.models import Campaign
 from metropoints.core.db import MAX_ID, db, is_postgres
 from metropoints.core.errors import Conflict, MalformedJson, NotFound
 from metropoints.core.models import User
@@ -26,6 +26,7 @@ from metropoints.core.operations import record_audit
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus
 from metropoints.marketplace.queries import get_merchant
+from metropoints.redemption.models import Coupon, CouponStatus
 from metropoints.settlement.errors import (
     BadSignature,
     InvalidFee,

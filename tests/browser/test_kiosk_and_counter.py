@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from metropoints.campaigns.redemption import redeem
 from metropoints.core.db import commit_unit_of_work
 from metropoints.kiosk.operations import create_kiosk
+from metropoints.redemption.operations import redeem
 from tests.conftest import SHOP_PASSWORD
 
 pytestmark = pytest.mark.browser

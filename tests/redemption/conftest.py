@@ -1,5 +1,5 @@
 """Creators for redemption tests: a shop (an approved merchant, its stores, cashiers), campaigns, riders with points,
-tokens, and books that must balance."""
+tokens, and books that must balance; logging in to the portal (the counter and activity pages)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,20 @@ from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import TokenKind
 from metropoints.core.operations import issue_token
 from metropoints.core.timeutil import utcnow
+from tests.campaigns.conftest import create_operator, login  # noqa: F401  (fixtures)
 from tests.conftest import Shop
 
 
 @pytest.fixture
 def create_campaign() -> Callable:
-    """Creator: a campaign inserted directly (approved and on sale now unless told), valid at the given stores."""
+    """Creator: a campaign inserted directly (approved and on sale now unless told), valid at the given stores: of a
+    shop (its first store unless told) or of a merchant (stores given)."""
     from metropoints.campaigns.models import BenefitType, Campaign, CampaignStatus, CampaignStore
-    from metropoints.marketplace.models import Category
+    from metropoints.marketplace.models import Category, Merchant
 
     counter = iter(range(1, 1_000_000))
 
-    def create(shop: Shop, stores=None, *, status: CampaignStatus = CampaignStatus.approved, **fields):
+    def create(shop: Shop | Merchant, stores=None, *, status: CampaignStatus = CampaignStatus.approved, **fields):
         now = utcnow().replace(second=0, microsecond=0)
         values = {"title": f"Coffee voucher {next(counter)}", "category": Category.dining,
                   "benefit_type": BenefitType.voucher, "face_value_fen": 2000, "point_price": 100,
@@ -32,7 +34,8 @@ def create_campaign() -> Callable:
                   "valid_until": now + timedelta(days=30), "coupon_valid_days": 30}
         values.update(fields)
         values.setdefault("stock_left", values["stock_total"])
-        campaign = Campaign(merchant_id=shop.merchant.id, status=status, **values)
+        merchant = shop if isinstance(shop, Merchant) else shop.merchant
+        campaign = Campaign(merchant_id=merchant.id, status=status, **values)
         db.session.add(campaign)
         db.session.flush()
         db.session.add_all(CampaignStore(campaign_id=campaign.id, store_id=s.id)
@@ -98,8 +101,9 @@ def books():
     campaign's stock plus its non-cancelled coupons is its total; one redemption entry per coupon and one refund
     per cancelled coupon."""
     from metropoints.accrual.models import EntryKind, LedgerEntry
-    from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
+    from metropoints.campaigns.models import Campaign
     from metropoints.core.models import Rider
+    from metropoints.redemption.models import Coupon, CouponStatus
 
     def check() -> None:
         db.session.expire_all()

@@ -8,10 +8,11 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from metropoints.accrual.models import EntryKind, LedgerEntry
-from metropoints.campaigns import redemption
-from metropoints.campaigns.models import Campaign, Coupon, CouponStatus
+from metropoints.campaigns.models import Campaign
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider
+from metropoints.redemption import operations as redemption
+from metropoints.redemption.models import Coupon, CouponStatus
 from tests.conftest import auth
 from tests.helpers import run_at_once
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from metropoints.campaigns.models import Coupon, CouponStatus
-from metropoints.campaigns.redemption import redeem
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import MerchantStatus
+from metropoints.redemption.models import Coupon, CouponStatus
+from metropoints.redemption.operations import redeem
 from tests.conftest import auth
 from tests.redemption import PASSWORD
 
@@ -100,7 +100,7 @@ def test_owner_validates_at_a_store_they_name(client, bought, token_for):
 
 def test_forged_and_altered_codes_are_unknown(client, bought, token_for):
     """A made-up code, an altered signature or an altered random part is a 404 unknown_code; so is garbage."""
-    from metropoints.campaigns.coupons import new_code
+    from metropoints.redemption.codes import new_code
 
     shop, _, _, result = bought
     token = token_for(shop.cashier)
@@ -120,7 +120,7 @@ def test_forged_and_altered_codes_are_unknown(client, bought, token_for):
 
 def test_another_secret_key_signs_differently(app, bought):
     """A code signed under another SECRET_KEY does not check (the key is what makes codes unforgeable)."""
-    from metropoints.campaigns.coupons import normalise_code
+    from metropoints.redemption.codes import normalise_code
 
     _, _, _, result = bought
     assert normalise_code(result.code) == result.code
@@ -145,7 +145,7 @@ def test_wrong_merchant_and_wrong_store(client, bought, create_shop, token_for):
 
 def test_expired_coupon_is_gone(client, bought, token_for):
     """Past its validity a coupon is a 410 expired, before and after the expiry job."""
-    from metropoints.campaigns.redemption import expire_coupons
+    from metropoints.redemption.operations import expire_coupons
 
     shop, _, _, result = bought
     token = token_for(shop.cashier)
@@ -161,7 +161,8 @@ def test_expired_coupon_is_gone(client, bought, token_for):
 
 def test_validity_runs_out_when_time_moves(bought):
     """Moving the clock past the validity (the operation takes `now`) makes the coupon expired."""
-    from metropoints.campaigns.redemption import CouponExpired, validate
+    from metropoints.redemption.errors import CouponExpired
+    from metropoints.redemption.operations import validate
 
     shop, _, _, result = bought
     with pytest.raises(CouponExpired):
@@ -172,7 +173,7 @@ def test_validity_runs_out_when_time_moves(bought):
 
 def test_cancelled_coupon_is_gone(client, bought, token_for):
     """A cancelled coupon is a 410 cancelled."""
-    from metropoints.campaigns.redemption import cancel
+    from metropoints.redemption.operations import cancel
 
     shop, _, rider, result = bought
     cancel(rider_id=rider.id, coupon_id=result.coupon_id)

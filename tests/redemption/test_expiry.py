@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from metropoints.campaigns.models import Coupon, CouponStatus
-from metropoints.campaigns.redemption import effective_status, expire_coupons, redeem
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider
 from metropoints.core.timeutil import utcnow
+from metropoints.redemption.models import Coupon, CouponStatus
+from metropoints.redemption.operations import effective_status, expire_coupons, redeem
 from tests.helpers import work_burst
 
 
@@ -19,7 +19,7 @@ from tests.helpers import work_burst
 def coupons(app, create_shop, create_campaign, create_riders):
     """Three coupons of one rider: one past its validity, one still valid, one used after its validity was
     set to the past (used coupons never expire). Returns (rider, [past, valid, used])."""
-    from metropoints.campaigns.redemption import validate
+    from metropoints.redemption.operations import validate
 
     shop = create_shop()
     campaign = create_campaign(shop, per_rider_limit=5, point_price=100)
@@ -57,8 +57,8 @@ def test_expire_marks_only_issued_coupons_past_their_validity(coupons, books):
 def test_expiry_job_runs_inline_and_on_a_worker(redis_app, coupons):
     """The job (what `rq cron` schedules) expires the coupons on an rq worker; a second run is a no-op."""
 
-    from metropoints.campaigns.redemption_jobs import expire_coupons_job
     from metropoints.core.jobs import enqueue
+    from metropoints.redemption.jobs import expire_coupons_job
 
     _, ids = coupons
     for _ in range(2):
@@ -70,7 +70,7 @@ def test_expiry_job_runs_inline_and_on_a_worker(redis_app, coupons):
 
 def test_expiry_job_inline(coupons):
     """Called directly (no Redis), the job is its own unit of work and returns the count."""
-    from metropoints.campaigns.redemption_jobs import expire_coupons_job
+    from metropoints.redemption.jobs import expire_coupons_job
 
     _, ids = coupons
     assert expire_coupons_job() == 1
@@ -93,8 +93,8 @@ def test_rq_cron_config_schedules_the_coupon_expiry(redis_app):
     """The file given to `rq cron` runs the coupon expiry every 5 minutes on the scheduled queue."""
     from rq.cron import CronScheduler
 
-    from metropoints.campaigns.redemption_jobs import expire_coupons_job
     from metropoints.core.jobs import redis_connection
+    from metropoints.redemption.jobs import expire_coupons_job
 
     scheduler = CronScheduler(connection=redis_connection())
     scheduler.load_config_from_file(str(Path(__file__).parents[2] / "metropoints" / "cron_config.py"))

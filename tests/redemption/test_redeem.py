@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from metropoints.accrual.models import EntryKind, LedgerEntry
-from metropoints.campaigns.models import Campaign, CampaignStatus, Coupon, CouponStatus
+from metropoints.campaigns.models import Campaign, CampaignStatus
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import MerchantStatus
+from metropoints.redemption.models import Coupon, CouponStatus
 from tests.conftest import auth
 
 
@@ -194,7 +195,7 @@ def test_qr_encodes_the_code(app):
 
     import segno
 
-    from metropoints.campaigns.coupons import new_code, qr_svg
+    from metropoints.redemption.codes import new_code, qr_svg
 
     code, other = new_code(), new_code()
     qr = segno.make_qr(code, error="m")
@@ -262,7 +263,7 @@ def test_cancel_with_an_idempotency_key_refunds_once(client, create_shop, create
 def test_expired_or_used_coupons_cannot_be_cancelled(client, create_shop, create_campaign, create_riders, token_for,
                                                      books):
     """A coupon past its validity refunds nothing (even before the expiry job), nor does a used one."""
-    from metropoints.campaigns.redemption import validate
+    from metropoints.redemption.operations import validate
 
     shop = create_shop()
     campaign = create_campaign(shop, per_rider_limit=5)

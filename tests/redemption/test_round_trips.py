@@ -81,8 +81,8 @@ def test_a_sold_out_attempt_is_two_statements_and_takes_no_lock(app, client, dat
 def test_a_validation_is_three_statements(again, client, create_shop, create_campaign, create_riders, token_for):
     """The token, the counter's facts (staff, merchant, store, coupon, campaign's stores) and the guarded use: three
     statements; a refused second use reads the coupon once more to say why."""
-    from metropoints.campaigns.redemption import redeem as buy
     from metropoints.core.db import commit_unit_of_work
+    from metropoints.redemption.operations import redeem as buy
 
     shop = create_shop()
     campaign = create_campaign(shop)

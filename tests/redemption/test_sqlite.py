@@ -15,12 +15,13 @@ def test_redeem_cancel_validate_expire_on_sqlite(sqlite_app):
 
     from metropoints.accrual.ledger import ledger_sum, post_entry
     from metropoints.accrual.models import EntryKind
-    from metropoints.campaigns import redemption
-    from metropoints.campaigns.models import BenefitType, Campaign, CampaignStatus, CampaignStore, Coupon
+    from metropoints.campaigns.models import BenefitType, Campaign, CampaignStatus, CampaignStore
     from metropoints.core.models import Rider, Role
     from metropoints.core.operations import create_user
     from metropoints.core.timeutil import utcnow
     from metropoints.marketplace.models import Category, Merchant, MerchantStatus, StaffMember, Store
+    from metropoints.redemption import operations as redemption
+    from metropoints.redemption.models import Coupon
     from tests.redemption import PASSWORD, STATION_A
 
     owner = create_user(email="o@shop.example", password=PASSWORD, role=Role.merchant_owner)

@@ -237,7 +237,7 @@ def statements() -> list:
 def month_of_coupons(create_campaign, create_riders) -> Callable:  # noqa: F811
     """Creator: for a shop, `used` coupons redeemed and used during October 2026 (Asia/Shanghai), plus one
     cancelled, one expired and one still issued that must never be billed. Returns the used coupons' ids."""
-    from metropoints.campaigns import redemption
+    from metropoints.redemption import operations as redemption
 
     def create(shop: Shop, used: int = 3, *, campaigns: int = 1, when: datetime = OCTOBER) -> list[int]:
         made = [create_campaign(shop, valid_from=when - timedelta(days=30), valid_until=when + timedelta(days=60),

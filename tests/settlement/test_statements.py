@@ -8,10 +8,10 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from metropoints.campaigns import redemption
-from metropoints.campaigns.models import Coupon, CouponStatus
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import SERVICE_ZONE
+from metropoints.redemption import operations as redemption
+from metropoints.redemption.models import Coupon, CouponStatus
 from metropoints.settlement import operations, periods
 from metropoints.settlement.errors import InvalidFee, InvalidPeriod, PeriodNotEnded, PeriodSuperseded
 from metropoints.settlement.models import StatementLine, StatementStatus

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from metropoints.campaigns.redemption import redeem
 from metropoints.core.db import commit_unit_of_work, db
+from metropoints.redemption.operations import redeem
 from tests.campaigns import page_text
 
 

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from metropoints.campaigns.models import Coupon, CouponStatus
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import SERVICE_ZONE, utcnow
+from metropoints.redemption.models import Coupon, CouponStatus
 from tests.campaigns import page_text
 
 

@@ -19,99 +19,29 @@ from sqlalchemy import select, text, update
 from metropoints.accrual.errors import InsufficientPoints
 from metropoints.accrual.ledger import post_entry
 from metropoints.accrual.models import EntryKind
-from metropoints.campaigns.coupons import new_code, normalise_code
-from metropoints.campaigns.models import Campaign, CampaignStatus, Coupon, CouponStatus
-from metropoints.core.db import db, is_postgres, sql_param
-from metropoints.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from metropoints.campaigns.models import Campaign, CampaignStatus
+from metropoints.core.db import MAX_ID, db, is_postgres, sql_param
+from metropoints.core.errors import InvalidInput, NotFound
 from metropoints.core.models import Rider, Role, User
 from metropoints.core.timeutil import service_day, utcnow
 from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
 from metropoints.marketplace.models import MerchantStatus, Store
 from metropoints.marketplace.queries import portal_membership
-
-MAX_ID = 2**31 - 1  # INTEGER primary keys; a larger id cannot exist (and must not reach the database as a 500)
-
-
-class NotLive(Conflict):
-    """The campaign is not on sale: unknown, not approved, outside its sale window, or its merchant is suspended."""
-
-    code = "not_live"
-    default_message = "This campaign is not on sale."
-
-
-class OutOfStock(Conflict):
-    """The campaign has no coupons left."""
-
-    code = "out_of_stock"
-    default_message = "This campaign is sold out."
-
-
-class LimitReached(Conflict):
-    """The rider holds as many coupons of this campaign as it allows (cancelled ones do not count)."""
-
-    code = "limit_reached"
-    default_message = "You already have as many coupons of this campaign as it allows."
-
-
-class CouponNotFound(NotFound):
-    """No such coupon, or another rider's (we do not say which)."""
-
-    default_message = "No such coupon."
-
-
-class NotCancellable(Conflict):
-    """Only an issued coupon still within its validity can be cancelled."""
-
-    code = "not_cancellable"
-    default_message = "This coupon can no longer be cancelled."
-
-
-class UnknownCode(NotFound):
-    """A code that is not ours (forged, altered or mistyped), or that no coupon carries."""
-
-    code = "unknown_code"
-    default_message = "This is not a valid coupon code."
-
-
-class WrongMerchant(Forbidden):
-    """The coupon is another merchant's."""
-
-    code = "wrong_merchant"
-    default_message = "This coupon is for another merchant."
-
-
-class WrongStore(Forbidden):
-    """The coupon's campaign is not valid at this store."""
-
-    code = "wrong_store"
-    default_message = "This coupon is not valid at this store."
-
-
-class AlreadyUsed(Conflict):
-    """The coupon was used before; `used_at` and `store_id` say when and where."""
-
-    code = "already_used"
-    default_message = "This coupon has already been used."
-
-
-class CouponGone(DomainError):
-    """A coupon that can never be used again (410)."""
-
-    http_status = 410
-
-
-class CouponExpired(CouponGone):
-    """The coupon's validity has ended."""
-
-    code = "expired"
-    default_message = "This coupon has expired."
-
-
-class CouponCancelled(CouponGone):
-    """The rider cancelled the coupon."""
-
-    code = "cancelled"
-    default_message = "This coupon was cancelled."
+from metropoints.redemption.codes import new_code, normalise_code
+from metropoints.redemption.errors import (
+    AlreadyUsed,
+    CouponCancelled,
+    CouponExpired,
+    CouponNotFound,
+    LimitReached,
+    NotCancellable,
+    NotLive,
+    OutOfStock,
+    UnknownCode,
+    WrongMerchant,
+    WrongStore,
+)
+from metropoints.redemption.models import Coupon, CouponStatus
 
 
 @dataclass(frozen=True)
@@ -438,18 +368,3 @@ def expire_coupons(*, now: datetime | None = None) -> int:
     return db.session.execute(
         text("UPDATE coupons SET status = 'expired', expired_at = :now WHERE status = 'issued' AND expires_at <= :now"),
         {"now": sql_param(now)}).rowcount
-
-
-def rider_coupons_query(rider_id: int, status: CouponStatus | None = None, now: datetime | None = None):
-    """(Coupon, title) rows of a rider, unordered, optionally of one status as the rider sees it."""
-    now = now or utcnow()
-    query = (select(Coupon, Campaign.title).join(Campaign, Campaign.id == Coupon.campaign_id)
-             .where(Coupon.rider_id == rider_id))
-    if status == CouponStatus.issued:
-        query = query.where(Coupon.status == CouponStatus.issued, Coupon.expires_at > now)
-    elif status == CouponStatus.expired:
-        query = query.where((Coupon.status == CouponStatus.expired)
-                            | ((Coupon.status == CouponStatus.issued) & (Coupon.expires_at <= now)))
-    elif status is not None:
-        query = query.where(Coupon.status == status)
-    return query

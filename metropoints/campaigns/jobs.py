@@ -1,0 +1,12 @@
+"""Campaign jobs `rq cron` starts: the image prune, daily. Safe to run twice, or in parallel."""
+
+from __future__ import annotations
+
+from metropoints.campaigns.operations import prune_campaign_images
+from metropoints.core.jobs import job
+
+
+@job
+def prune_images_job() -> int:
+    """Delete uploaded images nothing names any more (see operations.prune_campaign_images); how many."""
+    return len(prune_campaign_images())

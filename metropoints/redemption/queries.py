@@ -1,0 +1,130 @@
+"""Read side of redemption: a rider's coupons, a store's validations today, and the owner's activity over a period.
+
+Everything is counted by the database (GROUP BY); the activity CSV's rows are streamed, never loaded at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import and_, case, func, or_, select
+
+from metropoints.campaigns.models import Campaign
+from metropoints.core.db import db
+from metropoints.core.timeutil import SERVICE_ZONE, isoformat, utcnow
+from metropoints.marketplace.models import Store
+from metropoints.redemption.models import Coupon, CouponStatus
+
+CSV_HEADER = ("coupon_id", "campaign_id", "campaign_title", "status", "points_spent", "issued_at", "used_at",
+              "used_store_id", "store_name")
+
+
+def rider_coupons_query(rider_id: int, status: CouponStatus | None = None, now: datetime | None = None):
+    """(Coupon, title) rows of a rider, unordered, optionally of one status as the rider sees it."""
+    now = now or utcnow()
+    query = (select(Coupon, Campaign.title).join(Campaign, Campaign.id == Coupon.campaign_id)
+             .where(Coupon.rider_id == rider_id))
+    if status == CouponStatus.issued:
+        query = query.where(Coupon.status == CouponStatus.issued, Coupon.expires_at > now)
+    elif status == CouponStatus.expired:
+        query = query.where((Coupon.status == CouponStatus.expired)
+                            | ((Coupon.status == CouponStatus.issued) & (Coupon.expires_at <= now)))
+    elif status is not None:
+        query = query.where(Coupon.status == status)
+    return query
+
+
+def todays_validations(store_id: int) -> list[tuple[datetime, str, int]]:
+    """(used at, campaign title, coupon id) of today's validations at a store (Asia/Shanghai day), latest first."""
+    start = datetime.combine(utcnow().astimezone(SERVICE_ZONE).date(), time(), tzinfo=SERVICE_ZONE)
+    rows = db.session.execute(
+        select(Coupon.used_at, Campaign.title, Coupon.id).join(Campaign, Campaign.id == Coupon.campaign_id)
+        .where(Coupon.used_store_id == store_id, Coupon.used_at >= start).order_by(Coupon.used_at.desc())).all()
+    return [(used_at, title, coupon_id) for used_at, title, coupon_id in rows]
+
+
+def store_name(store_id: int) -> str:
+    """A store's name ("" when there is no such store)."""
+    store = db.session.get(Store, store_id)
+    return store.name if store else ""
+
+
+@dataclass(frozen=True)
+class Period:
+    """Asia/Shanghai days `first`..`last` (inclusive), as the UTC-aware half-open range [start, end)."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        """The first day's midnight in Asia/Shanghai."""
+        return datetime.combine(self.first, time(), tzinfo=SERVICE_ZONE)
+
+    @property
+    def end(self) -> datetime:
+        """The midnight after the last day, in Asia/Shanghai."""
+        return datetime.combine(self.last + timedelta(days=1), time(), tzinfo=SERVICE_ZONE)
+
+    def holds(self, column):
+        """SQL: the column's moment lies in the period."""
+        return and_(column >= self.start, column < self.end)
+
+
+def _count(condition):
+    """SQL: how many joined coupons meet the condition (0 when none)."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def campaign_activity(merchant_id: int, period: Period) -> list:
+    """Per campaign of the merchant: issued, used, cancelled, expired in the period, and points spent on the
+    period's non-cancelled redemptions; one GROUP BY query."""
+    issued = period.holds(Coupon.issued_at)
+    query = (
+        select(Campaign.id, Campaign.title,
+               _count(issued).label("issued"),
+               _count(and_(Coupon.status == CouponStatus.used, period.holds(Coupon.used_at))).label("used"),
+               _count(and_(Coupon.status == CouponStatus.cancelled,
+                           period.holds(Coupon.cancelled_at))).label("cancelled"),
+               _count(and_(Coupon.status == CouponStatus.expired, period.holds(Coupon.expired_at))).label("expired"),
+               func.coalesce(func.sum(case((and_(issued, Coupon.status != CouponStatus.cancelled),
+                                            Coupon.points_spent), else_=0)), 0).label("points"))
+        .outerjoin(Coupon, Coupon.campaign_id == Campaign.id)
+        .where(Campaign.merchant_id == merchant_id)
+        .group_by(Campaign.id, Campaign.title)
+        .order_by(Campaign.id.desc())
+    )
+    return list(db.session.execute(query))
+
+
+def store_activity(merchant_id: int, period: Period) -> list:
+    """Per store of the merchant: coupons used there in the period; one GROUP BY query."""
+    query = (
+        select(Store.id, Store.name, func.count(Coupon.id).label("validations"))
+        .outerjoin(Coupon, and_(Coupon.used_store_id == Store.id, Coupon.status == CouponStatus.used,
+                                period.holds(Coupon.used_at)))
+        .where(Store.merchant_id == merchant_id)
+        .group_by(Store.id, Store.name)
+        .order_by(Store.name, Store.id)
+    )
+    return list(db.session.execute(query))
+
+
+def coupon_rows(merchant_id: int, period: Period) -> Iterator[tuple]:
+    """One CSV row (as CSV_HEADER) per coupon of the merchant issued or used in the period, streamed."""
+    query = (
+        select(Coupon.id, Coupon.campaign_id, Campaign.title, Coupon.status, Coupon.points_spent, Coupon.issued_at,
+               Coupon.used_at, Coupon.used_store_id, Store.name)
+        .join(Campaign, Campaign.id == Coupon.campaign_id)
+        .outerjoin(Store, Store.id == Coupon.used_store_id)
+        .where(Campaign.merchant_id == merchant_id,
+               or_(period.holds(Coupon.issued_at), period.holds(Coupon.used_at)))
+        .order_by(Coupon.id)
+        .execution_options(yield_per=500)
+    )
+    for (coupon_id, campaign_id, title, status, points, issued_at, used_at, store_id,
+         name) in db.session.execute(query):
+        yield (coupon_id, campaign_id, title, status.value, points, isoformat(issued_at) or "",
+               isoformat(used_at) or "", store_id if store_id is not None else "", name or "")

@@ -1,0 +1,171 @@
+"""Redemption pages: the cashier's counter and the owner's activity.
+
+The counter: scan a coupon (camera or USB scanner) or type its code, see at once whether it is accepted, and today's
+validations at the store; the same `validate` operation as the POS API. The activity page: per campaign and per
+store over a period of Asia/Shanghai days, and the coupons behind them as a streamed CSV. Thin: the app commits once
+per request (on a reply below 400).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+
+from metropoints.core.csvexport import csv_download
+from metropoints.core.errors import DomainError, InvalidInput
+from metropoints.core.models import Role
+from metropoints.core.portal import add_nav, portal_user, role_required
+from metropoints.core.timeutil import SERVICE_ZONE
+from metropoints.marketplace.queries import portal_membership, stores_of
+from metropoints.redemption.forms import period_from
+from metropoints.redemption.operations import counter_store, validate
+from metropoints.redemption.queries import (
+    CSV_HEADER,
+    Period,
+    campaign_activity,
+    coupon_rows,
+    store_activity,
+    store_name,
+    todays_validations,
+)
+
+counter_bp = Blueprint("counter", __name__, url_prefix="/portal/counter")
+activity_bp = Blueprint("activity", __name__, url_prefix="/portal/activity")
+staff_only = role_required(Role.cashier, Role.merchant_owner)
+owner_only = role_required(Role.merchant_owner)
+add_nav("counter.page", _l("Counter"), Role.cashier, order=5)
+add_nav("activity.page", _l("Activity"), Role.merchant_owner, order=30)
+
+# What the cashier reads, per result code (the operation's own messages are English only).
+MESSAGES = {
+    "accepted": _l("Accepted"),
+    "already_used": _l("Already used"),
+    "expired": _l("Expired"),
+    "cancelled": _l("Cancelled"),
+    "wrong_merchant": _l("Wrong merchant: this coupon is for another merchant"),
+    "wrong_store": _l("Wrong store: this coupon is not valid at this store"),
+    "unknown_code": _l("Unknown code"),
+}
+
+
+# -- the counter -------------------------------------------------------------------------------------------------
+
+
+def _store_id_arg() -> int | None:
+    """An owner's chosen store (query string, form or JSON body); None when not given or not a number."""
+    body = request.get_json(silent=True) if request.is_json else None
+    raw = (body or {}).get("store_id") if isinstance(body, dict) else None
+    raw = raw if raw is not None else request.values.get("store_id")
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _local(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time in the service zone."""
+    return moment.astimezone(SERVICE_ZONE).strftime(fmt) if moment else ""
+
+
+def _check(code: object, store_id: int | None) -> tuple[dict, int]:
+    """Validate a code at the user's store: the reply (as JSON fields) and its HTTP status, as the API's."""
+    try:
+        accepted = validate(cashier=portal_user(), code=code, store_id=store_id)
+    except DomainError as refused:
+        reply = {"result": "refused", "code": refused.code,
+                 "message": str(MESSAGES.get(refused.code, refused.message))}
+        used_at, where = refused.fields.get("used_at"), refused.fields.get("store_id")
+        if used_at is not None:
+            reply["used_at"] = used_at.astimezone(SERVICE_ZONE).isoformat()
+            reply["used_at_local"] = _local(used_at)
+        if where is not None:
+            reply["store_id"] = where
+            reply["store_name"] = store_name(where)
+        return reply, refused.http_status
+    return {"result": "accepted", "code": "accepted", "message": str(MESSAGES["accepted"]),
+            "title": accepted.title, "coupon_id": accepted.coupon_id, "store_id": accepted.store_id}, 200
+
+
+def _counter_page(result: dict | None = None, status: int = 200):
+    """The page: the scan field, the result (after a form post), today's list; an owner picks a store first."""
+    user, store_id = portal_user(), _store_id_arg()
+    stores = []
+    if user.role == Role.merchant_owner:
+        stores = stores_of(portal_membership(user).merchant_id, active_only=True)
+    try:
+        store = counter_store(user, store_id)
+    except InvalidInput:  # an owner who has not chosen a store yet
+        store = None
+    today = [(_local(used_at, "%H:%M:%S"), title, coupon_id)
+             for used_at, title, coupon_id in todays_validations(store.id)] if store else []
+    return render_template("redemption/counter.html", store=store, stores=stores, result=result,
+                           today=today), status
+
+
+@counter_bp.get("")
+@staff_only
+def page():
+    """The counter page."""
+    return _counter_page()
+
+
+@counter_bp.post("")
+@staff_only
+def submit():
+    """Without JavaScript: the form posts the code here and the page comes back with the result."""
+    result, status = _check(request.form.get("code", ""), _store_id_arg())
+    return _counter_page(result, status)
+
+
+@counter_bp.post("/validate")
+@staff_only
+def validate_json():
+    """The page's script: {code} in, the result as JSON, with the API's statuses."""
+    body = request.get_json(silent=True)
+    code = body.get("code") if isinstance(body, dict) else None
+    result, status = _check(code, _store_id_arg())
+    return jsonify(result), status
+
+
+# -- the owner's activity ----------------------------------------------------------------------------------------
+
+
+def _activity_page(merchant_id: int, period: Period, error: str | None, raw: dict[str, str]):
+    """The page; 422 with the form error when the dates were invalid."""
+    if error:
+        return render_template("redemption/activity.html", error=error, form=raw, period=None, campaigns=[],
+                               stores=[]), 422
+    return render_template("redemption/activity.html", error=None, period=period,
+                           form={"from": period.first.isoformat(), "to": period.last.isoformat()},
+                           campaigns=campaign_activity(merchant_id, period),
+                           stores=store_activity(merchant_id, period))
+
+
+@activity_bp.get("", endpoint="page")  # the counter's view function has the name `page`
+@owner_only
+def activity_page():
+    """The activity tables for a period."""
+    member = portal_membership(portal_user(), owner=True)
+    period, error, raw = period_from(request.args)
+    return _activity_page(member.merchant_id, period, error, raw)
+
+
+@owner_only
+def export():
+    """The coupons of the period as a streamed CSV download."""
+    member = portal_membership(portal_user(), owner=True)
+    period, error, raw = period_from(request.args)
+    if error:
+        return _activity_page(member.merchant_id, period, error, raw)
+    filename = f"activity-{period.first.isoformat()}-{period.last.isoformat()}.csv"
+    return csv_download(filename, CSV_HEADER, coupon_rows(member.merchant_id, period))
+
+
+@activity_bp.record_once
+def _register_csv_route(state) -> None:
+    """The CSV sits beside the page (/portal/activity.csv), which a blueprint rule, always below its prefix,
+    cannot express: the app gets the rule, under the blueprint's endpoint name."""
+    state.app.add_url_rule(f"{state.url_prefix or activity_bp.url_prefix}.csv", endpoint=f"{activity_bp.name}.export",
+                           view_func=export, methods=["GET"])
