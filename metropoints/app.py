@@ -14,14 +14,15 @@ from metropoints import demo
 from metropoints.accrual import cli as accrual_cli
 from metropoints.campaigns import cli as campaign_cli
 from metropoints.campaigns import views as campaign_views
+from metropoints.core import account_views
 from metropoints.core import cli as core_cli
 from metropoints.core import views as core_views
 from metropoints.core.api import domain_error_reply, error_reply
 from metropoints.core.config import load_config
 from metropoints.core.db import commit_unit_of_work, db, migrate, rollback_unit_of_work
 from metropoints.core.errors import DomainError
-from metropoints.core.extensions import babel, csrf, limiter, login_manager, select_locale
-from metropoints.core.portal import message_for, nav_for
+from metropoints.core.extensions import babel, csrf, limiter, login_manager, mail, select_locale
+from metropoints.core.portal import message_for, nav_for, role_label
 from metropoints.core.urls import IdConverter
 from metropoints.kiosk import api as kiosk_api
 from metropoints.kiosk import cli as kiosk_cli
@@ -63,10 +64,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["nav_for"] = nav_for
+    app.jinja_env.globals["role_label"] = role_label
+    mail.init_app(app)
 
-    for blueprint in (core_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp, riders_api.bp,
-                      kiosk_api.bp, kiosk_views.bp, redemption_views.counter_bp, redemption_views.activity_bp,
-                      settlement_webhooks.bp, settlement_views.bp):
+    for blueprint in (core_views.bp, account_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp,
+                      riders_api.bp, kiosk_api.bp, kiosk_views.bp, redemption_views.counter_bp,
+                      redemption_views.activity_bp, settlement_webhooks.bp, settlement_views.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
     csrf.exempt(kiosk_api.bp)

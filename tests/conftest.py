@@ -6,10 +6,14 @@ each other's rows, and concurrent tests commit for real.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import psycopg
@@ -238,3 +242,46 @@ def create_shop() -> Callable:
 def auth(token: str) -> dict[str, str]:
     """The Authorization header for a bearer token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Inbox:
+    """What a loopback SMTP server received: each message parsed, in arrival order."""
+
+    messages: list = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        """Keep the message."""
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+    def to(self, address: str) -> list:
+        """The messages sent to one address."""
+        return [m for m in self.messages if address in m["To"]]
+
+    def wait(self, count: int = 1, timeout: float = 10) -> list:
+        """The messages, once at least `count` have arrived (sending is after the commit, maybe on a worker)."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.messages
+
+
+@pytest.fixture
+def smtp_server(app: Flask) -> Iterator[Inbox]:
+    """A real SMTP server (aiosmtpd) on a loopback port, and the app sending its mail there."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    saved = {key: app.config.get(key) for key in ("MAIL_SERVER", "MAIL_PORT", "MAIL_SUPPRESS_SEND")}
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_SUPPRESS_SEND=False)
+    try:
+        yield inbox
+    finally:
+        app.config.update(saved)
+        controller.stop()

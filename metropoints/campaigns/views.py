@@ -20,6 +20,7 @@ from metropoints.core.errors import DomainError
 from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, form_page, message_for, portal_user, put_on_form, role_required
+from metropoints.core.signin import set_home
 from metropoints.core.timeutil import SERVICE_ZONE
 from metropoints.marketplace.models import Merchant
 
@@ -28,6 +29,7 @@ owner_only = role_required(Role.merchant_owner)
 operator_only = role_required(Role.operator)
 add_nav("campaigns.index", _l("Campaigns"), Role.merchant_owner, order=30)
 add_nav("campaigns.review_queue", _l("Review queue"), Role.operator, order=30)
+set_home(Role.operator, "campaigns.review_queue")  # what waits for the metro team; the KPIs are one link away
 
 
 @bp.app_template_filter("campaign_time")

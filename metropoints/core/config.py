@@ -25,7 +25,20 @@ class DefaultConfig:
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
     LANGUAGES = ("zh", "en")
     RIDER_TOKEN_DAYS = 30
+    # Failed portal logins: per account (the e-mail typed) and, higher so colleagues behind one address are not
+    # locked out by one of them, per address. The API's login endpoints use LOGIN_RATE_LIMIT per address.
     LOGIN_RATE_LIMIT = "10 per minute"
+    LOGIN_ADDRESS_RATE_LIMIT = "60 per minute"
+    # E-mail (Flask-Mail's settings; FLASK_MAIL_* in the environment) and the address links in mails point at.
+    MAIL_SERVER = "localhost"
+    MAIL_PORT = 25
+    MAIL_USE_TLS = False
+    MAIL_USE_SSL = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_DEFAULT_SENDER = "Metro carbon points <noreply@metropoints.example>"
+    PUBLIC_URL = "http://127.0.0.1:5000"
+    PASSWORD_RESET_SECONDS = 3600
     # Trip feed: rows per API call, rows per chunk of a file import.
     TRIPS_MAX_PER_CALL = 10_000
     TRIPS_CHUNK_ROWS = 20_000

@@ -7,6 +7,7 @@ from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
+from flask_mail import Mail
 from flask_wtf import CSRFProtect
 
 from metropoints.core.db import db
@@ -16,6 +17,7 @@ babel = Babel()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 login_manager = LoginManager()
+mail = Mail()  # settings are read at each send (core.mail), so they can change without a restart of the factory
 login_manager.login_view = "core.login"
 # Flask-Limiter marks each view its `limit` decorator wraps with this attribute (functools.wraps carries it through
 # the decorators above).

@@ -89,6 +89,8 @@ class User(UserMixin, db.Model):
     display_name: Mapped[str] = mapped_column(String(64), default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The language of the account's e-mail (and its pages, unless the session chose another): zh or en.
+    locale: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]
@@ -140,3 +142,44 @@ class AuditEntry(db.Model):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(120))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class LoginEvent(db.Model):
+    """A successful portal sign-in: when, from where, with what; the account page shows the latest ones."""
+
+    __tablename__ = "login_events"
+    __table_args__ = (Index("ix_login_events_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+
+
+class MailStatus(enum.StrEnum):
+    """Where an e-mail is: queued for the mail job, handed to the SMTP server, or given up after the retries."""
+
+    queued = "queued"
+    sent = "sent"
+    failed = "failed"
+
+
+class OutgoingMail(db.Model):
+    """An e-mail the platform sends: rendered in the recipient's language when queued, sent by an rq job after the
+    commit (retried), kept so operators see what went out and what failed."""
+
+    __tablename__ = "outgoing_mail"
+    __table_args__ = (Index("ix_outgoing_mail_status", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(64))  # e.g. "merchant.approved": what the mail is about
+    locale: Mapped[str] = mapped_column(String(8))
+    status: Mapped[MailStatus] = mapped_column(enum_column(MailStatus, "mail_status"), default=MailStatus.queued)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

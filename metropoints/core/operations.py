@@ -49,7 +49,7 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _check_password(password: object) -> str:
+def check_password(password: object) -> str:
     """A password long enough to be worth hashing."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD or len(password) > 200:
         raise InvalidInput(f"The password must have {MIN_PASSWORD} to 200 characters.", field="password")
@@ -61,7 +61,7 @@ def register_rider(*, phone: object, password: object, display_name: object = No
     if not isinstance(phone, str) or not PHONE_RE.match(phone.strip()):
         raise InvalidInput("The phone number must have 6 to 15 digits.", field="phone")
     phone = phone.strip()
-    password = _check_password(password)
+    password = check_password(password)
     if display_name is not None and (not isinstance(display_name, str) or not 0 < len(display_name.strip()) <= 64):
         raise InvalidInput("The display name must have 1 to 64 characters.", field="display_name")
     if db.session.scalar(select(Rider.id).where(Rider.phone == phone)) is not None:
@@ -95,10 +95,21 @@ def normalise_email(raw: object) -> str:
         raise InvalidInput("That is not an e-mail address.", field="email") from None
 
 
+class InactiveAccount(BadCredentials):
+    """The password matched an account that may not sign in (an application under review, a deactivated
+    cashier). To the API it is the same refusal as a wrong password; the portal's login page, which has just seen
+    the right password, may say why (core.signin)."""
+
+    def __init__(self, user: User) -> None:
+        """Keep the account, for the login page only (never serialized: it is not one of the error's fields)."""
+        super().__init__("Wrong e-mail or password.")
+        self.user = user
+
+
 def create_user(*, email: str, password: str, role: Role, display_name: str = "") -> User:
     """Create a portal account (operator, merchant owner or cashier)."""
     email = normalise_email(email)
-    password = _check_password(password)
+    password = check_password(password)
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise EmailTaken()
     user = User(email=email, password_hash=generate_password_hash(password), role=role,
@@ -117,8 +128,10 @@ def authenticate_user(*, email: str, password: str) -> User:
     if user is None:
         check_password_hash(_DUMMY_HASH, "x")
         raise BadCredentials("Wrong e-mail or password.")
-    if not check_password_hash(user.password_hash, password or "") or not user.active:
+    if not check_password_hash(user.password_hash, password or ""):
         raise BadCredentials("Wrong e-mail or password.")
+    if not user.active:
+        raise InactiveAccount(user)
     return user
 
 

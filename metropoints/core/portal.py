@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, flash, has_request_context, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from metropoints.core.errors import DomainError
@@ -98,3 +99,12 @@ def form_page(template: str, form, **context):
     """Render a form page: 422 when a submitted form has errors, 200 otherwise."""
     failed = request.method == "POST" and any(field.errors for field in form)
     return render_template(template, form=form, **context), 422 if failed else 200
+
+
+ROLE_LABELS = {Role.operator: _l("Metro business team"), Role.merchant_owner: _l("Merchant owner"),
+               Role.cashier: _l("Cashier")}
+
+
+def role_label(role: Role) -> str:
+    """A role as people read it, in the page's language (never the raw code)."""
+    return str(ROLE_LABELS.get(role, role))

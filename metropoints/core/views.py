@@ -7,11 +7,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import text
 
+from metropoints.core.accounts import record_login
 from metropoints.core.db import db
 from metropoints.core.errors import DomainError
 from metropoints.core.extensions import limiter
 from metropoints.core.forms import LoginForm
-from metropoints.core.operations import authenticate_user
+from metropoints.core.operations import InactiveAccount, authenticate_user
+from metropoints.core.signin import home_url, why_inactive
 
 bp = Blueprint("core", __name__)
 
@@ -23,24 +25,46 @@ def index():
 
 
 def _login_limit() -> str:
-    """The login rate limit from the configuration."""
+    """The failed-login limit per account, from the configuration."""
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
+def _address_limit() -> str:
+    """The failed-login limit per client address, from the configuration."""
+    return current_app.config["LOGIN_ADDRESS_RATE_LIMIT"]
+
+
+def _account_key() -> str:
+    """The account a login attempt is for: the e-mail typed, as the login compares it."""
+    return "account:" + (request.form.get("email") or "").strip().lower()[:254]
+
+
+def _failed(response) -> bool:
+    """Only refused attempts count against the limits (a successful login redirects)."""
+    return response.status_code != 302
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_account_key, deduct_when=_failed)
+@limiter.limit(_address_limit, methods=["POST"], deduct_when=_failed)
 def login():
-    """Log a portal user in; a wrong password is a form error, never a hint which part was wrong."""
+    """Log a portal user in and take them to their role's home; a wrong password is a form error, never a hint which
+    part was wrong. An account whose password matched but that may not sign in is told why (an application still
+    under review, say). Failed attempts are limited per account and per address, so one merchant's bad tries never
+    lock out another."""
     form = LoginForm()
     if form.validate_on_submit():
         try:
             user = authenticate_user(email=form.email.data, password=form.password.data)
+        except InactiveAccount as refusal:
+            form.email.errors.append(why_inactive(refusal.user) or _("This account cannot sign in."))
         except DomainError:
             form.password.errors.append(_("Wrong e-mail or password."))
         else:
             login_user(user)
+            record_login(user=user, address=request.remote_addr, user_agent=request.user_agent.string)
             target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("core.index"))
+            return redirect(target if target.startswith("/") and not target.startswith("//") else home_url(user))
     return render_template("core/login.html", form=form), 200 if request.method == "GET" or not form.errors else 422
 
 

@@ -16,6 +16,7 @@ from metropoints.core.errors import DomainError
 from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role, User
 from metropoints.core.portal import add_nav, form_page, message_for, put_on_form, register_error_messages, role_required
+from metropoints.core.signin import explain_inactive, set_home
 from metropoints.marketplace import operations, queries  # queries imports the models: the tables for migrations
 from metropoints.marketplace.forms import (
     CATEGORY_LABELS,
@@ -36,6 +37,22 @@ add_nav("marketplace.dashboard", _l("My merchant"), Role.merchant_owner, Role.ca
 add_nav("marketplace.stores", _l("Stores"), Role.merchant_owner, order=20)
 add_nav("marketplace.staff", _l("Staff"), Role.merchant_owner, order=30)
 add_nav("marketplace.merchants", _l("Merchants"), Role.operator, order=10)
+set_home(Role.merchant_owner, "marketplace.dashboard")
+
+
+@explain_inactive
+def why_cannot_sign_in(user: User):
+    """Why a merchant's owner or cashier whose password matched may not sign in yet (or any more)."""
+    member = queries.membership_of(user.id)
+    if member is None:
+        return None
+    merchant = db.session.get(Merchant, member.merchant_id)
+    if member.is_owner and merchant.status == MerchantStatus.applied:
+        return _("Your merchant application is under review by the metro team. You can sign in once it is approved.")
+    if member.is_owner and merchant.status == MerchantStatus.rejected:
+        return _("Your merchant application was not approved: %(reason)s", reason=merchant.decision_reason or "-")
+    return _("This account is not active: its invitation has not been accepted, or the owner deactivated it. "
+             "Ask your merchant's owner.")
 
 # Shown instead of an operation's English message, by error code.
 ERROR_MESSAGES = {

@@ -17,6 +17,7 @@ from metropoints.core.csvexport import csv_download
 from metropoints.core.errors import DomainError, InvalidInput
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, portal_user, role_required
+from metropoints.core.signin import set_home
 from metropoints.core.timeutil import SERVICE_ZONE
 from metropoints.marketplace.queries import portal_membership, stores_of
 from metropoints.redemption.forms import period_from
@@ -35,7 +36,8 @@ counter_bp = Blueprint("counter", __name__, url_prefix="/portal/counter")
 activity_bp = Blueprint("activity", __name__, url_prefix="/portal/activity")
 staff_only = role_required(Role.cashier, Role.merchant_owner)
 owner_only = role_required(Role.merchant_owner)
-add_nav("counter.page", _l("Counter"), Role.cashier, order=5)
+add_nav("counter.page", _l("Counter"), Role.cashier, Role.merchant_owner, order=5)
+set_home(Role.cashier, "counter.page")
 add_nav("activity.page", _l("Activity"), Role.merchant_owner, order=30)
 
 # What the cashier reads, per result code (the operation's own messages are English only).

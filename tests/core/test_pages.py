@@ -41,11 +41,11 @@ def test_operator_logs_in_and_out(client):
 
 
 def test_login_refuses_offsite_redirects(client):
-    """`next` may only point inside the site."""
+    """`next` may only point inside the site; otherwise the account goes to its role's home."""
     create_user(email="ops@metro.example", password="correct-horse", role=Role.operator)
     commit_unit_of_work()
     reply = client.post("/login?next=//evil.example/", data={"email": "ops@metro.example", "password": "correct-horse"})
-    assert reply.headers["Location"] == "/"
+    assert reply.headers["Location"] == "/portal/campaigns/review"
 
 
 def test_login_is_rate_limited(client):
