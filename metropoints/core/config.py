@@ -38,6 +38,8 @@ class DefaultConfig:
     MAIL_PASSWORD: str | None = None
     MAIL_DEFAULT_SENDER = "Metro carbon points <noreply@metropoints.example>"
     PUBLIC_URL = "http://127.0.0.1:5000"
+    # Development only (`make run`): where devtools/mail_catcher.py keeps what it received, shown on the mail page.
+    MAIL_CATCHER_DIR: str | None = None
     PASSWORD_RESET_SECONDS = 3600
     # Trip feed: rows per API call, rows per chunk of a file import.
     TRIPS_MAX_PER_CALL = 10_000

@@ -12,8 +12,13 @@ MAIL_DEFAULT_SENDER; FLASK_MAIL_* in the environment), read at each send, and PU
 
 from __future__ import annotations
 
+import email
+import email.policy
 import logging
 import smtplib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import current_app, render_template, url_for
@@ -96,3 +101,29 @@ def send_mail_job(mail_id: int) -> str:
 def recent_mail(limit: int = 100) -> list[OutgoingMail]:
     """The newest mails, for the operators' page (bounded: the latest `limit` only)."""
     return list(db.session.scalars(select(OutgoingMail).order_by(OutgoingMail.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class CaughtMail:
+    """A message the development mail catcher received."""
+
+    received_at: datetime
+    to: str
+    subject: str
+    body: str
+
+
+def caught_mail(folder: str, limit: int = 50) -> list[CaughtMail]:
+    """The newest messages the development catcher kept in `folder` (`make run`), newest first."""
+    path = Path(folder)
+    if not path.is_dir():
+        return []
+    files = sorted(path.glob("*.eml"), reverse=True)[:limit]
+    found = []
+    for file in files:
+        message = email.message_from_bytes(file.read_bytes(), policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        found.append(CaughtMail(received_at=datetime.fromtimestamp(file.stat().st_mtime, UTC),
+                                to=str(message["To"] or ""), subject=str(message["Subject"] or ""),
+                                body=body.get_content() if body is not None else ""))
+    return found

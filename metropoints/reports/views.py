@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -14,7 +14,8 @@ from markupsafe import Markup
 
 from metropoints.accrual.errors import BadRule
 from metropoints.accrual.rules import create_rule_version, describe, load_rulebook
-from metropoints.core.models import Role
+from metropoints.core.mail import caught_mail, recent_mail
+from metropoints.core.models import MailStatus, Role
 from metropoints.core.portal import add_nav, role_required
 from metropoints.core.timeutil import SERVICE_OFFSET, SERVICE_ZONE, utcnow
 from metropoints.core.urls import id_arg
@@ -27,6 +28,7 @@ bp = Blueprint("reports", __name__, url_prefix="/backoffice")
 add_nav("reports.kpis", _l("KPIs"), Role.operator, order=10)
 add_nav("reports.rules", _l("Accrual rules"), Role.operator, order=80)
 add_nav("reports.audit", _l("Audit log"), Role.operator, order=90)
+add_nav("reports.mail", _l("Mail"), Role.operator, order=95)
 
 AUDIT_PAGE_SIZE = 50
 GRAMS_PER_TONNE = 1_000_000
@@ -146,3 +148,16 @@ def audit():
     next_url = url_for("reports.audit", action=prefix or None, before=entries[-1].id) if more else None
     return render_template("reports/audit.html", entries=entries, prefix=prefix, before=before, next_url=next_url,
                            actions=queries.audit_actions(), local_time=local_time)
+
+
+MAIL_STATUS_LABELS = {MailStatus.queued: _l("Queued"), MailStatus.sent: _l("Sent"), MailStatus.failed: _l("Failed")}
+
+
+@bp.get("/mail")
+@role_required(Role.operator)
+def mail():
+    """The newest mail the platform sent (or could not send, with the error), and under `make run` what the local
+    mail catcher received."""
+    folder = current_app.config.get("MAIL_CATCHER_DIR")
+    return render_template("reports/mail.html", sent=recent_mail(), caught=caught_mail(folder) if folder else None,
+                           status_labels=MAIL_STATUS_LABELS, local_time=local_time)
