@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, Date, Select, distinct, func, or_, select
 
@@ -16,7 +16,7 @@ from metropoints.accrual.models import EntryKind, LedgerEntry, RuleVersion, Trip
 from metropoints.campaigns.models import Campaign, CampaignStatus
 from metropoints.core.db import db
 from metropoints.core.models import AuditEntry, Rider
-from metropoints.core.timeutil import SERVICE_OFFSET, service_day, utcnow
+from metropoints.core.timeutil import SERVICE_OFFSET, SERVICE_ZONE, service_day, utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus
 
 PERIODS = (7, 30, 90, 365)
@@ -230,19 +230,56 @@ def kpis(days: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Kpis:
                 co2e_factors_used())
 
 
-def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: int = 50) -> list[AuditEntry]:
-    """Audit entries newest first, optionally only actions starting with a prefix and older than an entry id.
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit log is narrowed to: an action prefix, the actor, the object (prefix), local dates."""
+
+    action: str = ""
+    actor: str = ""
+    subject: str = ""
+    since: date | None = None  # first day shown, Asia/Shanghai
+    until: date | None = None  # last day shown, Asia/Shanghai
+
+    def args(self) -> dict[str, str]:
+        """The filter as query-string arguments (empty ones left out), for links that keep it."""
+        values = {"action": self.action, "actor": self.actor, "subject": self.subject,
+                  "from": self.since.isoformat() if self.since else "",
+                  "to": self.until.isoformat() if self.until else ""}
+        return {key: value for key, value in values.items() if value}
+
+
+def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: int = 50,
+               where: AuditFilter | None = None) -> list[AuditEntry]:
+    """Audit entries newest first, narrowed by `where` (or only by an action prefix), older than an entry id.
 
     One more than `limit` is returned when there are more, so the caller knows whether to offer a next page.
     """
+    where = where or AuditFilter(action=action_prefix)
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
-    if action_prefix:
-        query = query.where(AuditEntry.action.startswith(action_prefix, autoescape=True))
+    if where.action:
+        query = query.where(AuditEntry.action.startswith(where.action, autoescape=True))
+    if where.actor:
+        query = query.where(AuditEntry.actor_label.startswith(where.actor, autoescape=True))
+    if where.subject:
+        query = query.where(AuditEntry.subject.startswith(where.subject, autoescape=True))
+    if where.since:
+        query = query.where(AuditEntry.at >= _local_midnight(where.since))
+    if where.until:
+        query = query.where(AuditEntry.at < _local_midnight(where.until + timedelta(days=1)))
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     return list(db.session.scalars(query))
 
 
+def _local_midnight(day: date) -> datetime:
+    """The first moment of a day in Asia/Shanghai, in UTC."""
+    return datetime.combine(day, time(), tzinfo=SERVICE_ZONE).astimezone(UTC)
+
+
+AUDIT_SUGGESTIONS_FROM = 1000  # the filter suggests the actions of this many newest entries: bounded, not all history
+
+
 def audit_actions() -> Sequence[str]:
-    """The actions that occur in the log, for the filter's suggestions."""
-    return list(db.session.scalars(select(distinct(AuditEntry.action)).order_by(AuditEntry.action)))
+    """The actions of the newest entries, for the filter's suggestions (a bounded read, whatever the log's size)."""
+    newest = select(AuditEntry.action).order_by(AuditEntry.id.desc()).limit(AUDIT_SUGGESTIONS_FROM).subquery()
+    return list(db.session.scalars(select(distinct(newest.c.action)).order_by(newest.c.action)))

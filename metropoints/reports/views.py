@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -11,9 +12,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
+from werkzeug.routing import BuildError
 
 from metropoints.accrual.errors import BadRule
 from metropoints.accrual.rules import create_rule_version, describe, load_rulebook
+from metropoints.core.db import MAX_ID
 from metropoints.core.mail import caught_mail, recent_mail
 from metropoints.core.models import MailStatus, Role
 from metropoints.core.portal import add_nav, role_required
@@ -136,18 +139,56 @@ def local_time(moment: datetime) -> str:
     return moment.astimezone(SERVICE_OFFSET).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _audit_filter() -> tuple[queries.AuditFilter, list[str]]:
+    """The audit log's filter from the query string, and what could not be read in it."""
+    errors, days = [], {}
+    for name in ("from", "to"):
+        raw = request.args.get(name, "").strip()
+        try:
+            days[name] = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            days[name] = None
+            errors.append(_("Dates are written YYYY-MM-DD."))
+    where = queries.AuditFilter(action=request.args.get("action", "").strip()[:64],
+                                actor=request.args.get("actor", "").strip()[:120],
+                                subject=request.args.get("subject", "").strip()[:120],
+                                since=days["from"], until=days["to"])
+    return where, sorted(set(errors))
+
+
+# Where an entry's subject ("merchant:12", "statement 7") is shown: the endpoint and its id argument.
+SUBJECT_PAGES = {"merchant": ("marketplace.merchant", "merchant_id"),
+                 "campaign": ("campaigns.review_campaign", "campaign_id"),
+                 "statement": ("settlement.backoffice_statement", "statement_id")}
+SUBJECT_RE = re.compile(r"^([a-z_]+)[: ]([0-9]{1,10})$")
+
+
+def subject_link(subject: str) -> str | None:
+    """The back-office page of an entry's object, when it has one."""
+    match = SUBJECT_RE.match(subject or "")
+    target = SUBJECT_PAGES.get(match.group(1)) if match else None
+    if target is None or not 0 < int(match.group(2)) <= MAX_ID:
+        return None
+    try:
+        return url_for(target[0], **{target[1]: int(match.group(2))})
+    except BuildError:
+        return None
+
+
 @bp.get("/audit")
 @role_required(Role.operator)
 def audit():
-    """The audit log, newest first, a page at a time (cursor: entries before an id), filtered by action prefix."""
-    prefix = request.args.get("action", "").strip()[:64]
+    """The audit log, newest first, a page at a time (cursor: entries before an id), filtered by action, actor,
+    object and dates; each entry links to its object's page where there is one."""
+    where, errors = _audit_filter()
     before = id_arg("before")
-    entries = queries.audit_page(action_prefix=prefix, before_id=before, limit=AUDIT_PAGE_SIZE)
+    entries = queries.audit_page(where=where, before_id=before, limit=AUDIT_PAGE_SIZE)
     more = len(entries) > AUDIT_PAGE_SIZE
     entries = entries[:AUDIT_PAGE_SIZE]
-    next_url = url_for("reports.audit", action=prefix or None, before=entries[-1].id) if more else None
-    return render_template("reports/audit.html", entries=entries, prefix=prefix, before=before, next_url=next_url,
-                           actions=queries.audit_actions(), local_time=local_time)
+    next_url = url_for("reports.audit", **where.args(), before=entries[-1].id) if more else None
+    return render_template("reports/audit.html", entries=entries, prefix=where.action, where=where, errors=errors,
+                           before=before, next_url=next_url, actions=queries.audit_actions(), local_time=local_time,
+                           subject_link=subject_link), 422 if errors else 200
 
 
 MAIL_STATUS_LABELS = {MailStatus.queued: _l("Queued"), MailStatus.sent: _l("Sent"), MailStatus.failed: _l("Failed")}

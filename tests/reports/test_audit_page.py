@@ -78,3 +78,25 @@ def test_rule_change_from_the_form_is_listed(operator, post_en, get_en):
 def test_a_cursor_no_entry_can_have_is_a_404(log, get_en, before):
     """`?before=` past the id column's range, or not an id at all, is a 404, never a database error."""
     assert get_en(f"/backoffice/audit?before={before}").status_code == 404
+
+
+def test_filter_by_actor_subject_and_dates(log, get_en, operator):
+    """?actor=, ?subject= (prefixes) and ?from= / ?to= (days in Asia/Shanghai) narrow the log and the next-page
+    link keeps them; an unreadable date is a 422 that says how to write it."""
+    db.session.add(AuditEntry(at=datetime(2026, 1, 2, 17, 0, tzinfo=UTC), actor_id=None, actor_label="cli",
+                              action="merchant.suspend", subject="merchant:1", reason="unpaid"))
+    commit_unit_of_work()
+    assert rows(get_en("/backoffice/audit?actor=cli").get_data(as_text=True)) == ["merchant:1"]
+    assert rows(get_en("/backoffice/audit?subject=campaign:8").get_data(as_text=True)) == ["campaign:8", "campaign:8"]
+    # 2026-01-02 17:00 UTC is 2026-01-03 01:00 in Shenyang: it belongs to the 3rd there.
+    assert rows(get_en("/backoffice/audit?from=2026-01-03").get_data(as_text=True)) == ["merchant:1"]
+    assert len(rows(get_en("/backoffice/audit?to=2026-01-01").get_data(as_text=True))) == 5
+    bad = get_en("/backoffice/audit?from=3/1/2026")
+    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.get_data(as_text=True)
+
+
+def test_entries_link_to_their_object(log, get_en):
+    """An entry about a merchant or a campaign links to its back-office page; one about a rule version has none."""
+    html = get_en("/backoffice/audit").get_data(as_text=True)
+    assert 'href="/portal/backoffice/merchants/1"' in html and 'href="/portal/campaigns/review/8"' in html
+    assert html.count(">Open</a>") == 4
