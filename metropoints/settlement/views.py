@@ -124,6 +124,32 @@ def receivables():
                            status_label=status_label, form=ActionForm())
 
 
+RECEIVABLES_CSV_HEADER = ("statement_id", "merchant", "period", "status", "total_fen", "coupons", "issued_at", "due_at",
+                          "paid_at", "overdue", "invoice_number")
+
+
+def _receivable_rows(state: str) -> Iterator[tuple]:
+    """A CSV row per statement in one state (the same statements the page lists)."""
+    now = utcnow()
+    for statement, merchant_name in queries.receivable_statements(state, now):
+        yield (statement.id, merchant_name, periods.period_label(statement.period), statement.status.value,
+               statement.total_fen, statement.coupon_count, isoformat(statement.issued_at),
+               isoformat(statement.due_at), isoformat(statement.paid_at),
+               "yes" if queries.is_overdue(statement, now) else "no", statement.invoice_number or "")
+
+
+@bp.get("/backoffice/receivables.csv")
+@operator_only
+def receivables_csv():
+    """The receivables of one state (as the page shows them) as a CSV download, for the finance team."""
+    state = request.args.get("state", "owed")
+    if state not in RECEIVABLE_STATES:
+        state = "owed"
+    # Rows are read now, not while streaming: the commit after the view expires the loaded statements.
+    rows = list(_receivable_rows(state))
+    return csv_download(f"receivables-{state}-{utcnow():%Y%m%d}.csv", RECEIVABLES_CSV_HEADER, rows)
+
+
 @bp.get("/backoffice/statements/<id:statement_id>")
 @operator_only
 def backoffice_statement(statement_id: int):

@@ -155,3 +155,18 @@ def test_receivables_owed_overdue_paid_and_retry(app, client, create_shop, month
     assert page(client, f"/backoffice/statements/{paid.id}/retry", "POST").status_code == 409
     detail = page(client, f"/backoffice/statements/{stuck.id}").get_data(as_text=True)
     assert "Invoicing attempts" in detail and "ConnectionError" in detail and "No events from the provider" in detail
+
+
+def test_receivables_csv_lists_the_states_statements(app, client, create_shop, month_of_coupons):
+    """The receivables of a state download as a CSV with a row per statement the page lists: merchant, month,
+    status, amount in fen, due date and whether it is overdue."""
+    _, late = october(create_shop, month_of_coupons, used=3)
+    late.status, late.due_at = StatementStatus.issued, operations.utcnow() - timedelta(days=1)
+    commit_unit_of_work()
+    operator(client)
+    download = page(client, "/backoffice/receivables.csv?state=overdue")
+    assert download.status_code == 200 and download.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0][:5] == ["statement_id", "merchant", "period", "status", "total_fen"]
+    assert rows[1][0] == str(late.id) and rows[1][2:5] == ["2026-10", "issued", "600"] and rows[1][9] == "yes"
+    assert len(page(client, "/backoffice/receivables.csv?state=paid").get_data(as_text=True).splitlines()) == 1
