@@ -14,7 +14,7 @@ from metropoints import demo
 from metropoints.accrual import cli as accrual_cli
 from metropoints.campaigns import cli as campaign_cli
 from metropoints.campaigns import views as campaign_views
-from metropoints.core import account_views
+from metropoints.core import account_views, templating
 from metropoints.core import cli as core_cli
 from metropoints.core import views as core_views
 from metropoints.core.api import domain_error_reply, error_reply
@@ -65,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["nav_for"] = nav_for
     app.jinja_env.globals["role_label"] = role_label
+    templating.init_app(app)
     mail.init_app(app)
 
     for blueprint in (core_views.bp, account_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp,

@@ -7,7 +7,7 @@ from rq import cron
 from metropoints.accrual.jobs import expire_points_job, sweep_held_trips_job
 from metropoints.campaigns.jobs import prune_images_job
 from metropoints.redemption.jobs import expire_coupons_job
-from metropoints.settlement.jobs import invoice_pending_job, run_period_job
+from metropoints.settlement.jobs import invoice_pending_job, mail_overdue_job, run_period_job
 
 PREFIX = os.environ.get("FLASK_QUEUE_PREFIX", "metropoints")
 
@@ -21,5 +21,7 @@ cron.register(expire_coupons_job, queue_name=f"{PREFIX}-scheduled", interval=300
 cron.register(run_period_job, queue_name=f"{PREFIX}-scheduled", cron="30 0 1 * *", job_timeout=3600)
 # Every 15 minutes: statements whose invoicing is still pending after rq's retries go to the provider again.
 cron.register(invoice_pending_job, queue_name=f"{PREFIX}-scheduled", interval=900, job_timeout=900)
+# 09:00 in Asia/Shanghai: mail the owners of statements that became overdue since (each statement once).
+cron.register(mail_overdue_job, queue_name=f"{PREFIX}-scheduled", cron="0 1 * * *", job_timeout=900)
 # 04:00 in Asia/Shanghai: uploaded campaign images that nothing names any more.
 cron.register(prune_images_job, queue_name=f"{PREFIX}-scheduled", cron="0 20 * * *", job_timeout=600)

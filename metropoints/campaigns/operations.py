@@ -26,6 +26,7 @@ from metropoints.campaigns.errors import (
     RevisionNotPending,
 )
 from metropoints.campaigns.images import prune_images
+from metropoints.campaigns.mail import mail_decision
 from metropoints.campaigns.models import (
     CAMPAIGN_TRANSITIONS,
     EDITABLE,
@@ -91,7 +92,14 @@ def _int(data: dict[str, Any], field: str, low: int, high: int, message: Any) ->
     return value
 
 
-def validate_fields(*, merchant: Merchant, data: dict[str, Any], with_stock: bool = True) -> dict[str, Any]:
+def refuse_ended_sale(valid_until: datetime, now: datetime | None = None) -> None:
+    """A sale window entirely in the past sells nothing: InvalidCampaign on `valid_until` (save, submit, approve)."""
+    if valid_until <= (now or utcnow()):
+        raise InvalidCampaign(_l("The sale would already be over: choose an end in the future."), field="valid_until")
+
+
+def validate_fields(*, merchant: Merchant, data: dict[str, Any], with_stock: bool = True,
+                    now: datetime | None = None) -> dict[str, Any]:
     """The campaign fields checked and normalised; the first field that makes no sense raises InvalidCampaign."""
     clean: dict[str, Any] = {}
     title = (data.get("title") or "").strip()
@@ -128,6 +136,7 @@ def validate_fields(*, merchant: Merchant, data: dict[str, Any], with_stock: boo
         raise InvalidCampaign(_l("Give the start of the sale."), field="valid_from")
     if not isinstance(valid_until, datetime) or valid_until.tzinfo is None or valid_until <= valid_from:
         raise InvalidCampaign(_l("The sale must end after it starts."), field="valid_until")
+    refuse_ended_sale(valid_until, now)
     clean["valid_from"], clean["valid_until"] = valid_from, valid_until
     store_ids = data.get("store_ids") or []
     if not store_ids:
@@ -158,10 +167,10 @@ def _apply(campaign: Campaign, fields: dict[str, Any]) -> None:
     db.session.flush()
 
 
-def create_campaign(*, owner: User, data: dict[str, Any]) -> Campaign:
+def create_campaign(*, owner: User, data: dict[str, Any], now: datetime | None = None) -> Campaign:
     """A new draft campaign of the owner's merchant; nothing is sold before review."""
     merchant = owner_merchant(owner)
-    fields = validate_fields(merchant=merchant, data=data)
+    fields = validate_fields(merchant=merchant, data=data, now=now)
     campaign = Campaign(merchant_id=merchant.id, status=CampaignStatus.draft, stock_left=fields["stock_total"],
                         **{k: v for k, v in fields.items() if k != "store_ids"})
     db.session.add(campaign)
@@ -170,15 +179,27 @@ def create_campaign(*, owner: User, data: dict[str, Any]) -> Campaign:
     return campaign
 
 
-def update_campaign(*, owner: User, campaign: Campaign, data: dict[str, Any]) -> CampaignRevision | None:
+def _keep_unchanged_times(fields: dict[str, Any], campaign: Campaign) -> dict[str, Any]:
+    """Each sale time the editor showed unchanged put back to the campaign's exact time: the editor works to the
+    minute, a campaign made otherwise (demo data, a script) may carry seconds, and that is no change to review."""
+    kept = dict(fields)
+    for name in ("valid_from", "valid_until"):
+        stored = getattr(campaign, name)
+        if kept[name] == stored.replace(second=0, microsecond=0):
+            kept[name] = stored
+    return kept
+
+
+def update_campaign(*, owner: User, campaign: Campaign, data: dict[str, Any],
+                    now: datetime | None = None) -> CampaignRevision | None:
     """Edit a campaign. Drafts and rejected campaigns change in place; an approved (or paused) one gets a pending
     revision of what riders see, replacing any earlier pending one, while the approved version stays on sale.
-    Returns that revision (None when nothing went to review)."""
+    Returns that revision (None when nothing went to review). An untouched sale time keeps its seconds."""
     merchant = owner_merchant(owner)
     if campaign.merchant_id != merchant.id:
         raise CampaignNotFound()
     if campaign.status in EDITABLE:
-        fields = validate_fields(merchant=merchant, data=data)
+        fields = _keep_unchanged_times(validate_fields(merchant=merchant, data=data, now=now), campaign)
         _apply(campaign, fields)
         campaign.stock_left = campaign.stock_total
         db.session.flush()
@@ -190,7 +211,8 @@ def update_campaign(*, owner: User, campaign: Campaign, data: dict[str, Any]) ->
     if not data.get("image_name"):
         data = {**data, "image_name": json.loads(revision.proposed_json)["image_name"] if revision
                 else campaign.image_name}
-    proposed = {k: jsonable(v) for k, v in validate_fields(merchant=merchant, data=data, with_stock=False).items()}
+    checked = _keep_unchanged_times(validate_fields(merchant=merchant, data=data, with_stock=False, now=now), campaign)
+    proposed = {k: jsonable(v) for k, v in checked.items()}
     if proposed == current:
         if revision is not None:  # edited back to the live version: nothing left to review
             db.session.delete(revision)
@@ -205,10 +227,13 @@ def update_campaign(*, owner: User, campaign: Campaign, data: dict[str, Any]) ->
     return revision
 
 
-def _move(campaign: Campaign, to: CampaignStatus, *, allowed_from: set[CampaignStatus] | None = None) -> None:
-    """Change status along the transition table (and only from `allowed_from` when given)."""
+def _move(campaign: Campaign, to: CampaignStatus, *, allowed_from: set[CampaignStatus] | None = None,
+          sale_open_at: datetime | None = None) -> None:
+    """Change status along the transition table (only from `allowed_from`, and before `sale_open_at`, if given)."""
     if to not in CAMPAIGN_TRANSITIONS[campaign.status] or (allowed_from and campaign.status not in allowed_from):
         raise IllegalTransition(status=campaign.status.value, wanted=to.value)
+    if sale_open_at is not None:
+        refuse_ended_sale(campaign.valid_until, sale_open_at)
     campaign.status = to
 
 
@@ -220,25 +245,27 @@ def _reason(reason: str | None) -> str:
     return reason
 
 
-def submit_campaign(*, owner: User, campaign: Campaign) -> None:
-    """Send a draft (or a corrected rejected campaign) for review; it is locked until decided."""
+def submit_campaign(*, owner: User, campaign: Campaign, now: datetime | None = None) -> None:
+    """Send a draft (or a corrected rejected campaign) whose sale is not over for review; locked until decided."""
+    now = now or utcnow()
     merchant = owner_merchant(owner)
     if campaign.merchant_id != merchant.id:
         raise CampaignNotFound()
     if merchant.status != MerchantStatus.approved:
         raise MerchantNotApproved()
-    _move(campaign, CampaignStatus.submitted)
-    campaign.submitted_at = utcnow()
+    _move(campaign, CampaignStatus.submitted, sale_open_at=now)
+    campaign.submitted_at = now
     db.session.flush()
 
 
-def approve_campaign(*, operator: User, campaign: Campaign, reason: str = "") -> None:
-    """Approve a submitted campaign: it goes on sale during its window."""
-    _move(campaign, CampaignStatus.approved, allowed_from={CampaignStatus.submitted})
-    campaign.decided_at, campaign.decision_reason = utcnow(), (reason or "").strip()
+def approve_campaign(*, operator: User, campaign: Campaign, reason: str = "", now: datetime | None = None) -> None:
+    """Approve a submitted campaign whose sale is not over (it may have ended under review): it goes on sale."""
+    now = now or utcnow()
+    _move(campaign, CampaignStatus.approved, allowed_from={CampaignStatus.submitted}, sale_open_at=now)
+    campaign.decided_at, campaign.decision_reason = now, (reason or "").strip()
     record_audit(actor=operator, action="campaign.approve", subject=audit_subject(campaign),
                  reason=campaign.decision_reason)
-    db.session.flush()
+    mail_decision(campaign_id=campaign.id, kind="campaign.approved", reason=campaign.decision_reason)  # flushes
 
 
 def reject_campaign(*, operator: User, campaign: Campaign, reason: str) -> None:
@@ -247,7 +274,7 @@ def reject_campaign(*, operator: User, campaign: Campaign, reason: str) -> None:
     _move(campaign, CampaignStatus.rejected)
     campaign.decided_at, campaign.decision_reason = utcnow(), reason
     record_audit(actor=operator, action="campaign.reject", subject=audit_subject(campaign), reason=reason)
-    db.session.flush()
+    mail_decision(campaign_id=campaign.id, kind="campaign.rejected", reason=reason)  # flushes
 
 
 def _owner_move(owner: User, campaign: Campaign, to: CampaignStatus, action: str,
@@ -296,19 +323,22 @@ def raise_stock(*, owner: User, campaign: Campaign, amount: int) -> None:
     db.session.flush()
 
 
-def approve_revision(*, operator: User, revision: CampaignRevision, reason: str = "") -> None:
-    """Apply a pending revision to its campaign: riders see the new version from now on."""
+def approve_revision(*, operator: User, revision: CampaignRevision, reason: str = "",
+                     now: datetime | None = None) -> None:
+    """Apply a pending revision (its sale not over) to its campaign: riders see the new version from now on."""
     if revision.status != RevisionStatus.pending:
         raise RevisionNotPending()
     campaign = get_campaign(revision.campaign_id)
     if campaign.status not in REVISED:
         raise IllegalTransition()
-    _apply(campaign, json.loads(revision.proposed_json))
+    proposed = json.loads(revision.proposed_json)
+    refuse_ended_sale(datetime.fromisoformat(proposed["valid_until"]), now)
+    _apply(campaign, proposed)
     revision.status, revision.decided_by, revision.decided_at = RevisionStatus.approved, operator.id, utcnow()
     revision.reason = (reason or "").strip()
     record_audit(actor=operator, action="campaign.revision.approve",
                  subject=f"{audit_subject(campaign)} revision:{revision.id}", reason=revision.reason)
-    db.session.flush()
+    mail_decision(campaign_id=campaign.id, kind="campaign.revision_approved", reason=revision.reason)  # flushes
 
 
 def reject_revision(*, operator: User, revision: CampaignRevision, reason: str) -> None:
@@ -320,7 +350,7 @@ def reject_revision(*, operator: User, revision: CampaignRevision, reason: str) 
     revision.reason = reason
     record_audit(actor=operator, action="campaign.revision.reject",
                  subject=f"campaign:{revision.campaign_id} revision:{revision.id}", reason=reason)
-    db.session.flush()
+    mail_decision(campaign_id=revision.campaign_id, kind="campaign.revision_rejected", reason=reason)  # flushes
 
 
 def feature_campaign(*, operator: User, campaign: Campaign, station_ids: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ from metropoints.campaigns.models import (
 )
 from metropoints.core.db import db
 from metropoints.core.models import AuditEntry, Role, Station, User
-from metropoints.core.timeutil import SERVICE_OFFSET
+from metropoints.core.templating import local_datetime
 from metropoints.marketplace.models import Category, Merchant, Store
 from metropoints.marketplace.queries import portal_membership
 
@@ -139,8 +139,9 @@ def revision_diff(revision: CampaignRevision) -> list[tuple[Any, Any, Any]]:
         if field == "store_ids":
             old, new = (", ".join(names.get(sid, str(sid)) for sid in ids) for ids in (old or [], new or []))
         elif field in ("valid_from", "valid_until"):
-            old, new = (datetime.fromisoformat(v).astimezone(SERVICE_OFFSET).strftime("%Y-%m-%d %H:%M")
-                        for v in (old, new))
+            old, new = (local_datetime(datetime.fromisoformat(v)) for v in (old, new))
+            if old == new:  # seconds apart (a revision saved before the editor kept them): nothing to review
+                continue
         rows.append((FIELD_LABELS[field], "" if old is None else old, "" if new is None else new))
     return rows
 

@@ -21,7 +21,6 @@ from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, form_page, message_for, portal_user, put_on_form, role_required
 from metropoints.core.signin import set_home
-from metropoints.core.timeutil import SERVICE_ZONE
 from metropoints.marketplace.models import Merchant
 
 bp = Blueprint("campaigns", __name__, url_prefix="/portal/campaigns")
@@ -30,12 +29,6 @@ operator_only = role_required(Role.operator)
 add_nav("campaigns.index", _l("Campaigns"), Role.merchant_owner, order=30)
 add_nav("campaigns.review_queue", _l("Review queue"), Role.operator, order=30)
 set_home(Role.operator, "campaigns.review_queue")  # what waits for the metro team; the KPIs are one link away
-
-
-@bp.app_template_filter("campaign_time")
-def campaign_time(moment) -> str:
-    """A stored UTC time as the service zone's local date and minute."""
-    return moment.astimezone(SERVICE_ZONE).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 def _refused(error: DomainError, target: str):

@@ -1,4 +1,7 @@
-"""What every JSON endpoint shares: bearer tokens, error replies, cursor pages, Idempotency-Key replays."""
+"""What every JSON endpoint shares: bearer tokens, error replies, cursor pages, Idempotency-Key replays.
+
+`require_token` and `idempotent` leave a mark on the view they wrap (`api_token_kinds`, `api_idempotent`), so the
+OpenAPI document (metropoints.core.openapi) says what they check without being told twice."""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar
 
 from flask import Response, g, jsonify, make_response, request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, text
 
 from metropoints.core.db import db, sql_param
@@ -25,22 +30,55 @@ from metropoints.core.errors import (
 )
 from metropoints.core.models import TokenKind
 from metropoints.core.operations import hash_token
-from metropoints.core.timeutil import utcnow
+from metropoints.core.timeutil import isoformat, utcnow
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 MAX_KEYSET_ID = 2**63 - 1  # the largest BIGINT
+MAX_IDEMPOTENCY_KEY = 255  # the column's width
+
+Item = TypeVar("Item")
+
+
+class Page(BaseModel, Generic[Item]):
+    """A page of a list, newest first; a list endpoint declares its own (`class TripPage(Page[TripItem])`)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    items: list[Item]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class ErrorDetail(BaseModel):
+    """The code and message, plus any fields that help (e.g. `field`, `fields`, `limit`, `used_at`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Machine-readable reason, snake_case.")
+    message: str = Field(description="Human-readable text.")
+    field: str | None = Field(None, description="The field, parameter or header at fault (422 `invalid`).")
+    fields: dict[str, str] | None = Field(None, description="Each field of the body at fault, and why.")
+
+
+class Error(BaseModel):
+    """Every 4xx reply."""
+
+    error: ErrorDetail
 
 
 def error_reply(code: str, message: str, http_status: int, /, **fields: Any) -> Response:
     """The contract's error body: {"error": {"code", "message", ...fields}}; any field name may be used."""
-    response = jsonify({"error": {"code": code, "message": message, **fields}})
+    # Built without validation: our own values, and an error reply must not fail itself.
+    detail = ErrorDetail.model_construct(code=code, message=message, **fields)
+    response = jsonify(Error.model_construct(error=detail).model_dump(mode="json", exclude_unset=True))
     response.status_code = http_status
     return response
 
 
 def domain_error_reply(error: DomainError) -> Response:
-    """A domain error as the JSON API answers it."""
-    fields = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in error.fields.items()}
+    """A domain error as the JSON API answers it; a time in its fields is written as every time of the API is
+    (`timeutil.isoformat`: +08:00), a date as ISO 8601."""
+    fields = {k: (isoformat(v) if isinstance(v, datetime) else v.isoformat() if isinstance(v, date) else v)
+              for k, v in error.fields.items()}
     return error_reply(error.code, error.message, error.http_status, **fields)
 
 
@@ -59,13 +97,18 @@ _LIVE_TOKEN = text("SELECT id, kind, subject_id FROM api_tokens WHERE token_hash
                    "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)")
 
 
-def bearer_token() -> BearerToken:
-    """The live token of this request's `Authorization: Bearer` header."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, raw = header.partition(" ")
+def bearer_value() -> str:
+    """The raw value of this request's `Authorization: Bearer` header (401 `unauthorized` without one)."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw:
         raise Unauthorized()
+    return raw
+
+
+def bearer_token() -> BearerToken:
+    """The live token of this request's `Authorization: Bearer` header."""
+    raw = bearer_value()
     row = db.session.execute(_LIVE_TOKEN, {"token_hash": hash_token(raw), "now": sql_param(utcnow())}).first()
     if row is None:
         raise InvalidToken()
@@ -84,6 +127,7 @@ def require_token(*kinds: TokenKind) -> Callable:
             g.api_token = token
             return view(*args, **kwargs)
 
+        wrapped.api_token_kinds = kinds  # type: ignore[attr-defined]
         return wrapped
 
     return decorator
@@ -194,8 +238,9 @@ def idempotent(view: Callable) -> Callable:
         key = request.headers.get("Idempotency-Key")
         if not key:
             return view(*args, **kwargs)
-        if len(key) > 255 or not key.isprintable():  # a NUL would fail the INSERT below as a 500
-            raise InvalidInput("Idempotency-Key has at most 255 printable characters.", field="Idempotency-Key")
+        if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():  # a NUL would fail the INSERT below as a 500
+            raise InvalidInput(f"Idempotency-Key has at most {MAX_IDEMPOTENCY_KEY} printable characters.",
+                               field="Idempotency-Key")
         token: BearerToken = g.api_token
         scope = f"{token.kind.value}:{token.subject_id}"
         digest = hashlib.sha256(request.method.encode() + request.path.encode() + b"\n"
@@ -216,6 +261,7 @@ def idempotent(view: Callable) -> Callable:
                                               "body": response.get_data(as_text=True)})
         return response
 
+    wrapped.api_idempotent = True  # type: ignore[attr-defined]
     return wrapped
 
 

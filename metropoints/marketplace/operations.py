@@ -1,7 +1,8 @@
 """Marketplace rules: applications, the metro team's decisions, stores, cashiers and invitations.
 
 Plain functions with keyword-only arguments and the acting user passed in; they flush, never commit, and raise
-typed errors (metropoints.marketplace.errors).
+typed errors (metropoints.marketplace.errors). The mails they tell people by (an application received, decided; an
+invitation) are queued in the same unit of work and sent only after it commits (core.mail).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from werkzeug.security import generate_password_hash
 
 from metropoints.core.db import db
 from metropoints.core.errors import Forbidden, InvalidInput
+from metropoints.core.mail import LOCALES, mail_user, public_link
 from metropoints.core.models import Role, User
 from metropoints.core.operations import MIN_PASSWORD, EmailTaken, create_user, hash_token, record_audit
 from metropoints.core.timeutil import utcnow
@@ -51,6 +53,9 @@ DECISIONS: dict[str, tuple[MerchantStatus, bool]] = {
     "suspend": (MerchantStatus.suspended, True),
     "reinstate": (MerchantStatus.approved, False),
 }
+# The decisions the owner is mailed about: decision name -> (the mail's kind, its template).
+DECISION_MAILS = {"approve": ("merchant.approved", "marketplace/mail/merchant_approved.txt"),
+                  "reject": ("merchant.rejected", "marketplace/mail/merchant_rejected.txt")}
 
 
 def _text(value: object, *, field: str, max_len: int, required: bool = True) -> str:
@@ -77,8 +82,9 @@ def _check_password(password: object) -> str:
 
 
 def apply_merchant(*, name: str, category: Category | str, contact_name: str, contact_phone: str,
-                   licence_no: str, email: str, password: str) -> Merchant:
-    """A merchant's application: the owner account (inactive until approved), the merchant, the owner's membership."""
+                   licence_no: str, email: str, password: str, locale: str = "zh") -> Merchant:
+    """A merchant's application: the owner account (inactive until approved), the merchant, the owner's membership;
+    the owner is mailed that it arrived. `locale` is the language the owner applied in (zh unless en): their mail's."""
     name = _text(name, field="name", max_len=120)
     try:
         category = Category(category)
@@ -96,6 +102,7 @@ def apply_merchant(*, name: str, category: Category | str, contact_name: str, co
     except EmailTaken:
         raise EmailTaken(field="email") from None
     owner.active = False  # core's login refuses inactive accounts: the owner waits for the metro team
+    owner.locale = locale if locale in LOCALES else "zh"
     merchant = Merchant(name=name, category=category, contact_name=contact_name, contact_phone=contact_phone,
                         licence_no=licence_no, status=MerchantStatus.applied, owner_id=owner.id)
     try:
@@ -105,6 +112,8 @@ def apply_merchant(*, name: str, category: Category | str, contact_name: str, co
         raise LicenceTaken(field="licence_no") from None
     db.session.add(StaffMember(user_id=owner.id, merchant_id=merchant.id, is_owner=True, accepted_at=utcnow()))
     db.session.flush()
+    mail_user(owner, kind="merchant.application_received", template="marketplace/mail/application_received.txt",
+              merchant=merchant)
     return merchant
 
 
@@ -114,6 +123,7 @@ def decide_merchant(*, actor: User, merchant: Merchant, decision: str, reason: s
     The merchant's row is locked first, so two operators deciding at once are serialised and the second one
     meets the status the first one left. Approving (or reinstating) activates the owner's account; suspension
     takes effect at once: the catalogue sells only approved merchants' campaigns, and the portal locks their staff.
+    The owner is mailed an approval (with the link to sign in) or a rejection (with the reason).
     """
     if actor is None or actor.role != Role.operator:
         raise Forbidden("Only the metro business team decides on merchants.")
@@ -134,10 +144,15 @@ def decide_merchant(*, actor: User, merchant: Merchant, decision: str, reason: s
     merchant.status = target
     merchant.decision_reason = reason
     merchant.decided_at = utcnow()
+    owner = db.session.get(User, merchant.owner_id)
     if target == MerchantStatus.approved:
-        db.session.get(User, merchant.owner_id).active = True
+        owner.active = True
     record_audit(actor=actor, action=f"merchant.{decision}", subject=f"merchant:{merchant.id}", reason=reason)
     db.session.flush()
+    if decision in DECISION_MAILS:
+        kind, template = DECISION_MAILS[decision]
+        mail_user(owner, kind=kind, template=template, merchant=merchant, reason=reason,
+                  link=public_link("core.login", email=owner.email))
     return merchant
 
 
@@ -197,6 +212,15 @@ def _open_store(store_id: object, merchant_id: int | None = None) -> Store:
     return store
 
 
+def _mail_invite(*, actor: User, member: StaffMember, raw: str) -> None:
+    """Mail the invited cashier the invitation link, in the inviting owner's language (which becomes theirs)."""
+    user = db.session.get(User, member.user_id)
+    user.locale = actor.locale or "zh"
+    mail_user(user, kind="staff.invitation", template="marketplace/mail/cashier_invitation.txt", inviter=actor,
+              merchant=db.session.get(Merchant, member.merchant_id), store=db.session.get(Store, member.store_id),
+              link=public_link("marketplace.accept_invite", token=raw), days=INVITE_DAYS)
+
+
 def _new_invite(member: StaffMember) -> str:
     """A fresh invitation token for a cashier; only its SHA-256 is stored, the raw token is returned once."""
     raw = secrets.token_urlsafe(32)
@@ -207,7 +231,7 @@ def _new_invite(member: StaffMember) -> str:
 
 def invite_cashier(*, actor: User, merchant: Merchant, email: str, store_id: int) -> tuple[StaffMember, str]:
     """Invite a cashier to one store of the owner's merchant: an inactive account with a password nobody knows,
-    and a link (returned once) through which the cashier sets their own password."""
+    and a link (returned once, and mailed to the cashier) through which the cashier sets their own password."""
     _owner_membership(actor, merchant.id)
     store = _open_store(store_id, merchant.id)
     try:
@@ -220,16 +244,18 @@ def invite_cashier(*, actor: User, merchant: Merchant, email: str, store_id: int
     db.session.add(member)
     db.session.flush()
     record_audit(actor=actor, action="staff.invite", subject=f"staff:{member.id}")
+    _mail_invite(actor=actor, member=member, raw=raw)
     return member, raw
 
 
 def renew_invite(*, actor: User, member: StaffMember) -> str:
-    """A new invitation link for a cashier who has not accepted yet (the old link stops working)."""
+    """A new invitation link for a cashier who has not accepted yet (the old link stops working), mailed again."""
     _owner_membership(actor, member.merchant_id)
     if member.is_owner or member.accepted_at is not None:
         raise InvalidInput("This person has accepted the invitation already.", field="staff")
     raw = _new_invite(member)
     db.session.flush()
+    _mail_invite(actor=actor, member=member, raw=raw)
     return raw
 
 

@@ -7,6 +7,7 @@ The request's single commit is done by core's after_request hook.
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -95,14 +96,15 @@ register_error_messages(bp.name, {**ERROR_MESSAGES, "merchant_not_approved": _lo
 
 @bp.route("/apply", methods=["GET", "POST"])
 def apply():
-    """The public application form: owner account, business details, licence number."""
+    """The public application form: owner account, business details, licence number; the owner's mail is in the
+    language of this page."""
     form = ApplicationForm()
     if form.validate_on_submit():
         try:
             operations.apply_merchant(name=form.name.data, category=form.category.data,
                                       contact_name=form.contact_name.data, contact_phone=form.contact_phone.data,
                                       licence_no=form.licence_no.data, email=form.email.data,
-                                      password=form.password.data)
+                                      password=form.password.data, locale=str(get_locale()))
         except DomainError as error:
             put_on_form(form, error)
         else:

@@ -72,6 +72,7 @@ class Acceptance:
     title: str
     rider_display_name: str
     store_id: int
+    used_at: datetime
 
 
 def check_id(value: object, field: str) -> int:
@@ -229,6 +230,16 @@ def rider_coupon(*, rider_id: int, coupon_id: int) -> Coupon:
     return coupon
 
 
+def coupon_for_qr(*, rider_id: int, coupon_id: int) -> Coupon:
+    """One of the rider's coupons whose QR code the app may show. A cancelled one is gone (410 cancelled): its points
+    came back and no counter will take its code. Used and expired ones are still shown, as a wallet keeps them; the
+    counter says why it refuses them. CouponNotFound for another rider's or a missing one."""
+    coupon = rider_coupon(rider_id=rider_id, coupon_id=coupon_id)
+    if coupon.status == CouponStatus.cancelled:
+        raise CouponCancelled(cancelled_at=coupon.cancelled_at)
+    return coupon
+
+
 def cancel(*, rider_id: int, coupon_id: int, now: datetime | None = None) -> Refund:
     """Cancel an unused coupon still within its validity: the points come back exactly once, and the stock too.
 
@@ -356,7 +367,7 @@ def validate(*, cashier: User | int, code: object, store_id: object = None, now:
             raise CouponCancelled(cancelled_at=coupon.cancelled_at)
         raise CouponExpired(expires_at=coupon.expires_at)
     _forget_loaded(Coupon, coupon_id)
-    return Acceptance(coupon_id=coupon_id, title=title, rider_display_name=rider_name, store_id=store)
+    return Acceptance(coupon_id=coupon_id, title=title, rider_display_name=rider_name, store_id=store, used_at=now)
 
 
 def expire_coupons(*, now: datetime | None = None) -> int:

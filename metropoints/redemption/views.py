@@ -8,8 +8,6 @@ per request (on a reply below 400).
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 
@@ -18,7 +16,8 @@ from metropoints.core.errors import DomainError, InvalidInput
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, portal_user, role_required
 from metropoints.core.signin import set_home
-from metropoints.core.timeutil import SERVICE_ZONE
+from metropoints.core.templating import local_datetime
+from metropoints.core.timeutil import isoformat
 from metropoints.marketplace.queries import portal_membership, stores_of
 from metropoints.redemption.forms import period_from
 from metropoints.redemption.operations import counter_store, validate
@@ -66,11 +65,6 @@ def _store_id_arg() -> int | None:
         return None
 
 
-def _local(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A stored UTC time in the service zone."""
-    return moment.astimezone(SERVICE_ZONE).strftime(fmt) if moment else ""
-
-
 def _check(code: object, store_id: int | None) -> tuple[dict, int]:
     """Validate a code at the user's store: the reply (as JSON fields) and its HTTP status, as the API's."""
     try:
@@ -80,14 +74,15 @@ def _check(code: object, store_id: int | None) -> tuple[dict, int]:
                  "message": str(MESSAGES.get(refused.code, refused.message))}
         used_at, where = refused.fields.get("used_at"), refused.fields.get("store_id")
         if used_at is not None:
-            reply["used_at"] = used_at.astimezone(SERVICE_ZONE).isoformat()
-            reply["used_at_local"] = _local(used_at)
+            reply["used_at"] = isoformat(used_at)
+            reply["used_at_local"] = local_datetime(used_at)
         if where is not None:
             reply["store_id"] = where
             reply["store_name"] = store_name(where)
         return reply, refused.http_status
     return {"result": "accepted", "code": "accepted", "message": str(MESSAGES["accepted"]),
-            "title": accepted.title, "coupon_id": accepted.coupon_id, "store_id": accepted.store_id}, 200
+            "title": accepted.title, "coupon_id": accepted.coupon_id, "store_id": accepted.store_id,
+            "validated_at_local": local_datetime(accepted.used_at)}, 200
 
 
 def _counter_page(result: dict | None = None, status: int = 200):
@@ -100,8 +95,7 @@ def _counter_page(result: dict | None = None, status: int = 200):
         store = counter_store(user, store_id)
     except InvalidInput:  # an owner who has not chosen a store yet
         store = None
-    today = [(_local(used_at, "%H:%M:%S"), title, coupon_id)
-             for used_at, title, coupon_id in todays_validations(store.id)] if store else []
+    today = todays_validations(store.id) if store else []
     return render_template("redemption/counter.html", store=store, stores=stores, result=result,
                            today=today), status
 

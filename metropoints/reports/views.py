@@ -20,7 +20,7 @@ from metropoints.core.db import MAX_ID
 from metropoints.core.mail import caught_mail, recent_mail
 from metropoints.core.models import MailStatus, Role
 from metropoints.core.portal import add_nav, role_required
-from metropoints.core.timeutil import SERVICE_OFFSET, SERVICE_ZONE, utcnow
+from metropoints.core.timeutil import SERVICE_ZONE, utcnow
 from metropoints.core.urls import id_arg
 from metropoints.reports import queries
 from metropoints.reports.charts import line_chart, thousands
@@ -130,13 +130,7 @@ def rules():
     book = load_rulebook()
     in_force = book.version_for(utcnow())
     return render_template("reports/rules.html", form=form, versions=list(reversed(book.versions)),
-                           in_force=in_force, now=utcnow(), describe=describe,
-                           local_time=local_time), 422 if form.errors else 200
-
-
-def local_time(moment: datetime) -> str:
-    """A moment as wall time in Asia/Shanghai, to the second."""
-    return moment.astimezone(SERVICE_OFFSET).strftime("%Y-%m-%d %H:%M:%S")
+                           in_force=in_force, now=utcnow(), describe=describe), 422 if form.errors else 200
 
 
 def _audit_filter() -> tuple[queries.AuditFilter, list[str]]:
@@ -187,7 +181,7 @@ def audit():
     entries = entries[:AUDIT_PAGE_SIZE]
     next_url = url_for("reports.audit", **where.args(), before=entries[-1].id) if more else None
     return render_template("reports/audit.html", entries=entries, prefix=where.action, where=where, errors=errors,
-                           before=before, next_url=next_url, actions=queries.audit_actions(), local_time=local_time,
+                           before=before, next_url=next_url, actions=queries.audit_actions(),
                            subject_link=subject_link), 422 if errors else 200
 
 
@@ -201,4 +195,4 @@ def mail():
     mail catcher received."""
     folder = current_app.config.get("MAIL_CATCHER_DIR")
     return render_template("reports/mail.html", sent=recent_mail(), caught=caught_mail(folder) if folder else None,
-                           status_labels=MAIL_STATUS_LABELS, local_time=local_time)
+                           status_labels=MAIL_STATUS_LABELS)

@@ -4,27 +4,45 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, request
 
 from metropoints.accrual import operations as accrual
 from metropoints.accrual import queries
+from metropoints.accrual.errors import InsufficientPoints, RefLinkedElsewhere, TooManyTrips
 from metropoints.accrual.models import LedgerEntry, Partner, Trip
 from metropoints.campaigns import catalogue
 from metropoints.campaigns.models import Campaign
+from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core import operations as core
-from metropoints.core.api import idempotent, json_body, keyset_page, require_token
+from metropoints.core.api import idempotent, keyset_page, require_token
 from metropoints.core.db import db
 from metropoints.core.errors import DomainError, InvalidInput, InvalidToken, NotFound
 from metropoints.core.extensions import limiter
 from metropoints.core.models import Rider, Station, TokenKind
-from metropoints.core.timeutil import isoformat, utcnow
+from metropoints.core.openapi import PAGE_QUERY, RATE_LIMITED, Param, Reply, api_operation
+from metropoints.core.schemas import width
+from metropoints.core.timeutil import utcnow
+from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
 from metropoints.marketplace.models import Category, Merchant
 from metropoints.marketplace.queries import portal_membership
 from metropoints.redemption import operations as redemption
 from metropoints.redemption import queries as redemption_queries
 from metropoints.redemption.codes import qr_svg
+from metropoints.redemption.errors import (
+    AlreadyUsed,
+    CouponCancelled,
+    CouponExpired,
+    LimitReached,
+    NotCancellable,
+    NotLive,
+    OutOfStock,
+    UnknownCode,
+    WrongMerchant,
+    WrongStore,
+)
 from metropoints.redemption.models import Coupon, CouponStatus
-from metropoints.riders_api.openapi import openapi_document
+from metropoints.riders_api import schemas as s
+from metropoints.riders_api.spec import document_json
 
 bp = Blueprint("riders_api", __name__, url_prefix="/api/v1")
 
@@ -37,26 +55,21 @@ def current_rider() -> Rider:
     return rider
 
 
-def km(metres: int) -> float:
-    """Metres as km with 3 decimals."""
-    return round(metres / 1000, 3)
-
-
 @bp.get("/openapi.json")
+@api_operation(replies={200: s.OpenApiDocument}, tag="meta")
 def openapi():
-    """The OpenAPI document of everything under /api/v1."""
-    return jsonify(openapi_document())
+    """This document: the OpenAPI document of everything under /api/v1, generated from the code."""
+    return Response(document_json(current_app), mimetype="application/json")
 
 
 @bp.post("/auth/register")
-def register():
-    """Create a rider account and return a first token."""
-    body = json_body()
-    rider = core.register_rider(phone=body.get("phone"), password=body.get("password"),
-                                display_name=body.get("display_name"))
+@api_operation(body=s.RegisterRequest, replies={201: s.RegisterReply}, errors=(core.PhoneTaken,), tag="riders")
+def register(body: s.RegisterRequest):
+    """Register a rider: create a rider account and return a first rider token."""
+    rider = core.register_rider(phone=body.phone, password=body.password, display_name=body.display_name)
     token, _ = core.issue_token(kind=TokenKind.rider, subject_id=rider.id,
                                 ttl=timedelta(days=current_app.config["RIDER_TOKEN_DAYS"]), label="register")
-    return jsonify({"rider_id": rider.id, "token": token}), 201
+    return s.RegisterReply(rider_id=rider.id, token=token)
 
 
 def _login_limit() -> str:
@@ -66,81 +79,77 @@ def _login_limit() -> str:
 
 @bp.post("/auth/token")
 @limiter.limit(_login_limit)
-def token():
-    """Exchange phone and password for a rider token; hammering gets 429."""
-    body = json_body()
-    rider = core.authenticate_rider(phone=body.get("phone"), password=body.get("password"))
+@api_operation(body=s.TokenRequest, replies={200: s.TokenReply}, errors=(core.BadCredentials, RATE_LIMITED),
+               invalid=core.BadCredentials, tag="riders")
+def token(body: s.TokenRequest):
+    """Log in: exchange phone and password for a rider token; a body without them is bad credentials too, and
+    hammering gets 429."""
+    rider = core.authenticate_rider(phone=body.phone, password=body.password)
     raw, record = core.issue_token(kind=TokenKind.rider, subject_id=rider.id,
                                    ttl=timedelta(days=current_app.config["RIDER_TOKEN_DAYS"]), label="login")
-    return jsonify({"token": raw, "expires_at": isoformat(record.expires_at)})
+    return s.TokenReply(token=raw, expires_at=record.expires_at)
 
 
 @bp.get("/me")
 @require_token(TokenKind.rider)
+@api_operation(replies={200: s.Me}, tag="riders")
 def me():
     """The rider's balance, distance and CO2e saved, and linked references."""
     rider = current_rider()
     metres, grams = queries.rider_totals(rider.id)
-    return jsonify({
-        "rider_id": rider.id, "display_name": rider.display_name, "points_balance": rider.points_balance,
-        "km_total": km(metres), "co2e_grams_total": grams,
-        "links": [{"source": link.source, "ref": link.ref} for link in queries.rider_links(rider.id)],
-    })
+    return s.Me(rider_id=rider.id, display_name=rider.display_name, points_balance=rider.points_balance,
+                km_total=s.km(metres), co2e_grams_total=grams,
+                links=[s.Link(source=link.source, ref=link.ref) for link in queries.rider_links(rider.id)])
 
 
 @bp.post("/me/links")
 @require_token(TokenKind.rider)
-def link():
-    """Link a metro account reference; trips held for it are credited at once."""
-    body = json_body()
+@api_operation(body=s.Link, replies={201: s.LinkReply}, errors=(RefLinkedElsewhere,), tag="riders")
+def link(body: s.Link):
+    """Link a metro account reference; trips held for it (30 days back at most) are credited at once. Linking a
+    reference the rider already has changes nothing."""
     rider = current_rider()
-    record, credited = accrual.link_rider_ref(rider=rider, source=body.get("source"), ref=body.get("ref"))
+    record, credited = accrual.link_rider_ref(rider=rider, source=body.source, ref=body.ref)
     db.session.refresh(rider)
-    return jsonify({"source": record.source, "ref": record.ref, "held_trips_credited": credited,
-                    "points_balance": rider.points_balance}), 201
-
-
-def trip_item(row) -> dict:
-    """A trip as the contract shows it."""
-    trip: Trip = row[0]
-    return {"trip_id": trip.trip_id, "source": trip.source, "entry_station": trip.entry_station,
-            "exit_station": trip.exit_station, "entered_at": isoformat(trip.entered_at),
-            "exited_at": isoformat(trip.exited_at), "km": km(trip.distance_m), "points": trip.points,
-            "co2e_grams": trip.co2e_grams, "status": trip.status.value, "rule_version": trip.rule_version_id}
+    return s.LinkReply(source=record.source, ref=record.ref, held_trips_credited=credited,
+                       points_balance=rider.points_balance)
 
 
 @bp.get("/me/trips")
 @require_token(TokenKind.rider)
+@api_operation(replies={200: s.TripPage}, params=PAGE_QUERY, tag="riders")
 def my_trips():
-    """The rider's trips, newest first."""
-    return jsonify(keyset_page(queries.rider_trips_query(current_rider().id), Trip.id, trip_item))
-
-
-def ledger_item(row) -> dict:
-    """A ledger entry as the contract shows it."""
-    entry: LedgerEntry = row[0]
-    return {"entry_id": entry.id, "at": isoformat(entry.at), "points": entry.points, "kind": entry.kind.value,
-            "ref": entry.ref, "reason": entry.reason, "balance_after": entry.balance_after}
+    """The rider's trips, newest first, in pages of `limit` items."""
+    page = keyset_page(queries.rider_trips_query(current_rider().id), Trip.id, lambda row: s.TripItem.of(row[0]))
+    return s.TripPage(**page)
 
 
 @bp.get("/me/ledger")
 @require_token(TokenKind.rider)
+@api_operation(replies={200: s.LedgerPage}, params=PAGE_QUERY, tag="riders")
 def my_ledger():
-    """The rider's ledger, newest first; balance_after of the newest entry is the balance."""
-    return jsonify(keyset_page(queries.rider_ledger_query(current_rider().id), LedgerEntry.id, ledger_item))
+    """The rider's ledger, newest first, in pages of `limit` items; balance_after of the newest entry is the
+    balance."""
+    page = keyset_page(queries.rider_ledger_query(current_rider().id), LedgerEntry.id,
+                       lambda row: s.LedgerItem.of(row[0]))
+    return s.LedgerPage(**page)
 
 
 @bp.post("/trips")
 @require_token(TokenKind.partner)
 @idempotent
-def post_trips():
-    """The partner trip feed: up to 10,000 trips a call; bad rows are refused with reasons, the rest count."""
+# Text a database cannot store refuses its row only (as `malformed`), not the whole call.
+@api_operation(body=s.TripsRequest, replies={200: s.TripsReply}, errors=(TooManyTrips,), check_text=False,
+               tag="partners")
+def post_trips(body: s.TripsRequest):
+    """The partner trip feed: up to TRIPS_MAX_PER_CALL trips a call, credited in one batch. A row that is malformed
+    or implausible is refused with its reason; the rest of the batch still counts. Trips already received count as
+    duplicates and change nothing."""
     partner = db.session.get(Partner, g.api_token.subject_id)
     if partner is None:
         raise InvalidToken()
-    # Text a database cannot store refuses its row only (as `malformed`), not the whole call.
-    result = accrual.receive_trips(partner=partner, payload=json_body(check_text=False))
-    return jsonify(result.as_reply())
+    result = accrual.receive_trips(partner=partner, payload={"trips": body.trips})
+    return s.TripsReply.of(result)
 
 
 def _catalog_filters() -> tuple[Category | None, str | None]:
@@ -152,27 +161,38 @@ def _catalog_filters() -> tuple[Category | None, str | None]:
         except ValueError:
             raise InvalidInput(f"category must be one of {', '.join(c.value for c in Category)}.",
                                field="category") from None
-    if station is not None and (len(station) > 8 or db.session.get(Station, station) is None):
+    # Not printable (a NUL, say) is no station_id either, and must not reach the database (where it is an error).
+    if station is not None and (len(station) > width(Station.station_id) or not station.isprintable()
+                                or db.session.get(Station, station) is None):
         raise InvalidInput("station must be a station_id of the network.", field="station")
     return category, station
 
 
+CATALOG_QUERY = (Param("category", Category, "Only campaigns of this category."),
+                 Param("station", s.StationId, "Only campaigns valid at a store near this station (a station_id)."),
+                 *PAGE_QUERY)
+
+
 @bp.get("/catalog")
+@api_operation(replies={200: s.CatalogPage}, params=CATALOG_QUERY, tag="catalogue")
 def catalog():
-    """The live catalogue, newest campaign first, optionally of one category or valid near one station. Public."""
+    """The live catalogue: campaigns on sale now, newest first, in pages of `limit` items; optionally of one
+    category, or valid near one station. Public."""
     category, station = _catalog_filters()
     page = keyset_page(catalogue.live_campaigns(category=category, station_id=station), Campaign.id, tuple)
-    page["items"] = catalogue.catalog_items(page["items"])
-    return jsonify(page)
+    page["items"] = [CatalogItem.model_validate(item) for item in catalogue.catalog_items(page["items"])]
+    return s.CatalogPage(**page)
 
 
-@bp.get("/catalog/<int:campaign_id>")
+@bp.get("/catalog/<id:campaign_id>")
+@api_operation(replies={200: CatalogItem}, tag="catalogue")
 def catalog_item(campaign_id: int):
     """One live campaign; 404 `not_found` when it is not on sale now. Public."""
     campaign = catalogue.live_campaign(campaign_id)
     if campaign is None:
         raise NotFound("No live campaign with this id.")
-    return jsonify(catalogue.catalog_items([(campaign, db.session.get(Merchant, campaign.merchant_id))])[0])
+    item = catalogue.catalog_items([(campaign, db.session.get(Merchant, campaign.merchant_id))])[0]
+    return CatalogItem.model_validate(item)
 
 
 # Redemption: riders buy coupons, list them, show them as QR codes and cancel unused ones.
@@ -181,14 +201,15 @@ def catalog_item(campaign_id: int):
 @bp.post("/redemptions")
 @require_token(TokenKind.rider)
 @idempotent
-def redeem():
-    """Buy a coupon of a live campaign with points; 409 says why not. A retry with the same Idempotency-Key gets the
-    first coupon back."""
-    body = json_body()
+@api_operation(body=s.RedemptionRequest, replies={201: s.RedemptionReply},
+               errors=(InsufficientPoints, OutOfStock, LimitReached, NotLive), tag="redemption")
+def redeem(body: s.RedemptionRequest):
+    """Redeem a campaign: buy one coupon of a live campaign with points; 409 says why not. The debit, the stock and
+    the coupon are one transaction. A retry with the same Idempotency-Key gets the first coupon back."""
     # The token names the rider; redeem() reads and locks the rider's row itself, so no ORM load here.
-    result = redemption.redeem(rider_id=g.api_token.subject_id, campaign_id=body.get("campaign_id"))
-    return jsonify({"coupon_id": result.coupon_id, "code": result.code, "points_spent": result.points_spent,
-                    "balance_after": result.balance_after, "expires_at": isoformat(result.expires_at)}), 201
+    result = redemption.redeem(rider_id=g.api_token.subject_id, campaign_id=body.campaign_id)
+    return s.RedemptionReply(coupon_id=result.coupon_id, code=result.code, points_spent=result.points_spent,
+                             balance_after=result.balance_after, expires_at=result.expires_at)
 
 
 def _coupon_status_filter() -> CouponStatus | None:
@@ -199,77 +220,85 @@ def _coupon_status_filter() -> CouponStatus | None:
     try:
         return CouponStatus(raw)
     except ValueError:
-        raise InvalidInput(f"status must be one of {', '.join(s.value for s in CouponStatus)}.",
+        raise InvalidInput(f"status must be one of {', '.join(status.value for status in CouponStatus)}.",
                            field="status") from None
 
 
 @bp.get("/me/coupons")
 @require_token(TokenKind.rider)
+@api_operation(replies={200: s.CouponPage}, tag="redemption",
+               params=(Param("status", CouponStatus, "Only coupons in this status, as the rider sees it."),
+                       *PAGE_QUERY))
 def my_coupons():
-    """The rider's coupons, newest first; an issued coupon past its validity shows as expired."""
+    """The rider's coupons, newest first, in pages of `limit` items; an issued coupon past its validity shows as
+    expired."""
     now = utcnow()
 
-    def item(row) -> dict:
+    def item(row) -> s.CouponItem:
         coupon: Coupon = row[0]
-        return {"coupon_id": coupon.id, "campaign_id": coupon.campaign_id, "title": row[1],
-                "status": redemption.effective_status(coupon, now).value, "code": coupon.code,
-                "issued_at": isoformat(coupon.issued_at), "expires_at": isoformat(coupon.expires_at),
-                "used_at": isoformat(coupon.used_at), "points_spent": coupon.points_spent}
+        return s.CouponItem.of(coupon, row[1], redemption.effective_status(coupon, now))
 
     query = redemption_queries.rider_coupons_query(current_rider().id, _coupon_status_filter(), now)
-    return jsonify(keyset_page(query, Coupon.id, item))
+    return s.CouponPage(**keyset_page(query, Coupon.id, item))
 
 
-@bp.get("/me/coupons/<int:coupon_id>/qr.svg")
+@bp.get("/me/coupons/<id:coupon_id>/qr.svg")
 @require_token(TokenKind.rider)
+@api_operation(replies={200: Reply(description="The QR code.", media_type="image/svg+xml")},
+               errors=(CouponCancelled,), tag="redemption")
 def coupon_qr(coupon_id: int):
-    """The coupon's code as a QR code (SVG), for the counter to scan; 404 for another rider's coupon."""
-    coupon = redemption.rider_coupon(rider_id=current_rider().id, coupon_id=coupon_id)
+    """A coupon's QR code: its code as an SVG image, for the counter to scan; 404 for another rider's coupon, 410
+    `cancelled` for a cancelled one (used and expired ones are still shown, as a wallet keeps them)."""
+    coupon = redemption.coupon_for_qr(rider_id=current_rider().id, coupon_id=coupon_id)
     response = Response(qr_svg(coupon.code), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 
 
-@bp.post("/me/coupons/<int:coupon_id>/cancel")
+@bp.post("/me/coupons/<id:coupon_id>/cancel")
 @require_token(TokenKind.rider)
 @idempotent
+@api_operation(replies={200: s.CancelReply}, errors=(NotCancellable,), tag="redemption")
 def cancel_coupon(coupon_id: int):
-    """Cancel an unused coupon still within its validity: the points and the stock come back, once."""
+    """Cancel a coupon: an unused one still within its validity; the points and the stock come back, once. An expired
+    coupon refunds nothing."""
     refund = redemption.cancel(rider_id=current_rider().id, coupon_id=coupon_id)
-    return jsonify({"coupon_id": refund.coupon_id, "points_refunded": refund.points_refunded,
-                    "balance_after": refund.balance_after})
+    return s.CancelReply(coupon_id=refund.coupon_id, points_refunded=refund.points_refunded,
+                         balance_after=refund.balance_after)
 
 
 # Counter (POS): staff log in with their portal account and validate coupons.
 
+STAFF_LOGIN_REFUSED = "Wrong e-mail or password."
+
 
 @bp.post("/staff/token")
 @limiter.limit(_login_limit)
-def staff_token():
-    """Exchange a cashier's or merchant owner's e-mail and password for a staff token (for a POS); hammering gets
-    429. Only active staff of an approved merchant get one."""
-    body = json_body()
-    email, password = body.get("email"), body.get("password")
-    if not isinstance(email, str) or not isinstance(password, str):
-        raise core.BadCredentials("Wrong e-mail or password.")
-    user = core.authenticate_user(email=email, password=password)
+@api_operation(body=s.StaffTokenRequest, replies={200: s.StaffTokenReply}, errors=(core.BadCredentials, RATE_LIMITED),
+               invalid=core.BadCredentials, invalid_message=STAFF_LOGIN_REFUSED, tag="counter")
+def staff_token(body: s.StaffTokenRequest):
+    """Staff log in (POS): exchange a cashier's or merchant owner's e-mail and password for a staff token; hammering
+    gets 429. Only active staff of an approved merchant get one."""
+    user = core.authenticate_user(email=body.email, password=body.password)
     try:
         portal_membership(user)
     except DomainError:
-        raise core.BadCredentials("Wrong e-mail or password.") from None
+        raise core.BadCredentials(STAFF_LOGIN_REFUSED) from None
     raw, record = core.issue_token(kind=TokenKind.staff, subject_id=user.id,
                                    ttl=timedelta(hours=current_app.config.get("STAFF_TOKEN_HOURS", 12)),
                                    label="pos")
-    return jsonify({"token": raw, "expires_at": isoformat(record.expires_at)})
+    return s.StaffTokenReply(token=raw, expires_at=record.expires_at)
 
 
 @bp.post("/counter/validate")
 @require_token(TokenKind.staff)
-def counter_validate():
-    """Use a coupon at the staff member's store: accepted once; 409/410/403/404 say why not."""
-    body = json_body()
+@api_operation(body=s.ValidateRequest, replies={200: s.ValidateReply}, tag="counter",
+               errors=(WrongMerchant, WrongStore, NotStaff, MerchantNotApproved, UnknownCode, AlreadyUsed,
+                       CouponExpired, CouponCancelled))
+def counter_validate(body: s.ValidateRequest):
+    """Use a coupon at the counter, at the staff member's store: accepted at most once, only at a store of its
+    campaign, only while valid; 409/410/403/404 say why not."""
     # By the token's user id: validate() checks the account and its place at the merchant in its own first query.
-    accepted = redemption.validate(cashier=g.api_token.subject_id, code=body.get("code"),
-                                   store_id=body.get("store_id"))
-    return jsonify({"result": "accepted", "coupon_id": accepted.coupon_id, "title": accepted.title,
-                    "rider_display_name": accepted.rider_display_name, "store_id": accepted.store_id})
+    accepted = redemption.validate(cashier=g.api_token.subject_id, code=body.code, store_id=body.store_id)
+    return s.ValidateReply(result="accepted", coupon_id=accepted.coupon_id, title=accepted.title,
+                           rider_display_name=accepted.rider_display_name, store_id=accepted.store_id)

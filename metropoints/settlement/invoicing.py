@@ -22,6 +22,7 @@ from metropoints.core.db import commit_unit_of_work, db, is_postgres, rollback_u
 from metropoints.core.jobs import enqueue
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant
+from metropoints.settlement.mail import mail_statement
 from metropoints.settlement.models import BillingAccount, Statement, StatementStatus
 from metropoints.settlement.periods import period_label
 from metropoints.settlement.provider import PaymentProvider, ProviderError
@@ -94,7 +95,8 @@ def invoice_statement(statement_id: int, provider: PaymentProvider, *, now: date
     Every step first looks for what an earlier, interrupted attempt made (by the statement id in the metadata) and
     every create carries an idempotency key, so retries after any failure end with exactly one invoice. The
     merchant's invoicing lock keeps two attempts, and two statements of one merchant, from interleaving. A
-    ProviderError leaves the unit of work to be rolled back by the caller: nothing is recorded half-done."""
+    ProviderError leaves the unit of work to be rolled back by the caller: nothing is recorded half-done (nor mailed).
+    An issued statement is mailed to the merchant's owner with its amount, due date and payment link."""
     statement = db.session.get(Statement, statement_id)
     if statement is None or statement.status != StatementStatus.pending:
         return statement.status.value if statement else "missing"
@@ -135,6 +137,8 @@ def invoice_statement(statement_id: int, provider: PaymentProvider, *, now: date
     statement.status = StatementStatus.paid if invoice.get("status") == "paid" else StatementStatus.issued
     if statement.status == StatementStatus.paid:
         statement.paid_at = now
+    else:
+        mail_statement(statement, kind="statement.issued", merchant=merchant)
     return statement.status.value
 
 

@@ -1,4 +1,5 @@
-"""Settlement's scheduled jobs: the monthly run and the pending-invoice sweep (`rq cron`, see cron_config.py).
+"""Settlement's scheduled jobs: the monthly run, the pending-invoice sweep and the daily overdue mail (`rq cron`, see
+cron_config.py).
 
 The job that invoices one statement, with retries, is `invoicing.invoice_statement_job`.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from metropoints.core.jobs import job
+from metropoints.core.jobs import enqueue, job
 from metropoints.settlement import operations, periods
 from metropoints.settlement.invoicing import enqueue_invoicing
 from metropoints.settlement.queries import statements_to_invoice
@@ -34,3 +35,13 @@ def invoice_pending_job() -> int:
     for statement_id in ids:
         enqueue_invoicing(statement_id)
     return len(ids)
+
+
+@job
+def mail_overdue_job() -> int:
+    """Daily: mail the owners of statements newly past their due date, once each (operations.mail_overdue). A full
+    batch queues the job again for the rest, each batch in a unit of work of its own."""
+    mailed = operations.mail_overdue(limit=operations.OVERDUE_BATCH)
+    if len(mailed) == operations.OVERDUE_BATCH:
+        enqueue(mail_overdue_job, queue="scheduled")
+    return len(mailed)

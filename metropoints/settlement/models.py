@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from metropoints.core.db import UTCDateTime, db
@@ -48,6 +48,11 @@ class BillingAccount(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# Owed statements not yet mailed as overdue (queries.OWED's statuses): the overdue job's index holds only these, so
+# its daily read is bounded by what is owed now, never by the history of paid statements.
+OVERDUE_UNNOTIFIED = "overdue_notified_at IS NULL AND status IN ('issued', 'payment_failed')"
+
+
 class StatementStatus(enum.StrEnum):
     """Where a statement stands. `overdue` is not a status: an issued statement past its due date."""
 
@@ -67,6 +72,8 @@ class Statement(db.Model):
         UniqueConstraint("merchant_id", "period", name="uq_statements_merchant_period"),
         CheckConstraint("total_fen = coupon_fees_fen + monthly_fee_fen", name="total_adds_up"),
         Index("ix_statements_status", "status"),
+        Index("ix_statements_overdue_unnotified", "due_at", postgresql_where=text(OVERDUE_UNNOTIFIED),
+              sqlite_where=text(OVERDUE_UNNOTIFIED)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -91,6 +98,8 @@ class Statement(db.Model):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the owner was mailed that it is past due (once per statement, by the daily overdue job).
+    overdue_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class StatementLine(db.Model):

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from metropoints.campaigns.models import Campaign
-from metropoints.core.db import MAX_ID, db, is_postgres
+from metropoints.core.db import MAX_ID, db, is_postgres, rollback_unit_of_work
 from metropoints.core.errors import Conflict, MalformedJson, NotFound
 from metropoints.core.models import User
 from metropoints.core.operations import record_audit
@@ -36,6 +36,7 @@ from metropoints.settlement.errors import (
     StatementNotReady,
 )
 from metropoints.settlement.invoicing import enqueue_invoicing
+from metropoints.settlement.mail import mail_statement
 from metropoints.settlement.models import (
     FeePlan,
     ProviderEvent,
@@ -44,9 +45,10 @@ from metropoints.settlement.models import (
     StatementStatus,
 )
 from metropoints.settlement.periods import next_period, period_label, period_of, period_start
-from metropoints.settlement.queries import get_statement
+from metropoints.settlement.queries import OWED, get_statement
 
 MAX_FEE_FEN = 10_000_000
+OVERDUE_BATCH = 500  # statements mailed as overdue per unit of work
 
 
 # Fee plans.
@@ -277,20 +279,47 @@ def receive_event(payload: bytes, signature_header: str | None, *, now: datetime
                                          received_at=now, statement_id=statement.id if statement else None,
                                          outcome=outcome, payload=payload.decode("utf-8", "replace")[:20_000]))
     except IntegrityError:
-        # The same event, delivered twice at once: the other delivery applied it.
-        db.session.rollback()
+        # The same event, delivered twice at once: the other delivery applied it (and queued its mail, not this one).
+        rollback_unit_of_work()
         return EventOutcome(event_id, "duplicate")
     return EventOutcome(event_id, outcome, statement.id if statement else None)
 
 
 def _apply(statement: Statement, event_type: str, obj: dict[str, Any], now: datetime) -> str:
-    """Move the statement as the event says; paid is final, so a late failure after a payment changes nothing."""
+    """Move the statement as the event says; paid is final, so a late failure after a payment changes nothing.
+    A statement that turns payment_failed is mailed to its owner (pay again through the link) once: one declined
+    payment brings two events (the payment intent's and the invoice's), and the second finds it failed already."""
     if statement.status == StatementStatus.paid:
         return "unchanged"
     if event_type in PAID_EVENTS:
         statement.status, statement.paid_at, statement.last_error = StatementStatus.paid, now, ""
         return "paid"
     error = obj.get("last_payment_error") or {}
+    newly_failed = statement.status != StatementStatus.payment_failed
     statement.status, statement.failed_at = StatementStatus.payment_failed, now
     statement.last_error = (error.get("message") if isinstance(error, dict) else "") or "The payment failed."
+    if newly_failed:
+        mail_statement(statement, kind="statement.payment_failed")
     return "payment_failed"
+
+
+# Overdue statements.
+
+def mail_overdue(*, now: datetime | None = None, limit: int = OVERDUE_BATCH) -> list[int]:
+    """Mail the owner of each statement newly past its due date, once: owed, due before `now` and not mailed yet;
+    `overdue_notified_at` is set in the unit of work that queues the mail. At most `limit`, the longest overdue
+    first, read through the partial index of owed statements not yet mailed (bounded by what is owed now, not by
+    history). Rows another run holds are skipped (SKIP LOCKED), so two runs never mail one statement twice. The ids
+    mailed."""
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(Statement, Merchant, User).join(Merchant, Merchant.id == Statement.merchant_id)
+        .join(User, User.id == Merchant.owner_id)
+        .where(Statement.overdue_notified_at.is_(None), Statement.status.in_(OWED), Statement.due_at < now)
+        .order_by(Statement.due_at, Statement.id).limit(limit)
+        .with_for_update(of=Statement, skip_locked=True)).tuples().all()
+    for statement, merchant, owner in rows:
+        statement.overdue_notified_at = now
+        mail_statement(statement, kind="statement.overdue", merchant=merchant, owner=owner)
+    db.session.flush()
+    return [statement.id for statement, _merchant, _owner in rows]

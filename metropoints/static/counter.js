@@ -38,8 +38,8 @@
     var body = document.getElementById("counter-today");
     if (!body) { return; }  // the first of the day: the list appears on the next load
     var row = document.createElement("tr");
-    var now = new Date().toLocaleTimeString("en-GB", {timeZone: "Asia/Shanghai", hour12: false});
-    [now, reply.title, "#" + reply.coupon_id].forEach(function (text) {
+    // The time as the server writes every time on its pages (core/templating.py), not the browser's own way.
+    [reply.validated_at_local, reply.title, "#" + reply.coupon_id].forEach(function (text) {
       var cell = document.createElement("td");
       cell.textContent = text;
       row.appendChild(cell);

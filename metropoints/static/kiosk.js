@@ -13,15 +13,15 @@
   var numberFormat = new Intl.NumberFormat(locale === "zh" ? "zh-CN" : "en");
   var tonnesFormat = new Intl.NumberFormat(locale === "zh" ? "zh-CN" : "en",
     {minimumFractionDigits: 1, maximumFractionDigits: 1});
-  var dateLocale = locale === "zh" ? "zh-CN" : "en";
-  var dateFormat = new Intl.DateTimeFormat(dateLocale, {month: "short", day: "numeric", timeZone: "Asia/Shanghai"});
-  // An end date in another year than this one says its year.
-  var dateYearFormat = new Intl.DateTimeFormat(dateLocale, {year: "numeric", month: "short", day: "numeric",
-                                                            timeZone: "Asia/Shanghai"});
+  // Dates are written as on every page of the platform (core/templating.py): YYYY-MM-DD, the Asia/Shanghai day,
+  // whatever the browser's locale would write (2026/12/2, 12/2/2026, ...).
+  var dayParts = new Intl.DateTimeFormat("en-US", {year: "numeric", month: "2-digit", day: "2-digit",
+                                                   timeZone: "Asia/Shanghai"});
 
   function endDate(text) {
-    var date = new Date(text);
-    return (date.getFullYear() === new Date().getFullYear() ? dateFormat : dateYearFormat).format(date);
+    var parts = {};
+    dayParts.formatToParts(new Date(text)).forEach(function (part) { parts[part.type] = part.value; });
+    return parts.year + "-" + parts.month + "-" + parts.day;
   }
   var TOKEN_KEY = "metropoints.kiosk.token";
   var pollMs = Number(root.dataset.pollSeconds) * 1000;

@@ -71,3 +71,40 @@ def test_counter_page_accepts_then_refuses_a_used_coupon(app, live_server, brows
         page.wait_for_function("(text) => document.getElementById('counter-result').innerText.includes(text)",
                                arg=expected)
     assert page.evaluate("document.activeElement.id") == "counter-code"
+
+
+def test_kiosk_and_counter_scripts_write_dates_as_the_pages_do(app, live_server, browser, sale):
+    """The kiosk writes a campaign's end as YYYY-MM-DD (its Asia/Shanghai day) whatever the browser's locale would
+    write, and the counter's script adds an accepted coupon to today's list with the time written YYYY-MM-DD HH:MM,
+    as the page writes the rows it lists."""
+    import re
+
+    from metropoints.core.db import db
+    from metropoints.core.templating import local_date
+    from metropoints.redemption.models import Coupon
+    from metropoints.redemption.operations import validate
+
+    shop, campaign, coupon = sale
+    rider_id = db.session.get(Coupon, coupon.coupon_id).rider_id
+    second = redeem(rider_id=rider_id, campaign_id=campaign.id)
+    validate(cashier=shop.cashier, code=coupon.code)  # today's list is on the page when it loads
+    _, token = create_kiosk(station_id=shop.store.station_id, label="test", actor_label="test")
+    commit_unit_of_work()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080}, locale="en-US")
+    page.goto(f"{live_server}/kiosk#token={token}")
+    page.wait_for_selector("#kiosk-grid li")
+    stock_lines = page.locator(".kiosk-stock").all_inner_texts()
+    assert stock_lines and all(line.endswith(local_date(campaign.valid_until)) for line in stock_lines), stock_lines
+
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", shop.cashier.email)
+    page.fill("input[name=password]", SHOP_PASSWORD)
+    with page.expect_navigation():
+        page.click("form.form button[type=submit]")
+    page.goto(f"{live_server}/portal/counter")
+    listed = page.locator("#counter-today tr td:first-child").all_inner_texts()
+    page.fill("#counter-code", second.code)
+    page.press("#counter-code", "Enter")
+    page.wait_for_function("(n) => document.querySelectorAll('#counter-today tr').length > n", arg=len(listed))
+    written = page.locator("#counter-today tr td:first-child").all_inner_texts()
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", text) for text in written), written

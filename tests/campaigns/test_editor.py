@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 
-from sqlalchemy import select
+from flask_babel import refresh
+from sqlalchemy import func, select
 
 from metropoints.campaigns.models import Campaign, CampaignStatus, CampaignStore
 from metropoints.core.db import db
@@ -16,6 +18,11 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 def field_error(html: str, message: str) -> bool:
     """True when the page shows `message` as a field error."""
     return f'<p class="error">{message}</p>' in html
+
+
+def error_on(html: str, field: str, message: str) -> bool:
+    """True when the page shows `message` as an error of the form field named `field`."""
+    return re.search(rf'name="{field}"[^>]*>\s*</label>\s*<p class="error">{re.escape(message)}</p>', html) is not None
 
 
 def test_owner_creates_a_draft_with_its_stores(client, login, create_merchant, create_store):
@@ -139,3 +146,59 @@ def test_visitors_are_sent_to_login_and_operators_are_refused_the_editor(client,
     assert reply.status_code == 302 and "/login" in reply.headers["Location"]
     login(create_operator())
     assert client.get("/portal/campaigns/new").status_code == 403
+
+
+def test_a_sale_already_over_is_refused_on_its_end(client, login, create_merchant, create_store, create_campaign):
+    """A sale window entirely in the past (its end at or before now) is refused at save, on `valid_until` with its
+    message (in English and in the default Chinese): a new draft, a draft edited in place and a revision of a live
+    campaign alike; nothing is saved."""
+    from datetime import timedelta
+
+    from metropoints.campaigns.models import CampaignRevision
+    from metropoints.core.timeutil import SERVICE_ZONE, utcnow
+
+    merchant, owner = create_merchant()
+    store = create_store(merchant)
+    draft = create_campaign(merchant, [store], status=CampaignStatus.draft, title="Draft")
+    live = create_campaign(merchant, [store], title="Live")
+    login(owner)
+    now = utcnow().astimezone(SERVICE_ZONE)
+    past = {"valid_from": (now - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
+            "valid_until": (now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")}
+    message = "The sale would already be over: choose an end in the future."
+    for path in ("/portal/campaigns/new", f"/portal/campaigns/{draft.id}/edit", f"/portal/campaigns/{live.id}/edit"):
+        status, html = page_text(client, path, "post", data=form_data([store], title="Changed", **past))
+        assert status == 422 and error_on(html, "valid_until", message), path
+        refresh()  # the test's app context outlives requests: drop Babel's English
+        reply = client.post(path, data=form_data([store], title="Changed", **past), headers={"Accept-Language": "zh"})
+        assert reply.status_code == 422
+        assert error_on(reply.get_data(as_text=True), "valid_until", "兑换期已经结束：请选择一个未来的结束时间。"), path
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Campaign)) == 2
+    assert {c.title for c in db.session.scalars(select(Campaign))} == {"Draft", "Live"}
+    assert db.session.scalar(select(CampaignRevision.id)) is None
+
+
+def test_the_rules_refuse_an_ended_sale_by_the_clock_they_are_given(app, create_merchant, create_store):
+    """create_campaign refuses a window whose end is not after `now` (InvalidCampaign on valid_until) and takes the
+    same window while `now` is still before its end."""
+    from datetime import timedelta
+
+    import pytest
+
+    from metropoints.campaigns.errors import InvalidCampaign
+    from metropoints.campaigns.operations import create_campaign
+    from metropoints.core.timeutil import utcnow
+
+    merchant, owner = create_merchant()
+    store = create_store(merchant)
+    now = utcnow()
+    data = {"title": "Tea", "category": "dining", "benefit_type": "free_item", "point_price": 100, "stock_total": 5,
+            "per_rider_limit": 1, "coupon_valid_days": 7, "store_ids": [store.id],
+            "valid_from": now - timedelta(days=2), "valid_until": now - timedelta(days=1)}
+    with app.test_request_context():  # the refusal's message is a lazy translation
+        for at in (now, data["valid_until"]):
+            with pytest.raises(InvalidCampaign) as refused:
+                create_campaign(owner=owner, data=data, now=at)
+            assert refused.value.fields == {"field": "valid_until"}
+        assert create_campaign(owner=owner, data=data, now=data["valid_until"] - timedelta(seconds=1)).id

@@ -3,6 +3,8 @@ approved → on sale → paused → resumed → ended; every decision in the aud
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from metropoints.campaigns.models import Campaign, CampaignStatus
@@ -135,3 +137,69 @@ def test_owner_list_shows_derived_badges(client, login, create_merchant, create_
     login(owner)
     status, html = page_text(client, "/portal/campaigns/")
     assert status == 200 and "badge-live" in html and "badge-sold_out" in html and "Sold out" in html
+
+
+def test_a_sale_over_by_now_is_neither_submitted_nor_approved(client, login, create_merchant, create_store,
+                                                               create_campaign, create_operator):
+    """A draft whose sale ended while it waited is refused at submit, and a submitted campaign whose sale ended under
+    review is refused at approval: each time the page flashes why (the end of the sale) and the status stays;
+    nothing is audited. Rejecting such a campaign is still possible."""
+    from datetime import timedelta
+
+    from metropoints.core.timeutil import utcnow
+
+    merchant, owner = create_merchant()
+    store = create_store(merchant)
+    now = utcnow()
+    window = {"valid_from": now - timedelta(days=10), "valid_until": now - timedelta(seconds=1)}
+    draft = create_campaign(merchant, [store], status=CampaignStatus.draft, **window)
+    submitted = create_campaign(merchant, [store], status=CampaignStatus.submitted, **window)
+    message = "The sale would already be over: choose an end in the future."
+    login(owner)
+    reply = client.post(f"/portal/campaigns/{draft.id}/submit", follow_redirects=True,
+                        headers={"Accept-Language": "en"})
+    assert reply.status_code == 200 and message in reply.get_data(as_text=True)
+    login(create_operator())
+    reply = client.post(f"/portal/campaigns/review/{submitted.id}", data={"decision": "approve"},
+                        follow_redirects=True, headers={"Accept-Language": "en"})
+    assert reply.status_code == 200 and message in reply.get_data(as_text=True)
+    db.session.expire_all()
+    assert (db.session.get(Campaign, draft.id).status, db.session.get(Campaign, submitted.id).status) == (
+        CampaignStatus.draft, CampaignStatus.submitted)
+    assert db.session.scalar(select(AuditEntry.id)) is None
+    assert client.post(f"/portal/campaigns/review/{submitted.id}",
+                       data={"decision": "reject", "reason": "The sale is over"}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Campaign, submitted.id).status == CampaignStatus.rejected
+
+
+def test_a_revision_whose_sale_is_over_is_not_approved(app, create_merchant, create_store, create_campaign,
+                                                       create_operator):
+    """A pending revision whose proposed end has passed since it was saved is refused at approval on `valid_until`;
+    the live version stays and the revision stays pending."""
+    import json
+    from datetime import timedelta
+
+    import pytest
+
+    from metropoints.campaigns.errors import InvalidCampaign
+    from metropoints.campaigns.models import CampaignRevision, RevisionStatus
+    from metropoints.campaigns.operations import approve_revision, update_campaign
+    from metropoints.campaigns.queries import snapshot
+    from metropoints.core.db import commit_unit_of_work
+
+    merchant, owner = create_merchant()
+    campaign = create_campaign(merchant, [create_store(merchant)], title="Old")
+    with app.test_request_context():  # refusals carry lazy translations
+        data = {**snapshot(campaign), "title": "New", "valid_from": campaign.valid_from,
+                "valid_until": campaign.valid_until + timedelta(days=1)}
+        revision = update_campaign(owner=owner, campaign=campaign, data=data)
+        commit_unit_of_work()
+        end = datetime.fromisoformat(json.loads(revision.proposed_json)["valid_until"])
+        with pytest.raises(InvalidCampaign) as refused:
+            approve_revision(operator=create_operator(), revision=revision, now=end)
+        assert refused.value.fields == {"field": "valid_until"}
+    db.session.rollback()
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).title == "Old"
+    assert db.session.scalar(select(CampaignRevision.status)) == RevisionStatus.pending

@@ -157,3 +157,62 @@ def test_edit_back_to_the_live_version_withdraws_the_revision(client, login, cre
     client.post(f"/portal/campaigns/{campaign.id}/edit", data=edit_form(campaign, [store]))
     db.session.expire_all()
     assert db.session.scalar(select(CampaignRevision.id)) is None
+
+
+def shown_times(client, cid: int) -> dict[str, str]:
+    """The sale times exactly as the editor page shows them: what a browser posts back when they are left alone."""
+    import re
+
+    _, html = page_text(client, f"/portal/campaigns/{cid}/edit")
+    return {name: re.search(rf'name="{name}"[^>]*value="([^"]*)"', html).group(1)
+            for name in ("valid_from", "valid_until")}
+
+
+def test_untouched_times_with_seconds_are_no_change(client, login, create_merchant, create_store, create_campaign,
+                                                     create_operator):
+    """A live campaign whose sale times carry seconds (made by the demo data or a script; the editor works to the
+    minute) keeps them when the owner saves other changes: the revision proposes the same instants, and the
+    reviewer's diff shows neither start nor end; a time really changed is still in the diff, before and after."""
+    from datetime import timedelta
+
+    from metropoints.campaigns.queries import revision_diff
+    from metropoints.core.timeutil import SERVICE_ZONE, utcnow
+
+    merchant, owner = create_merchant()
+    store = create_store(merchant)
+    now = utcnow()
+    start = (now - timedelta(days=1)).replace(second=37, microsecond=123456)
+    end = (now + timedelta(days=30)).replace(second=5, microsecond=0)
+    campaign = create_campaign(merchant, [store], title="Old latte", valid_from=start, valid_until=end)
+    cid = campaign.id
+    login(owner)
+    shown = shown_times(client, cid)
+    assert client.post(f"/portal/campaigns/{cid}/edit",
+                       data=edit_form(campaign, [store], title="New latte", **shown)).status_code == 302
+    revision = db.session.scalar(select(CampaignRevision))
+    proposed = json.loads(revision.proposed_json)
+    assert proposed["valid_from"] == json.loads(revision.previous_json)["valid_from"]
+    assert proposed["valid_until"] == json.loads(revision.previous_json)["valid_until"]
+    assert [str(row[0]) for row in revision_diff(revision)] == ["Title"]
+    operator = create_operator()
+    login(operator)
+    status, html = page_text(client, f"/portal/campaigns/review/revisions/{revision.id}")
+    assert status == 200 and '<td class="after">New latte</td>' in html
+    assert "On sale from" not in html and "On sale until" not in html
+
+    login(owner)
+    later = (end + timedelta(days=1)).astimezone(SERVICE_ZONE)
+    assert client.post(f"/portal/campaigns/{cid}/edit", data=edit_form(
+        campaign, [store], title="New latte", **{**shown, "valid_until": later.strftime("%Y-%m-%dT%H:%M")})
+    ).status_code == 302
+    db.session.expire_all()
+    revision = db.session.scalar(select(CampaignRevision))
+    login(operator)
+    status, html = page_text(client, f"/portal/campaigns/review/revisions/{revision.id}")
+    before, after = end.astimezone(SERVICE_ZONE).strftime("%Y-%m-%d %H:%M"), later.strftime("%Y-%m-%d %H:%M")
+    assert f'<th>On sale until</th><td class="before">{before}</td><td class="after">{after}</td>' in html
+    assert "On sale from" not in html
+    reply = client.post(f"/portal/campaigns/review/revisions/{revision.id}", data={"decision": "approve"})
+    assert reply.status_code == 302
+    db.session.refresh(campaign)
+    assert campaign.valid_from == start and campaign.valid_until == later.replace(second=0)

@@ -3,7 +3,7 @@ of its campaign, while valid, and codes cannot be forged."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -83,7 +83,22 @@ def test_accepted_once(client, bought, token_for):
     again = validate(client, token, result.code.lower())  # a scanner that types lower case finds it too
     error = again.get_json()["error"]
     assert (again.status_code, error["code"], error["store_id"]) == (409, "already_used", shop.store.id)
-    assert error["used_at"].startswith(coupon.used_at.isoformat()[:19])
+    assert datetime.fromisoformat(error["used_at"]) == coupon.used_at and error["used_at"].endswith("+08:00")
+
+
+def test_already_used_says_when_in_the_service_zone(client, bought, token_for):
+    """The 409 already_used reply's `used_at` is written as every other time of the API: ISO 8601 at +08:00 (Asia/
+    Shanghai), and it is the moment the coupon was used."""
+    from datetime import datetime
+
+    shop, _, _, result = bought
+    token = token_for(shop.cashier)
+    assert validate(client, token, result.code).status_code == 200
+    db.session.expire_all()
+    used_at = db.session.get(Coupon, result.coupon_id).used_at
+    error = validate(client, token, result.code).get_json()["error"]
+    assert error["code"] == "already_used" and error["used_at"].endswith("+08:00"), error
+    assert datetime.fromisoformat(error["used_at"]) == used_at
 
 
 def test_owner_validates_at_a_store_they_name(client, bought, token_for):

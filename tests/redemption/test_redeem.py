@@ -188,6 +188,49 @@ def test_qr_code_is_an_svg_of_the_riders_own_coupon(client, create_shop, create_
         assert (reply.status_code, reply.get_json()["error"]["code"]) == (404, "not_found")
 
 
+def test_qr_of_a_cancelled_coupon_is_gone(app, create_shop, create_campaign, create_riders):
+    """coupon_for_qr gives the rider's coupon whose QR the app shows, used and expired ones included (a wallet
+    keeps them; the counter says why it refuses them); a cancelled one is gone (410 cancelled, with when), and
+    another rider's or a missing one is not found."""
+    from metropoints.redemption import operations as redemption
+    from metropoints.redemption.errors import CouponCancelled, CouponNotFound
+
+    shop = create_shop()
+    campaign = create_campaign(shop, per_rider_limit=5)
+    rider, other = create_riders(2)
+    kept, used, expired, cancelled = (redemption.redeem(rider_id=rider.id, campaign_id=campaign.id).coupon_id
+                                      for _ in range(4))
+    redemption.validate(cashier=shop.cashier, code=db.session.get(Coupon, used).code)
+    db.session.get(Coupon, expired).expires_at = utcnow() - timedelta(seconds=1)
+    redemption.cancel(rider_id=rider.id, coupon_id=cancelled)
+    commit_unit_of_work()
+    db.session.expire_all()
+    for coupon_id in (kept, used, expired):
+        assert redemption.coupon_for_qr(rider_id=rider.id, coupon_id=coupon_id).id == coupon_id
+    with pytest.raises(CouponCancelled) as gone:
+        redemption.coupon_for_qr(rider_id=rider.id, coupon_id=cancelled)
+    assert (gone.value.http_status, gone.value.code) == (410, "cancelled")
+    assert gone.value.fields["cancelled_at"] == db.session.get(Coupon, cancelled).cancelled_at
+    for rider_id, coupon_id in ((other.id, kept), (rider.id, cancelled + 1), (rider.id, 10**20)):
+        with pytest.raises(CouponNotFound):
+            redemption.coupon_for_qr(rider_id=rider_id, coupon_id=coupon_id)
+
+
+def test_qr_endpoint_refuses_a_cancelled_coupon(client, create_shop, create_campaign, create_riders, token_for):
+    """GET /api/v1/me/coupons/<id>/qr.svg of a cancelled coupon is a 410 cancelled, not its QR code; the QR of the
+    rider's other coupons is still served."""
+    shop = create_shop()
+    campaign = create_campaign(shop)
+    rider = create_riders()[0]
+    token = token_for(rider)
+    kept, cancelled = (redeem(client, token, campaign.id).get_json()["coupon_id"] for _ in range(2))
+    assert client.post(f"/api/v1/me/coupons/{cancelled}/cancel", headers=auth(token)).status_code == 200
+    reply = client.get(f"/api/v1/me/coupons/{cancelled}/qr.svg", headers=auth(token))
+    assert (reply.status_code, reply.mimetype) == (410, "application/json")
+    assert reply.get_json()["error"]["code"] == "cancelled"
+    assert client.get(f"/api/v1/me/coupons/{kept}/qr.svg", headers=auth(token)).status_code == 200
+
+
 def test_qr_encodes_the_code(app):
     """The SVG draws a full QR code (not a Micro QR) of exactly the code: the same modules segno makes for it,
     different ones for another code."""

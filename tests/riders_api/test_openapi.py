@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from metropoints.riders_api.openapi import DOCUMENTED_PATHS, openapi_document
+from metropoints.riders_api.spec import DOCUMENTED_PATHS, openapi_document
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
