@@ -19,6 +19,7 @@ from metropoints.core.timeutil import utcnow
 
 PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
 MIN_PASSWORD = 8
+MAX_PASSWORD = 200
 # Compared against when the phone is unknown, so a wrong phone costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
@@ -51,8 +52,8 @@ def hash_token(raw: str) -> str:
 
 def check_password(password: object) -> str:
     """A password long enough to be worth hashing."""
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD or len(password) > 200:
-        raise InvalidInput(f"The password must have {MIN_PASSWORD} to 200 characters.", field="password")
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"The password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters.", field="password")
     return password
 
 

@@ -19,7 +19,7 @@ from metropoints.core.db import db
 from metropoints.core.errors import Forbidden, InvalidInput
 from metropoints.core.mail import LOCALES, mail_user, public_link
 from metropoints.core.models import Role, User
-from metropoints.core.operations import MIN_PASSWORD, EmailTaken, create_user, hash_token, record_audit
+from metropoints.core.operations import EmailTaken, check_password, create_user, hash_token, record_audit
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.errors import (
     IllegalTransition,
@@ -72,13 +72,6 @@ def normalise_licence(value: object) -> str:
     if not LICENCE_RE.match(licence):
         raise InvalidInput("The licence number must be 18 digits and upper-case letters.", field="licence_no")
     return licence
-
-
-def _check_password(password: object) -> str:
-    """A password the portal accepts (the same rule as core's accounts)."""
-    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= 200:
-        raise InvalidInput(f"The password must have {MIN_PASSWORD} to 200 characters.", field="password")
-    return password
 
 
 def apply_merchant(*, name: str, category: Category | str, contact_name: str, contact_phone: str,
@@ -272,7 +265,7 @@ def pending_invite(token: object) -> StaffMember:
 def accept_invite(*, token: str, password: str) -> User:
     """The invited cashier sets a password: the account becomes active and the link is used up."""
     member = pending_invite(token)
-    password = _check_password(password)
+    password = check_password(password)
     user = db.session.get(User, member.user_id)
     user.password_hash = generate_password_hash(password)
     user.active = True
@@ -297,7 +290,7 @@ def deactivate_cashier(*, actor: User, member: StaffMember) -> StaffMember:
 def create_cashier(*, email: str, store_id: int, password: str, actor_label: str = "cli") -> StaffMember:
     """An active cashier for a store, with a password (support and bulk onboarding; owners normally invite)."""
     store = _open_store(store_id)
-    _check_password(password)
+    check_password(password)
     user = create_user(email=email, password=password, role=Role.cashier)
     member = StaffMember(user_id=user.id, merchant_id=store.merchant_id, store_id=store.id, is_owner=False,
                          accepted_at=utcnow())

@@ -19,12 +19,9 @@ from metropoints.accrual.models import EntryKind, LedgerEntry, RiderLink, Trip, 
 from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core.api import Page
 from metropoints.core.models import Rider, Station
-from metropoints.core.operations import MIN_PASSWORD, PHONE_RE
+from metropoints.core.operations import MAX_PASSWORD, MIN_PASSWORD, PHONE_RE
 from metropoints.core.schemas import Id, ReplyBody, RequestBody, Timestamp, text, width
 from metropoints.redemption.models import Coupon, CouponStatus
-
-# core.operations refuses longer passwords with this literal; it has no constant of its own yet.
-MAX_PASSWORD = 200
 
 Km = Annotated[float, Field(ge=0, json_schema_extra={"x-decimals": 3})]
 StationId = Annotated[str, StringConstraints(max_length=width(Station.station_id))]
