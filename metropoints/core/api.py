@@ -9,6 +9,7 @@ import base64
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -79,7 +80,12 @@ def domain_error_reply(error: DomainError) -> Response:
     (`timeutil.isoformat`: +08:00), a date as ISO 8601."""
     fields = {k: (isoformat(v) if isinstance(v, datetime) else v.isoformat() if isinstance(v, date) else v)
               for k, v in error.fields.items()}
-    return error_reply(error.code, error.message, error.http_status, **fields)
+    reply = error_reply(error.code, error.message, error.http_status, **fields)
+    until = error.fields.get("until")
+    if error.http_status == 429 and isinstance(until, datetime):
+        # RFC 9110: how long a client should wait, in whole seconds (at least one).
+        reply.headers["Retry-After"] = str(max(1, math.ceil((until - utcnow()).total_seconds())))
+    return reply
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,3 +86,14 @@ class CouponCancelled(CouponGone):
 
     code = "cancelled"
     default_message = "This coupon was cancelled."
+
+
+class TooManyAttempts(DomainError):
+    """The store's counter is refused for a while: `until` says when it opens, `attempts` its unknown codes.
+
+    A store whose counter was sent too many unknown codes lately (redemption.counter's guess limit) is refused
+    whatever the code, until the oldest of those codes leaves the window."""
+
+    code = "too_many_attempts"
+    http_status = 429
+    default_message = "Too many unknown codes at this store's counter; try again later."

@@ -1,4 +1,4 @@
-"""Coupons: what riders bought with points, and where each one stands."""
+"""Coupons: what riders bought with points, and where each one stands; the unknown codes a store's counter sent."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from metropoints.core.db import UTCDateTime, db
 from metropoints.core.models import enum_column
 from metropoints.core.timeutil import utcnow
+from metropoints.redemption.codes import new_counter_code
 
 
 class CouponStatus(enum.StrEnum):
@@ -22,17 +23,24 @@ class CouponStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
+ISSUED = "status = 'issued'"
+
+
 class Coupon(db.Model):
     """A benefit bought with points: its code (in the QR) is random and signed, so it can be neither guessed nor
-    forged; it is used once, at a store of its campaign, while valid."""
+    forged; it is used once, at a store of its campaign, while valid. Its counter code (12 digits, for typing at the
+    counter) is unique among the issued coupons only: the only ones a counter looks it up among, so the 10^11 codes
+    are never used up, and a used or expired coupon's number may come back on a new one."""
 
     __tablename__ = "coupons"
     __table_args__ = (
         Index("ix_coupons_rider", "rider_id", "id"),
         Index("ix_coupons_campaign_rider", "campaign_id", "rider_id"),
         Index("ix_coupons_used_store", "used_store_id", "used_at"),
-        Index("ix_coupons_issued_expiry", "expires_at", postgresql_where=text("status = 'issued'"),
-              sqlite_where=text("status = 'issued'")),
+        Index("ix_coupons_issued_expiry", "expires_at", postgresql_where=text(ISSUED), sqlite_where=text(ISSUED)),
+        Index("ix_coupons_counter_code_issued", "counter_code", unique=True, postgresql_where=text(ISSUED),
+              sqlite_where=text(ISSUED)),
+        Index("ix_coupons_campaign_issued", "campaign_id", "issued_at"),
         CheckConstraint("points_spent > 0", name="points_positive"),
         CheckConstraint("(status = 'used') = (used_at IS NOT NULL)", name="used_iff_used_at"),
     )
@@ -41,6 +49,8 @@ class Coupon(db.Model):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     rider_id: Mapped[int] = mapped_column(ForeignKey("riders.id"))
     code: Mapped[str] = mapped_column(String(64), unique=True)
+    # A fresh one for a row added through the ORM; redeem() draws its own and retries on a clash (operations).
+    counter_code: Mapped[str] = mapped_column(String(12), default=new_counter_code)
     status: Mapped[CouponStatus] = mapped_column(enum_column(CouponStatus, "coupon_status"))
     points_spent: Mapped[int] = mapped_column(Integer)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -50,3 +60,16 @@ class Coupon(db.Model):
     used_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the cashier
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UnknownCodeAttempt(db.Model):
+    """An unknown code sent to a store's counter (forged, mistyped, or no issued coupon carries it). Only the last
+    few minutes' rows matter (redemption.counter): the counter is refused while a store has too many of them, and
+    older rows are deleted as new ones come, so a store never has more than a handful."""
+
+    __tablename__ = "unknown_code_attempts"
+    __table_args__ = (Index("ix_unknown_code_attempts_store_at", "store_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,29 +5,42 @@ Every state change is one guarded statement, so concurrency is the database's bu
   the stock, debits the balance, issues the coupon and posts the ledger entry. The campaign's stock row, which every
   buyer of a flash sale queues on, is locked last and held for that one statement plus the commit.
 - cancel and use: `UPDATE coupons ... WHERE status = 'issued'`; whichever runs first wins, the other finds no row.
+  What the counter reads first, which store it serves and its guess limit are redemption.counter's.
+- a counter code is unique among issued coupons (a partial unique index). Its 10^11 values make a clash rare, but
+  the insert never fails on one: it skips (`ON CONFLICT ... DO NOTHING`), and the purchase is finished with a fresh
+  code in the same transaction, so no issued coupon shares a code and no points leave without a coupon.
 - expiry: one set-wise UPDATE of the coupons past their validity. Expired coupons refund nothing: the rider had the
   whole validity to use or cancel them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from metropoints.accrual.errors import InsufficientPoints
 from metropoints.accrual.ledger import post_entry
 from metropoints.accrual.models import EntryKind
 from metropoints.campaigns.models import Campaign, CampaignStatus
 from metropoints.core.db import MAX_ID, db, is_postgres, sql_param
-from metropoints.core.errors import InvalidInput, NotFound
-from metropoints.core.models import Rider, Role, User
+from metropoints.core.errors import NotFound
+from metropoints.core.models import Rider, User
 from metropoints.core.timeutil import service_day, utcnow
 from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
-from metropoints.marketplace.models import MerchantStatus, Store
-from metropoints.marketplace.queries import portal_membership
-from metropoints.redemption.codes import new_code, normalise_code
+from metropoints.marketplace.models import MerchantStatus
+from metropoints.redemption.codes import new_code, new_counter_code, normalise_code, normalise_counter_code
+from metropoints.redemption.counter import (
+    USE_COUPON,
+    check_id,
+    counter_facts,
+    counter_store_id,
+    lock_until,
+    note_unknown_code,
+)
 from metropoints.redemption.errors import (
     AlreadyUsed,
     CouponCancelled,
@@ -37,11 +50,12 @@ from metropoints.redemption.errors import (
     NotCancellable,
     NotLive,
     OutOfStock,
+    TooManyAttempts,
     UnknownCode,
     WrongMerchant,
     WrongStore,
 )
-from metropoints.redemption.models import Coupon, CouponStatus
+from metropoints.redemption.models import ISSUED, Coupon, CouponStatus
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,7 @@ class Redemption:
 
     coupon_id: int
     code: str
+    counter_code: str
     points_spent: int
     balance_after: int
     expires_at: datetime
@@ -73,13 +88,6 @@ class Acceptance:
     rider_display_name: str
     store_id: int
     used_at: datetime
-
-
-def check_id(value: object, field: str) -> int:
-    """A positive whole number that fits an id column; InvalidInput naming `field` otherwise."""
-    if type(value) is not int or not 0 < value <= MAX_ID:
-        raise InvalidInput(f"{field} must be a positive whole number.", field=field)
-    return value
 
 
 def effective_status(coupon: Coupon, now: datetime | None = None) -> CouponStatus:
@@ -138,7 +146,8 @@ def _sale_terms(campaign_id: int, rider_id: int, now: datetime, postgres: bool) 
 
 # Stock last: the rider is locked already, so the only lock this statement waits for is the campaign's stock row.
 # It runs after the rider's lock was granted, so `held` counts every coupon the rider's earlier purchases committed;
-# over the limit or short of points, nothing is taken and the caller says why.
+# over the limit or short of points, nothing is taken and the caller says why. A counter code an issued coupon
+# already carries inserts no coupon and no entry, while stock and points are taken: the caller finishes the purchase.
 _REDEEM = text("""
 WITH held AS (
     SELECT count(*) AS n FROM coupons WHERE campaign_id = :c AND rider_id = :r AND status <> 'cancelled'),
@@ -152,8 +161,9 @@ debit AS (
     WHERE id = :r AND points_balance >= :price AND EXISTS (SELECT 1 FROM stock)
     RETURNING points_balance),
 coupon AS (
-    INSERT INTO coupons (campaign_id, rider_id, code, status, points_spent, issued_at, expires_at)
-    SELECT :c, :r, :code, 'issued', :price, :now, :expires FROM debit
+    INSERT INTO coupons (campaign_id, rider_id, code, counter_code, status, points_spent, issued_at, expires_at)
+    SELECT :c, :r, :code, :counter_code, 'issued', :price, :now, :expires FROM debit
+    ON CONFLICT (counter_code) WHERE status = 'issued' DO NOTHING
     RETURNING id),
 entry AS (
     INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after)
@@ -171,18 +181,22 @@ def redeem(*, rider_id: int, campaign_id: object, now: datetime | None = None) -
 
     NotLive, LimitReached, InsufficientPoints and OutOfStock (all 409) say why not. Two round trips on PostgreSQL:
     the campaign's terms with the rider's lock, then one statement that checks the limit and takes stock, points and
-    coupon. The caller commits at once, so the stock row stays locked for that statement and the commit.
+    coupon. The caller commits at once, so the stock row stays locked for that statement and the commit. The coupon
+    gets a fresh counter code; in the rare case an issued coupon holds it, the coupon and its ledger entry follow in
+    a statement each, with another code (stock and points were taken once, by the first).
     """
     campaign_id = check_id(campaign_id, "campaign_id")
     now = now or utcnow()
     postgres = is_postgres()
     terms = _sale_terms(campaign_id, rider_id, now, postgres)
     price, balance = terms.point_price, terms.balance
-    code, expires_at = new_code(), now + timedelta(days=terms.coupon_valid_days)
+    code, counter_code = new_code(), new_counter_code()
+    expires_at = now + timedelta(days=terms.coupon_valid_days)
     if postgres:
         held, stock, coupon_id, balance_after, _ = db.session.execute(_REDEEM, {
             "c": campaign_id, "r": rider_id, "price": price, "limit": terms.per_rider_limit, "balance": balance,
-            "code": code, "now": now, "expires": expires_at, "day": service_day(now)}).one()
+            "code": code, "counter_code": counter_code, "now": now, "expires": expires_at,
+            "day": service_day(now)}).one()
     else:
         held = db.session.execute(_HELD, {"c": campaign_id, "r": rider_id}).scalar_one()
         stock = coupon_id = balance_after = None
@@ -190,22 +204,66 @@ def redeem(*, rider_id: int, campaign_id: object, now: datetime | None = None) -
         raise LimitReached(limit=terms.per_rider_limit)
     if balance < price:
         raise InsufficientPoints(points_balance=balance, point_price=price)
+    coupon = _NewCoupon(campaign_id=campaign_id, rider_id=rider_id, code=code, counter_code=counter_code,
+                        points_spent=price, issued_at=now, expires_at=expires_at)
     if not postgres:
-        coupon_id, balance_after = _redeem_in_steps(campaign_id, rider_id, price, code, now, expires_at)
+        coupon, coupon_id, balance_after = _redeem_in_steps(coupon)
     elif stock is None:
         raise OutOfStock()
-    elif coupon_id is None:  # cannot happen with the rider locked; the error rolls the stock back with it
+    elif balance_after is None:  # cannot happen with the rider locked; the error rolls the stock back with it
         raise InsufficientPoints(points_balance=balance, point_price=price)
+    elif coupon_id is None:  # its counter code was taken: stock and points are, the coupon comes now
+        coupon, coupon_id = _issue(coupon)
+        db.session.execute(_REDEMPTION_ENTRY, {"r": rider_id, "now": now, "day": service_day(now), "price": price,
+                                               "ref": f"coupon:{coupon_id}", "balance": balance_after})
     # Rows the session may hold went stale behind its back.
     _forget_loaded(Campaign, campaign_id)
     _forget_loaded(Rider, rider_id)
-    return Redemption(coupon_id=coupon_id, code=code, points_spent=price, balance_after=balance_after,
-                      expires_at=expires_at)
+    return Redemption(coupon_id=coupon_id, code=code, counter_code=coupon.counter_code, points_spent=price,
+                      balance_after=balance_after, expires_at=expires_at)
 
 
-def _redeem_in_steps(campaign_id: int, rider_id: int, price: int, code: str, now: datetime,
-                     expires_at: datetime) -> tuple[int, int]:
-    """The same steps as _REDEEM_SQL, one statement each (SQLite: one writer at a time, inside one transaction)."""
+@dataclass(frozen=True, slots=True)
+class _NewCoupon:
+    """The row a redemption inserts."""
+
+    campaign_id: int
+    rider_id: int
+    code: str
+    counter_code: str
+    points_spent: int
+    issued_at: datetime
+    expires_at: datetime
+
+
+# Tries, each with a fresh counter code, before a purchase whose codes are all taken gives up (and rolls back). With
+# 10^11 codes and far fewer issued coupons, a second try is already rare.
+_ISSUE_TRIES = 5
+_REDEMPTION_ENTRY = text("""
+INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after)
+VALUES (:r, :now, :day, -:price, 'redemption', :ref, '', '', :balance)
+""")
+
+
+def _issue(coupon: _NewCoupon) -> tuple[_NewCoupon, int]:
+    """Insert the coupon, drawing a fresh counter code while an issued coupon holds it: (the coupon as inserted, its
+    id). The insert skips on that clash instead of failing, so the transaction stays usable and needs no savepoint."""
+    insert = pg_insert if is_postgres() else sqlite_insert
+    for _ in range(_ISSUE_TRIES):
+        coupon_id = db.session.execute(
+            insert(Coupon.__table__).values(status=CouponStatus.issued, **asdict(coupon))
+            .on_conflict_do_nothing(index_elements=[Coupon.counter_code], index_where=text(ISSUED))
+            .returning(Coupon.id)).scalar()
+        if coupon_id is not None:
+            return coupon, coupon_id
+        coupon = replace(coupon, counter_code=new_counter_code())
+    raise RuntimeError("no free counter code after several tries")
+
+
+def _redeem_in_steps(coupon: _NewCoupon) -> tuple[_NewCoupon, int, int]:
+    """The same steps as _REDEEM, one statement each (SQLite: one writer at a time, inside one transaction): (the
+    coupon as inserted, its id, the balance after)."""
+    campaign_id, now = coupon.campaign_id, coupon.issued_at
     taken = db.session.execute(
         update(Campaign).where(Campaign.id == campaign_id, Campaign.stock_left > 0,
                                Campaign.status == CampaignStatus.approved, Campaign.valid_from <= now,
@@ -214,12 +272,10 @@ def _redeem_in_steps(campaign_id: int, rider_id: int, price: int, code: str, now
         .execution_options(synchronize_session=False)).scalar_one_or_none()
     if taken is None:
         raise OutOfStock()
-    coupon = Coupon(campaign_id=campaign_id, rider_id=rider_id, code=code, status=CouponStatus.issued,
-                    points_spent=price, issued_at=now, expires_at=expires_at)
-    db.session.add(coupon)
-    db.session.flush()
-    entry = post_entry(rider_id=rider_id, points=-price, kind=EntryKind.redemption, ref=f"coupon:{coupon.id}", at=now)
-    return coupon.id, entry.balance_after
+    coupon, coupon_id = _issue(coupon)
+    entry = post_entry(rider_id=coupon.rider_id, points=-coupon.points_spent, kind=EntryKind.redemption,
+                       ref=f"coupon:{coupon_id}", at=now)
+    return coupon, coupon_id, entry.balance_after
 
 
 def rider_coupon(*, rider_id: int, coupon_id: int) -> Coupon:
@@ -273,92 +329,45 @@ def _forget_loaded(model: type, ident: int) -> None:
         db.session.expire(loaded)
 
 
-def _counter_store_id(*, owner: bool, own_store_id: int | None, store_id: object) -> int:
-    """Which store a staff member validates for: a cashier's own (any `store_id` given must be it); an owner must name
-    one (InvalidInput without it). Whether that store is the merchant's and active is checked by the caller."""
-    if owner:
-        if store_id is None:
-            raise InvalidInput("An owner must say at which store (store_id).", field="store_id")
-        return check_id(store_id, "store_id")
-    if store_id is not None and store_id != own_store_id:
-        raise WrongStore()
-    return own_store_id
-
-
-def counter_store(user: User, store_id: object = None) -> Store:
-    """The store a staff member validates for: a cashier's own store (any `store_id` given must be it); an owner
-    must name one of their merchant's active stores. NotStaff / MerchantNotApproved (403) for anyone else."""
-    try:
-        member = portal_membership(user)
-    except MerchantNotApproved as refused:
-        # Its `status` field would clash with the JSON error reply's own `status` argument (a 500): rename it.
-        raise MerchantNotApproved(merchant_status=refused.fields.get("status")) from None
-    store_id = _counter_store_id(owner=member.is_owner or user.role == Role.merchant_owner,
-                                 own_store_id=member.store_id, store_id=store_id)
-    store = db.session.get(Store, store_id)
-    if store is None or store.merchant_id != member.merchant_id or not store.active:
-        raise WrongStore()
-    return store
-
-
-# Everything a counter checks before using a coupon, in one round trip: the staff member's place at an approved
-# merchant (as marketplace.queries.portal_membership reads it), the store asked for, the coupon by its code, and
-# whether its campaign is valid at that store. The checks themselves are made in Python, in the order of the replies.
-_COUNTER_FACTS = text("""
-SELECT u.active AND u.role IN ('merchant_owner', 'cashier'), u.role = 'merchant_owner' OR s.is_owner, s.store_id,
-       s.merchant_id, m.status, st.id, st.merchant_id, st.active, cp.id, ca.merchant_id, ca.title,
-       EXISTS (SELECT 1 FROM campaign_stores cs WHERE cs.campaign_id = ca.id AND cs.store_id = st.id)
-FROM users u
-JOIN staff_members s ON s.user_id = u.id
-JOIN merchants m ON m.id = s.merchant_id
-LEFT JOIN stores st ON st.id = COALESCE(:store, s.store_id)
-LEFT JOIN coupons cp ON cp.code = :code
-LEFT JOIN campaigns ca ON ca.id = cp.campaign_id
-WHERE u.id = :user
-""")
-
-# The use itself: whichever of a use, a second use or a cancel runs first wins; the others find no row.
-_USE_COUPON = text("""
-UPDATE coupons SET status = 'used', used_at = :now, used_store_id = :store, used_by = :user
-WHERE id = :coupon AND status = 'issued' AND expires_at > :now
-RETURNING (SELECT display_name FROM riders WHERE riders.id = coupons.rider_id)
-""")
-
-
 def validate(*, cashier: User | int, code: object, store_id: object = None, now: datetime | None = None) -> Acceptance:
     """Use a coupon at a counter: at most once, only at a store of its campaign, only while valid.
 
-    `cashier` is the staff member's User or their user id (the POS API has only the token's). NotStaff /
-    MerchantNotApproved (403) for anyone but active staff of an approved merchant, then the store's refusals. A code
-    whose signature does not check is refused (404 unknown_code) without matching any coupon row. Two round trips:
-    the facts, then one guarded UPDATE; when that finds no row, the coupon is read again to say why (409
-    already_used with when and where, 410 expired / cancelled).
+    `cashier` is the staff member's User or their user id (the POS API has only the token's). `code` is the text
+    inside the QR or the coupon's counter code (12 digits, with or without spaces or dashes); a counter code is
+    looked up among issued coupons only, the only ones it is unique among. NotStaff / MerchantNotApproved (403) for
+    anyone but active staff of an approved merchant, then the store's refusals; a store whose counter was sent too
+    many unknown codes is refused (429 too_many_attempts, with `until`) whatever the code. A QR text whose signature
+    does not check, or a number whose check digit does not, matches no coupon row (404 unknown_code), and every
+    unknown code counts towards that limit. Two round trips: the facts, then one guarded UPDATE; when that finds no
+    row, the coupon is read again to say why (409 already_used with when and where, 410 expired / cancelled).
     """
     now = now or utcnow()
     user_id = cashier if isinstance(cashier, int) else cashier.id
-    code = normalise_code(code)
+    qr_code = normalise_code(code)
+    counter_code = normalise_counter_code(code) if qr_code is None else None
     # Only a valid id reaches SQL; anything else is still refused below, by the same rules as counter_store's.
     store_param = store_id if type(store_id) is int and 0 < store_id <= MAX_ID else None
-    facts = db.session.execute(_COUNTER_FACTS, {"user": user_id, "store": store_param, "code": code}).first()
-    if facts is None or not facts[0]:
+    facts = counter_facts(user_id=user_id, store_id=store_param, code=qr_code, counter_code=counter_code, now=now)
+    if facts is None or not facts.staff:
         raise NotStaff()
-    (_, owner, own_store_id, merchant_id, merchant_status, found_store, store_merchant, store_active, coupon_id,
-     campaign_merchant, title, valid_at_store) = facts
-    if merchant_status != MerchantStatus.approved.value:
-        raise MerchantNotApproved(merchant_status=merchant_status)
-    store = _counter_store_id(owner=owner, own_store_id=own_store_id, store_id=store_id)
-    if found_store != store or store_merchant != merchant_id or not store_active:
+    if facts.merchant_status != MerchantStatus.approved.value:
+        raise MerchantNotApproved(merchant_status=facts.merchant_status)
+    store = counter_store_id(owner=facts.owner, own_store_id=facts.own_store_id, store_id=store_id)
+    if facts.store_id != store or facts.store_merchant_id != facts.merchant_id or not facts.store_active:
         raise WrongStore()
-    if code is None or coupon_id is None:
+    if facts.locked_from is not None:
+        raise TooManyAttempts(until=lock_until(facts.locked_from), attempts=facts.unknown_codes)
+    if facts.coupon_id is None:
+        note_unknown_code(store_id=store, user_id=user_id, now=now)
         raise UnknownCode()
-    if campaign_merchant != merchant_id:
+    if facts.campaign_merchant_id != facts.merchant_id:
         raise WrongMerchant()
-    if not valid_at_store:
+    if not facts.valid_at_store:
         raise WrongStore()
-    rider_name = db.session.execute(_USE_COUPON, {"now": sql_param(now), "store": store, "user": user_id,
-                                                  "coupon": coupon_id}).scalar()
+    rider_name = db.session.execute(USE_COUPON, {"now": sql_param(now), "store": store, "user": user_id,
+                                                 "coupon": facts.coupon_id}).scalar()
     if rider_name is None:
-        coupon = db.session.execute(select(Coupon).where(Coupon.id == coupon_id)
+        coupon = db.session.execute(select(Coupon).where(Coupon.id == facts.coupon_id)
                                     .execution_options(populate_existing=True)).scalar_one()
         status = effective_status(coupon, now)
         if status == CouponStatus.used:
@@ -366,8 +375,9 @@ def validate(*, cashier: User | int, code: object, store_id: object = None, now:
         if status == CouponStatus.cancelled:
             raise CouponCancelled(cancelled_at=coupon.cancelled_at)
         raise CouponExpired(expires_at=coupon.expires_at)
-    _forget_loaded(Coupon, coupon_id)
-    return Acceptance(coupon_id=coupon_id, title=title, rider_display_name=rider_name, store_id=store, used_at=now)
+    _forget_loaded(Coupon, facts.coupon_id)
+    return Acceptance(coupon_id=facts.coupon_id, title=facts.title, rider_display_name=rider_name, store_id=store,
+                      used_at=now)
 
 
 def expire_coupons(*, now: datetime | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Read side of redemption: a rider's coupons, a store's validations today, and the owner's activity over a period.
+"""Read side of redemption: a rider's coupons, a store's validations today, the owner's activity over a period, and
+the stores whose counter is refused for too many unknown codes.
 
 Everything is counted by the database (GROUP BY); the activity CSV's rows are streamed, never loaded at once.
 """
@@ -15,7 +16,8 @@ from metropoints.campaigns.models import Campaign
 from metropoints.core.db import db
 from metropoints.core.timeutil import SERVICE_ZONE, isoformat, utcnow
 from metropoints.marketplace.models import Store
-from metropoints.redemption.models import Coupon, CouponStatus
+from metropoints.redemption.counter import GUESS_LIMIT, GUESS_WINDOW, lock_until
+from metropoints.redemption.models import Coupon, CouponStatus, UnknownCodeAttempt
 
 CSV_HEADER = ("coupon_id", "campaign_id", "campaign_title", "status", "points_spent", "issued_at", "used_at",
               "used_store_id", "store_name")
@@ -128,3 +130,37 @@ def coupon_rows(merchant_id: int, period: Period) -> Iterator[tuple]:
          name) in db.session.execute(query):
         yield (coupon_id, campaign_id, title, status.value, points, isoformat(issued_at) or "",
                isoformat(used_at) or "", store_id if store_id is not None else "", name or "")
+
+
+@dataclass(frozen=True)
+class CounterLock:
+    """A store whose counter is refused for now: how many unknown codes it was sent within the guess window, and
+    until when it is refused."""
+
+    store_id: int
+    store_name: str
+    attempts: int
+    until: datetime
+
+    @property
+    def minutes(self) -> int:
+        """The guess window the attempts were counted in, in minutes."""
+        return GUESS_WINDOW.seconds // 60
+
+
+def active_counter_locks(*, merchant_id: int, now: datetime | None = None,
+                         store_id: int | None = None) -> list[CounterLock]:
+    """The merchant's stores (or the one store) whose counter is refused at `now` for too many unknown codes, by
+    store name; one query, reading no more than a handful of rows per store (older tries are deleted as new come)."""
+    now = now or utcnow()
+    since = now - GUESS_WINDOW
+    tries = and_(UnknownCodeAttempt.store_id == Store.id, UnknownCodeAttempt.at > since)
+    attempts = select(func.count()).select_from(UnknownCodeAttempt).where(tries).scalar_subquery()
+    locked_from = (select(UnknownCodeAttempt.at).where(tries).order_by(UnknownCodeAttempt.at.desc())
+                   .offset(GUESS_LIMIT - 1).limit(1).scalar_subquery())
+    query = (select(Store.id, Store.name, attempts.label("attempts"), locked_from.label("locked_from"))
+             .where(Store.merchant_id == merchant_id).order_by(Store.name, Store.id))
+    if store_id is not None:
+        query = query.where(Store.id == store_id)
+    return [CounterLock(store_id=row.id, store_name=row.name, attempts=row.attempts, until=lock_until(row.locked_from))
+            for row in db.session.execute(query) if row.locked_from is not None]

@@ -1,14 +1,16 @@
 """Redemption pages: the cashier's counter and the owner's activity.
 
-The counter: scan a coupon (camera or USB scanner) or type its code, see at once whether it is accepted, and today's
-validations at the store; the same `validate` operation as the POS API. The activity page: per campaign and per
-store over a period of Asia/Shanghai days, and the coupons behind them as a streamed CSV. Thin: the app commits once
-per request (on a reply below 400).
+The counter: scan a coupon (camera or USB scanner) or type its code or its 12-digit counter code, see at once
+whether it is accepted, and today's validations at the store; the same `validate` operation as the POS API. A store
+whose counter is refused for too many unknown codes is named on the counter page and on the owner's activity
+page. The activity page: per campaign and per store over a period of Asia/Shanghai days, and the coupons behind
+them as a streamed CSV. Thin: the app commits once per request (on a reply below 400).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from metropoints.core.csvexport import csv_download
@@ -19,11 +21,13 @@ from metropoints.core.signin import set_home
 from metropoints.core.templating import local_datetime
 from metropoints.core.timeutil import isoformat
 from metropoints.marketplace.queries import portal_membership, stores_of
+from metropoints.redemption.counter import counter_store
 from metropoints.redemption.forms import period_from
-from metropoints.redemption.operations import counter_store, validate
+from metropoints.redemption.operations import validate
 from metropoints.redemption.queries import (
     CSV_HEADER,
     Period,
+    active_counter_locks,
     campaign_activity,
     coupon_rows,
     store_activity,
@@ -51,6 +55,14 @@ MESSAGES = {
 }
 
 
+def _refusal_message(refused: DomainError) -> str:
+    """What the cashier reads for a refusal; a counter refused for too many unknown codes says until when."""
+    if refused.code == "too_many_attempts":
+        return _("Too many unknown codes: this counter is refused until %(until)s",
+                 until=local_datetime(refused.fields["until"]))
+    return str(MESSAGES.get(refused.code, refused.message))
+
+
 # -- the counter -------------------------------------------------------------------------------------------------
 
 
@@ -70,9 +82,10 @@ def _check(code: object, store_id: int | None) -> tuple[dict, int]:
     try:
         accepted = validate(cashier=portal_user(), code=code, store_id=store_id)
     except DomainError as refused:
-        reply = {"result": "refused", "code": refused.code,
-                 "message": str(MESSAGES.get(refused.code, refused.message))}
-        used_at, where = refused.fields.get("used_at"), refused.fields.get("store_id")
+        reply = {"result": "refused", "code": refused.code, "message": _refusal_message(refused)}
+        used_at, where, until = (refused.fields.get(name) for name in ("used_at", "store_id", "until"))
+        if until is not None:
+            reply["until"] = isoformat(until)
         if used_at is not None:
             reply["used_at"] = isoformat(used_at)
             reply["used_at_local"] = local_datetime(used_at)
@@ -88,16 +101,17 @@ def _check(code: object, store_id: int | None) -> tuple[dict, int]:
 def _counter_page(result: dict | None = None, status: int = 200):
     """The page: the scan field, the result (after a form post), today's list; an owner picks a store first."""
     user, store_id = portal_user(), _store_id_arg()
-    stores = []
-    if user.role == Role.merchant_owner:
-        stores = stores_of(portal_membership(user).merchant_id, active_only=True)
+    member, owner = portal_membership(user), user.role == Role.merchant_owner
+    stores = stores_of(member.merchant_id, active_only=True) if owner else []
     try:
         store = counter_store(user, store_id)
     except InvalidInput:  # an owner who has not chosen a store yet
         store = None
     today = todays_validations(store.id) if store else []
+    # An owner hears of every store of theirs whose counter is refused, a cashier of their own store.
+    locks = active_counter_locks(merchant_id=member.merchant_id, store_id=None if owner else member.store_id)
     return render_template("redemption/counter.html", store=store, stores=stores, result=result,
-                           today=today), status
+                           today=today, locks=locks), status
 
 
 @counter_bp.get("")
@@ -136,7 +150,8 @@ def _activity_page(merchant_id: int, period: Period, error: str | None, raw: dic
     return render_template("redemption/activity.html", error=None, period=period,
                            form={"from": period.first.isoformat(), "to": period.last.isoformat()},
                            campaigns=campaign_activity(merchant_id, period),
-                           stores=store_activity(merchant_id, period))
+                           stores=store_activity(merchant_id, period),
+                           locks=active_counter_locks(merchant_id=merchant_id))
 
 
 @activity_bp.get("", endpoint="page")  # the counter's view function has the name `page`

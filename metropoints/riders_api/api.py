@@ -36,6 +36,7 @@ from metropoints.redemption.errors import (
     NotCancellable,
     NotLive,
     OutOfStock,
+    TooManyAttempts,
     UnknownCode,
     WrongMerchant,
     WrongStore,
@@ -208,8 +209,9 @@ def redeem(body: s.RedemptionRequest):
     the coupon are one transaction. A retry with the same Idempotency-Key gets the first coupon back."""
     # The token names the rider; redeem() reads and locks the rider's row itself, so no ORM load here.
     result = redemption.redeem(rider_id=g.api_token.subject_id, campaign_id=body.campaign_id)
-    return s.RedemptionReply(coupon_id=result.coupon_id, code=result.code, points_spent=result.points_spent,
-                             balance_after=result.balance_after, expires_at=result.expires_at)
+    return s.RedemptionReply(coupon_id=result.coupon_id, code=result.code, counter_code=result.counter_code,
+                             points_spent=result.points_spent, balance_after=result.balance_after,
+                             expires_at=result.expires_at)
 
 
 def _coupon_status_filter() -> CouponStatus | None:
@@ -247,10 +249,11 @@ def my_coupons():
 @api_operation(replies={200: Reply(description="The QR code.", media_type="image/svg+xml")},
                errors=(CouponCancelled,), tag="redemption")
 def coupon_qr(coupon_id: int):
-    """A coupon's QR code: its code as an SVG image, for the counter to scan; 404 for another rider's coupon, 410
-    `cancelled` for a cancelled one (used and expired ones are still shown, as a wallet keeps them)."""
+    """A coupon's QR code: its code as an SVG image, for the counter to scan, with its counter code written 4-4-4
+    under it; 404 for another rider's coupon, 410 `cancelled` for a cancelled one (used and expired ones are still
+    shown, as a wallet keeps them)."""
     coupon = redemption.coupon_for_qr(rider_id=current_rider().id, coupon_id=coupon_id)
-    response = Response(qr_svg(coupon.code), mimetype="image/svg+xml")
+    response = Response(qr_svg(coupon.code, coupon.counter_code), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -294,10 +297,11 @@ def staff_token(body: s.StaffTokenRequest):
 @require_token(TokenKind.staff)
 @api_operation(body=s.ValidateRequest, replies={200: s.ValidateReply}, tag="counter",
                errors=(WrongMerchant, WrongStore, NotStaff, MerchantNotApproved, UnknownCode, AlreadyUsed,
-                       CouponExpired, CouponCancelled))
+                       CouponExpired, CouponCancelled, TooManyAttempts))
 def counter_validate(body: s.ValidateRequest):
-    """Use a coupon at the counter, at the staff member's store: accepted at most once, only at a store of its
-    campaign, only while valid; 409/410/403/404 say why not."""
+    """Use a coupon at the counter, at the staff member's store, by the text of its QR or its 12-digit counter code:
+    accepted at most once, only at a store of its campaign, only while valid; 409/410/403/404 say why not, and 429
+    `too_many_attempts` (with `until`) refuses a store whose counter was sent too many unknown codes lately."""
     # By the token's user id: validate() checks the account and its place at the merchant in its own first query.
     accepted = redemption.validate(cashier=g.api_token.subject_id, code=body.code, store_id=body.store_id)
     return s.ValidateReply(result="accepted", coupon_id=accepted.coupon_id, title=accepted.title,

@@ -21,6 +21,7 @@ from metropoints.core.api import Page
 from metropoints.core.models import Rider, Station
 from metropoints.core.operations import MAX_PASSWORD, MIN_PASSWORD, PHONE_RE
 from metropoints.core.schemas import Id, ReplyBody, RequestBody, Timestamp, text, width
+from metropoints.redemption.codes import COUNTER_CODE_RE
 from metropoints.redemption.models import Coupon, CouponStatus
 
 Km = Annotated[float, Field(ge=0, json_schema_extra={"x-decimals": 3})]
@@ -206,11 +207,17 @@ class RedemptionRequest(RequestBody):
     campaign_id: Id = Field(description="A live campaign.")
 
 
+CounterCode = Annotated[str, Field(pattern=COUNTER_CODE_RE.pattern, description=(
+    "The coupon's 12-digit counter code (the last digit a check digit), for a cashier to type when the QR cannot be "
+    "scanned; show it 4-4-4 (1234-5678-9012) under the QR, as qr.svg does. Unique among issued coupons only."))]
+
+
 class RedemptionReply(ReplyBody):
     """The coupon."""
 
     coupon_id: int
     code: str = Field(description="The text inside the coupon's QR code.")
+    counter_code: CounterCode
     points_spent: int = Field(ge=1)
     balance_after: int = Field(ge=0)
     expires_at: Timestamp = Field(description="End of the coupon's validity.")
@@ -224,6 +231,7 @@ class CouponItem(ReplyBody):
     title: str
     status: CouponStatus = Field(description="As the rider sees it: an issued coupon past its validity is expired.")
     code: str
+    counter_code: CounterCode
     issued_at: Timestamp
     expires_at: Timestamp
     used_at: Timestamp | None
@@ -233,8 +241,8 @@ class CouponItem(ReplyBody):
     def of(cls, coupon: Coupon, title: str, status: CouponStatus) -> CouponItem:
         """A coupon with its campaign's title and the status the rider sees."""
         return cls(coupon_id=coupon.id, campaign_id=coupon.campaign_id, title=title, status=status, code=coupon.code,
-                   issued_at=coupon.issued_at, expires_at=coupon.expires_at, used_at=coupon.used_at,
-                   points_spent=coupon.points_spent)
+                   counter_code=coupon.counter_code, issued_at=coupon.issued_at, expires_at=coupon.expires_at,
+                   used_at=coupon.used_at, points_spent=coupon.points_spent)
 
 
 class CancelReply(ReplyBody):
@@ -262,7 +270,8 @@ class StaffTokenReply(ReplyBody):
 # Whatever is sent is looked up as it is: anything but a code we issued (a number, null, a forged string) is
 # `unknown_code`, never a 422, so the counter always hears the same refusal for a bad scan.
 ScannedCode = Annotated[Any, WithJsonSchema({"type": "string", "description": "The text inside the coupon's QR "
-                                             "code, as scanned; anything else is `unknown_code`."})]
+                                             "code, as scanned, or its 12-digit counter code, with or without "
+                                             "spaces or dashes; anything else is `unknown_code`."})]
 
 
 class ValidateRequest(RequestBody):

@@ -1,6 +1,7 @@
 // The counter page: a USB scanner types into the focused field and presses Enter; the camera button uses the
-// browser's BarcodeDetector. Each code is checked at once and the result shown big and coloured. Without this
-// script the form posts normally and the server renders the result.
+// browser's BarcodeDetector; the number field takes the 12-digit counter code under the QR, written 4-4-4 as it is
+// typed. Each code is checked at once and the result shown big and coloured. Without this script the forms post
+// normally and the server renders the result.
 (function () {
   "use strict";
   var form = document.getElementById("counter-form");
@@ -9,6 +10,8 @@
   var panel = document.getElementById("counter-result");
   var cameraButton = document.getElementById("counter-camera");
   var video = document.getElementById("counter-video");
+  var numberForm = document.getElementById("counter-number-form");
+  var number = document.getElementById("counter-number");
   var csrf = form.querySelector("input[name=csrf_token]").value;
   var busy = false;
 
@@ -47,7 +50,8 @@
     body.insertBefore(row, body.firstChild);
   }
 
-  function check(code) {
+  function check(code, field) {
+    field = field || input;
     code = (code || "").trim();
     if (!code || busy) { return; }
     busy = true;
@@ -68,8 +72,38 @@
       panel.textContent = panel.dataset.failed;
     }).then(function () {
       busy = false;
-      input.value = "";
-      input.focus();
+      field.value = "";
+      field.focus();
+    });
+  }
+
+  // The ASCII digits of a text, a Chinese input method's full-width ones included.
+  function digitsOf(text) {
+    return text.replace(/[\uFF10-\uFF19]/g, function (c) {
+      return String.fromCharCode(c.charCodeAt(0) - 0xFEE0);
+    }).replace(/\D/g, "");
+  }
+
+  // At most 12 digits, grouped 4-4-4 with dashes (the server ignores them). The caret stays after the same digit, so
+  // a correction in the middle does not jump to the end.
+  function groupDigits() {
+    var caret = number.selectionStart === null ? number.value.length : number.selectionStart;
+    var before = digitsOf(number.value.slice(0, caret)).length;
+    var digits = digitsOf(number.value).slice(0, 12);
+    var grouped = digits.replace(/(\d{4})(?=\d)/g, "$1-");
+    if (grouped === number.value) { return; }
+    number.value = grouped;
+    var at = Math.min(before, digits.length);
+    var position = at + Math.floor(Math.max(at - 1, 0) / 4);
+    if (at > 0 && at % 4 === 0 && at < digits.length) { position += 1; }
+    number.setSelectionRange(position, position);
+  }
+
+  if (numberForm && number) {
+    number.addEventListener("input", groupDigits);
+    numberForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      check(number.value, number);
     });
   }
 

@@ -13,6 +13,7 @@ from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import TokenKind
 from metropoints.core.operations import issue_token
 from metropoints.core.timeutil import utcnow
+from metropoints.redemption.operations import redeem
 from tests.campaigns.conftest import create_operator, login  # noqa: F401  (fixtures)
 from tests.conftest import Shop
 
@@ -129,3 +130,14 @@ def books():
             assert spent == -coupon.points_spent
 
     return check
+
+
+@pytest.fixture
+def bought(app, create_shop, create_campaign, create_riders):
+    """A shop, its campaign and a coupon a rider bought: (shop, campaign, rider, redemption)."""
+    shop = create_shop()
+    campaign = create_campaign(shop)
+    rider = create_riders()[0]
+    result = redeem(rider_id=rider.id, campaign_id=campaign.id)
+    commit_unit_of_work()
+    return shop, campaign, rider, result

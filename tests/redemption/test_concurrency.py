@@ -187,3 +187,68 @@ def test_cancels_racing_each_other_refund_once(app, create_shop, create_campaign
     db.session.expire_all()
     assert db.session.get(Rider, rider_id).points_balance == 1000
     books()
+
+
+def test_concurrent_purchases_drawing_one_counter_code(app, monkeypatch, create_shop, create_campaign, create_riders,
+                                                       token_for, books):
+    """20 riders buying at once, each first drawing the same counter code: one coupon gets it, the others a fresh
+    one in their own transaction; never two issued coupons with one code, never points without a coupon."""
+    import threading
+
+    from metropoints.redemption.codes import new_counter_code
+
+    shared, seen = new_counter_code(), threading.local()
+
+    def draw() -> str:
+        """The shared code on a thread's first draw, a fresh one after."""
+        if getattr(seen, "drawn", False):
+            return new_counter_code()
+        seen.drawn = True
+        return shared
+
+    monkeypatch.setattr(redemption, "new_counter_code", draw)
+    shop = create_shop()
+    campaign = create_campaign(shop, stock_total=50, per_rider_limit=1)
+    tokens = [token_for(rider) for rider in create_riders(20, points=500)]
+    results = run_at_once(app, [post_redemption(app, token, campaign.id) for token in tokens])
+    assert Counter(outcome(r) for r in results) == {"ok": 20}, results
+    codes = [r["counter_code"] for r in results]
+    assert len(set(codes)) == 20 and shared in codes
+    db.session.expire_all()
+    stored = db.session.scalars(select(Coupon.counter_code).where(Coupon.status == CouponStatus.issued)).all()
+    assert sorted(stored) == sorted(codes)
+    books()
+
+
+def test_unknown_codes_from_many_counters_lock_once(app, create_shop, token_for):
+    """30 unknown codes sent to one store at once (as from several workers): each is recorded, the store's counter
+    is refused afterwards, and the lock is in the audit log exactly once."""
+    from metropoints.core.models import AuditEntry
+    from metropoints.redemption.codes import damm_digit
+    from metropoints.redemption.counter import GUESS_LIMIT
+    from metropoints.redemption.models import UnknownCodeAttempt
+
+    shop = create_shop()
+    token, store_id = token_for(shop.cashier), shop.store.id
+
+    def guess(n: int):
+        """A worker: one unknown counter code through the full stack; its error code."""
+        digits = f"{n:011d}"
+
+        def call():
+            reply = app.test_client().post("/api/v1/counter/validate", json={"code": digits + damm_digit(digits)},
+                                           headers=auth(token))
+            return {"status": reply.status_code, "error_code": reply.get_json()["error"]["code"]}
+
+        return call
+
+    results = run_at_once(app, [guess(n) for n in range(30)])
+    counts = Counter(outcome(r) for r in results)
+    assert set(counts) <= {"unknown_code", "too_many_attempts"} and counts["unknown_code"] >= GUESS_LIMIT, counts
+    db.session.expire_all()
+    recorded = db.session.scalar(select(func.count()).select_from(UnknownCodeAttempt)
+                                 .where(UnknownCodeAttempt.store_id == store_id))
+    assert recorded == counts["unknown_code"]
+    assert outcome(guess(99)()) == "too_many_attempts"
+    locks = db.session.scalars(select(AuditEntry.subject).where(AuditEntry.action == "counter.lock")).all()
+    assert locks == [f"store:{store_id}"]

@@ -31,7 +31,7 @@ def test_redeem_debits_takes_stock_and_issues_a_coupon(client, create_shop, crea
     reply = redeem(client, token_for(rider), campaign.id)
     assert reply.status_code == 201, reply.get_json()
     body = reply.get_json()
-    assert list(body) == ["coupon_id", "code", "points_spent", "balance_after", "expires_at"]
+    assert list(body) == ["coupon_id", "code", "counter_code", "points_spent", "balance_after", "expires_at"]
     assert body["points_spent"] == 300 and body["balance_after"] == 700
     db.session.expire_all()
     coupon = db.session.get(Coupon, body["coupon_id"])
@@ -156,8 +156,8 @@ def test_my_coupons_lists_newest_first_and_filters(client, create_shop, create_c
     page = client.get("/api/v1/me/coupons?limit=2", headers=auth(token)).get_json()
     assert [c["coupon_id"] for c in page["items"]] == ids[:0:-1] and page["next_cursor"]
     item = page["items"][0]
-    assert list(item)[:8] == ["coupon_id", "campaign_id", "title", "status", "code", "issued_at", "expires_at",
-                              "used_at"]
+    assert list(item)[:9] == ["coupon_id", "campaign_id", "title", "status", "code", "counter_code", "issued_at",
+                              "expires_at", "used_at"]
     assert (item["title"], item["status"], item["used_at"]) == (campaign.title, "issued", None)
     rest = client.get(f"/api/v1/me/coupons?limit=2&cursor={page['next_cursor']}", headers=auth(token)).get_json()
     assert [c["coupon_id"] for c in rest["items"]] == [ids[0]] and rest["items"][0]["status"] == "expired"
