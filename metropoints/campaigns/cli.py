@@ -7,8 +7,8 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from metropoints.campaigns.catalogue import live_campaigns
+from metropoints.campaigns.images import prune_campaign_images
 from metropoints.campaigns.models import Campaign
-from metropoints.campaigns.operations import prune_campaign_images
 from metropoints.core.db import db
 
 campaigns_cli = AppGroup("campaigns", help="Benefit campaigns and the live catalogue.")

@@ -53,6 +53,27 @@ class RevisionNotPending(Conflict):
     default_message = _l("This revision has already been decided.")
 
 
+class RevisionWithdrawn(RevisionNotPending):
+    """A decision on changes the merchant took back before the metro team decided."""
+
+    code = "revision_withdrawn"
+    default_message = _l("The merchant has withdrawn these changes: there is nothing left to decide.")
+
+
+class SubmissionWithdrawn(IllegalTransition):
+    """A decision on a campaign the merchant took back from review (a draft again)."""
+
+    code = "submission_withdrawn"
+    default_message = _l("The merchant has withdrawn this campaign from review: there is nothing left to decide.")
+
+
+class NothingToWithdraw(Conflict):
+    """Withdrawing what is not under review: a campaign not submitted, or one with no changes pending."""
+
+    code = "nothing_to_withdraw"
+    default_message = _l("Nothing of this campaign is under review, so there is nothing to withdraw.")
+
+
 class InvalidCampaign(InvalidInput):
     """A campaign field that makes no sense; `field` names it, so a form can show the message on that field."""
 

@@ -23,8 +23,8 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from metropoints.campaigns.fields import MAX_COUPON_DAYS, MAX_STOCK, point_price_range
 from metropoints.campaigns.models import BenefitType
-from metropoints.campaigns.operations import MAX_COUPON_DAYS, MAX_STOCK, point_price_range
 from metropoints.core.timeutil import SERVICE_ZONE
 from metropoints.marketplace.models import Category
 

@@ -1,7 +1,9 @@
-"""Campaign images: checked by their first bytes (not their name), stored under the instance folder by a random name."""
+"""Campaign images: checked by their first bytes (not their name), stored under the instance folder by a random name,
+deleted once nothing names them. Several campaigns may name one image (a copy keeps its original's)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -9,8 +11,11 @@ from typing import IO
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from metropoints.campaigns.errors import InvalidCampaign
+from metropoints.campaigns.models import Campaign, CampaignRevision
+from metropoints.core.db import db
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpg|webp)$")
@@ -71,3 +76,20 @@ def prune_images(keep: set[str], *, older_than_seconds: float, now: float | None
             os.remove(path)
             deleted.append(name)
     return deleted
+
+
+# A form refused after its image was stored, or an image replaced, leaves a file nothing names; kept a day, since a
+# merchant may still be filling in the form its upload came with.
+ORPHAN_IMAGE_SECONDS = 24 * 3600
+
+
+def prune_campaign_images(*, now: float | None = None) -> list[str]:
+    """Delete uploaded images no campaign and no revision (proposed or previous) names; the names deleted."""
+    keep = set(db.session.scalars(select(Campaign.image_name).where(Campaign.image_name != "")))
+    for proposed, previous in db.session.execute(select(CampaignRevision.proposed_json,
+                                                        CampaignRevision.previous_json)):
+        for text_ in (proposed, previous):
+            name = json.loads(text_).get("image_name") if text_ else None
+            if name:
+                keep.add(name)
+    return prune_images(keep, older_than_seconds=ORPHAN_IMAGE_SECONDS, now=now)

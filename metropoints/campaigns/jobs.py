@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from metropoints.campaigns.operations import prune_campaign_images
+from metropoints.campaigns.images import prune_campaign_images
 from metropoints.core.jobs import job
 
 
 @job
 def prune_images_job() -> int:
-    """Delete uploaded images nothing names any more (see operations.prune_campaign_images); how many."""
+    """Delete uploaded images nothing names any more (see images.prune_campaign_images); how many."""
     return len(prune_campaign_images())

@@ -37,7 +37,8 @@ class CampaignStatus(enum.StrEnum):
 
 CAMPAIGN_TRANSITIONS: dict[CampaignStatus, set[CampaignStatus]] = {
     CampaignStatus.draft: {CampaignStatus.submitted},
-    CampaignStatus.submitted: {CampaignStatus.approved, CampaignStatus.rejected},
+    # back to draft: its owner withdrew it before a decision
+    CampaignStatus.submitted: {CampaignStatus.approved, CampaignStatus.rejected, CampaignStatus.draft},
     CampaignStatus.rejected: {CampaignStatus.submitted},
     CampaignStatus.approved: {CampaignStatus.paused, CampaignStatus.ended},
     CampaignStatus.paused: {CampaignStatus.approved, CampaignStatus.ended},
@@ -86,6 +87,12 @@ class Campaign(db.Model):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    @property
+    def withdrawn(self) -> bool:
+        """A draft that was submitted and taken back by its owner before a decision (a resubmission or a decision
+        would have moved it on)."""
+        return self.status == CampaignStatus.draft and self.submitted_at is not None
+
 
 class CampaignStore(db.Model):
     """A store where a campaign's coupons can be used."""
@@ -104,6 +111,10 @@ class RevisionStatus(enum.StrEnum):
     rejected = "rejected"
 
 
+# The reason a revision its owner took back before a decision is closed with (as rejected, decided by the owner).
+REVISION_WITHDRAWN = "withdrawn by the merchant"
+
+
 class CampaignRevision(db.Model):
     """Changes to an approved campaign's rider-facing fields, reviewed while the approved version stays live."""
 
@@ -119,6 +130,16 @@ class CampaignRevision(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def withdrawn(self) -> bool:
+        """Taken back by the merchant before the metro team decided."""
+        return self.status == RevisionStatus.rejected and self.reason == REVISION_WITHDRAWN
+
+    def withdraw(self, *, owner_id: int, at: datetime) -> None:
+        """Close a pending revision unapplied, as its owner's withdrawal."""
+        self.status, self.reason = RevisionStatus.rejected, REVISION_WITHDRAWN
+        self.decided_by, self.decided_at = owner_id, at
 
 
 class CampaignFeature(db.Model):

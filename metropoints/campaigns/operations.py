@@ -1,18 +1,18 @@
-"""Campaign rules: the editor's checks, the lifecycle, revisions under review, stock raises and kiosk features.
+"""Campaign rules: the editor's saves, the lifecycle, duplication, withdrawal, revisions under review, stock raises
+and kiosk features.
 
 Plain functions with keyword-only arguments and the acting user passed in; they flush and never commit, and refuse
-with the typed errors of `campaigns.errors`. What they read without changing (loaders, snapshots, the review
-queue) is in `campaigns.queries`.
+with the typed errors of `campaigns.errors`. What the fields may be is `campaigns.fields`; what the rules read without
+changing (loaders, snapshots, the review queue) is in `campaigns.queries`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 
@@ -20,18 +20,20 @@ from metropoints.campaigns.errors import (
     CampaignLocked,
     CampaignNotFound,
     IllegalTransition,
-    InvalidCampaign,
     MerchantNotApproved,
+    NothingToWithdraw,
     ReasonRequired,
     RevisionNotPending,
+    RevisionWithdrawn,
+    SubmissionWithdrawn,
 )
-from metropoints.campaigns.images import prune_images
+from metropoints.campaigns.fields import MAX_STOCK, refuse_ended_sale, validate_fields
 from metropoints.campaigns.mail import mail_decision
 from metropoints.campaigns.models import (
     CAMPAIGN_TRANSITIONS,
     EDITABLE,
     REVISED,
-    BenefitType,
+    RIDER_FIELDS,
     Campaign,
     CampaignFeature,
     CampaignRevision,
@@ -41,6 +43,7 @@ from metropoints.campaigns.models import (
 )
 from metropoints.campaigns.queries import (
     audit_subject,
+    from_json,
     get_campaign,
     jsonable,
     merchant_stores,
@@ -48,119 +51,22 @@ from metropoints.campaigns.queries import (
     owner_merchant,
     pending_revision,
     snapshot,
+    store_ids_of,
 )
 from metropoints.core.db import db
 from metropoints.core.errors import InvalidInput
 from metropoints.core.models import Station, User
 from metropoints.core.operations import record_audit
+from metropoints.core.schemas import width
 from metropoints.core.timeutil import utcnow
-from metropoints.marketplace.models import Category, Merchant, MerchantStatus
-
-# Point price bounds, overridable in the app config (FLASK_CAMPAIGN_... in the environment). A voucher's price is
-# bounded per yuan of its face value, so a 20-yuan voucher costs 100..4,000 points by default; discounts and free
-# items have no face value to scale by and get a plain range.
-DEFAULT_PRICE_SETTINGS = {
-    "CAMPAIGN_POINTS_PER_YUAN_MIN": 5,
-    "CAMPAIGN_POINTS_PER_YUAN_MAX": 200,
-    "CAMPAIGN_POINT_PRICE_MIN": 10,
-    "CAMPAIGN_POINT_PRICE_MAX": 100_000,
-}
-MAX_STOCK = 1_000_000
-MAX_FACE_VALUE_FEN = 1_000_000  # 10,000 yuan
-MAX_COUPON_DAYS = 365
-
-
-def _setting(name: str) -> int:
-    """A price setting from the app config, or its default."""
-    return int(current_app.config.get(name, DEFAULT_PRICE_SETTINGS[name]))
-
-
-def point_price_range(benefit_type: BenefitType | str, face_value_fen: int | None) -> tuple[int, int]:
-    """The allowed point price (lowest, highest): per yuan of face value for vouchers, a plain range otherwise."""
-    if benefit_type == BenefitType.voucher and face_value_fen and face_value_fen > 0:
-        low = math.ceil(face_value_fen * _setting("CAMPAIGN_POINTS_PER_YUAN_MIN") / 100)
-        high = face_value_fen * _setting("CAMPAIGN_POINTS_PER_YUAN_MAX") // 100
-        return max(1, low), max(1, high)
-    return _setting("CAMPAIGN_POINT_PRICE_MIN"), _setting("CAMPAIGN_POINT_PRICE_MAX")
-
-
-def _int(data: dict[str, Any], field: str, low: int, high: int, message: Any) -> int:
-    """An integer field within [low, high], or an InvalidCampaign on that field."""
-    value = data.get(field)
-    if type(value) is not int or not low <= value <= high:
-        raise InvalidCampaign(message, field=field)
-    return value
-
-
-def refuse_ended_sale(valid_until: datetime, now: datetime | None = None) -> None:
-    """A sale window entirely in the past sells nothing: InvalidCampaign on `valid_until` (save, submit, approve)."""
-    if valid_until <= (now or utcnow()):
-        raise InvalidCampaign(_l("The sale would already be over: choose an end in the future."), field="valid_until")
-
-
-def validate_fields(*, merchant: Merchant, data: dict[str, Any], with_stock: bool = True,
-                    now: datetime | None = None) -> dict[str, Any]:
-    """The campaign fields checked and normalised; the first field that makes no sense raises InvalidCampaign."""
-    clean: dict[str, Any] = {}
-    title = (data.get("title") or "").strip()
-    if not 0 < len(title) <= 80:
-        raise InvalidCampaign(_l("The title must have 1 to 80 characters."), field="title")
-    clean["title"] = title
-    clean["description"] = (data.get("description") or "").strip()
-    clean["terms"] = (data.get("terms") or "").strip()
-    try:
-        clean["category"] = Category(data.get("category"))
-    except ValueError:
-        raise InvalidCampaign(_l("Choose a category."), field="category") from None
-    try:
-        benefit = clean["benefit_type"] = BenefitType(data.get("benefit_type"))
-    except ValueError:
-        raise InvalidCampaign(_l("Choose a benefit type."), field="benefit_type") from None
-    clean["face_value_fen"] = clean["discount_percent"] = None
-    if benefit == BenefitType.voucher:
-        clean["face_value_fen"] = _int(data, "face_value_fen", 1, MAX_FACE_VALUE_FEN,
-                                       _l("A cash voucher needs a face value of 0.01 to 10,000 yuan."))
-    elif benefit == BenefitType.discount:
-        clean["discount_percent"] = _int(data, "discount_percent", 1, 99, _l("A discount is 1 to 99 percent."))
-    low, high = point_price_range(benefit, clean["face_value_fen"])
-    clean["point_price"] = _int(data, "point_price", low, high,
-                                _l("For this benefit the point price must be between %(low)s and %(high)s.",
-                                   low=low, high=high))
-    if with_stock:
-        clean["stock_total"] = _int(data, "stock_total", 1, MAX_STOCK, _l("The stock must be at least 1."))
-    clean["per_rider_limit"] = _int(data, "per_rider_limit", 1, 1000, _l("The per-rider limit must be at least 1."))
-    clean["coupon_valid_days"] = _int(data, "coupon_valid_days", 1, MAX_COUPON_DAYS,
-                                      _l("Coupons must be valid for 1 to 365 days."))
-    valid_from, valid_until = data.get("valid_from"), data.get("valid_until")
-    if not isinstance(valid_from, datetime) or valid_from.tzinfo is None:
-        raise InvalidCampaign(_l("Give the start of the sale."), field="valid_from")
-    if not isinstance(valid_until, datetime) or valid_until.tzinfo is None or valid_until <= valid_from:
-        raise InvalidCampaign(_l("The sale must end after it starts."), field="valid_until")
-    refuse_ended_sale(valid_until, now)
-    clean["valid_from"], clean["valid_until"] = valid_from, valid_until
-    store_ids = data.get("store_ids") or []
-    if not store_ids:
-        raise InvalidCampaign(_l("Choose at least one store."), field="store_ids")
-    own = {store.id for store in merchant_stores(merchant)}
-    if any(type(sid) is not int or sid not in own for sid in store_ids):
-        raise InvalidCampaign(_l("That is not one of your stores."), field="store_ids")
-    clean["store_ids"] = sorted(set(store_ids))
-    clean["image_name"] = data.get("image_name") or ""
-    return clean
+from metropoints.marketplace.models import MerchantStatus
 
 
 def _apply(campaign: Campaign, fields: dict[str, Any]) -> None:
     """Write checked fields onto a campaign, its stores included."""
     for field, value in fields.items():
-        if field == "store_ids":
-            continue
-        if field in ("valid_from", "valid_until") and isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        elif field == "category":
-            value = Category(value)
-        elif field == "benefit_type":
-            value = BenefitType(value)
-        setattr(campaign, field, value)
+        if field != "store_ids":
+            setattr(campaign, field, from_json(field, value))
     if "store_ids" in fields:
         db.session.execute(delete(CampaignStore).where(CampaignStore.campaign_id == campaign.id))
         db.session.add_all(CampaignStore(campaign_id=campaign.id, store_id=sid) for sid in fields["store_ids"])
@@ -258,9 +164,16 @@ def submit_campaign(*, owner: User, campaign: Campaign, now: datetime | None = N
     db.session.flush()
 
 
+def _refuse_withdrawn(campaign: Campaign) -> None:
+    """A decision on a campaign its owner took back from review is refused as such, not as a mere wrong status."""
+    if campaign.withdrawn:
+        raise SubmissionWithdrawn()
+
+
 def approve_campaign(*, operator: User, campaign: Campaign, reason: str = "", now: datetime | None = None) -> None:
     """Approve a submitted campaign whose sale is not over (it may have ended under review): it goes on sale."""
     now = now or utcnow()
+    _refuse_withdrawn(campaign)
     _move(campaign, CampaignStatus.approved, allowed_from={CampaignStatus.submitted}, sale_open_at=now)
     campaign.decided_at, campaign.decision_reason = now, (reason or "").strip()
     record_audit(actor=operator, action="campaign.approve", subject=audit_subject(campaign),
@@ -270,6 +183,7 @@ def approve_campaign(*, operator: User, campaign: Campaign, reason: str = "", no
 
 def reject_campaign(*, operator: User, campaign: Campaign, reason: str) -> None:
     """Reject a submitted campaign with a reason; the owner may edit and resubmit it."""
+    _refuse_withdrawn(campaign)
     reason = _reason(reason)
     _move(campaign, CampaignStatus.rejected)
     campaign.decided_at, campaign.decision_reason = utcnow(), reason
@@ -279,7 +193,7 @@ def reject_campaign(*, operator: User, campaign: Campaign, reason: str) -> None:
 
 def _owner_move(owner: User, campaign: Campaign, to: CampaignStatus, action: str,
                 allowed_from: set[CampaignStatus]) -> None:
-    """An owner's own status change of an approved campaign, audited."""
+    """An owner's own status change of their campaign (pause, resume, end, withdrawal from review), audited."""
     if owned_campaign(owner=owner, campaign_id=campaign.id) is not campaign:
         raise CampaignNotFound()
     _move(campaign, to, allowed_from=allowed_from)
@@ -306,6 +220,61 @@ def end_campaign(*, owner: User, campaign: Campaign) -> None:
         db.session.flush()
 
 
+def withdraw_submission(*, owner: User, campaign: Campaign) -> None:
+    """Take a submitted campaign back from review: a draft again, editable, gone from the review queue; it keeps its
+    submission time, so a reviewer still on its page is told it was withdrawn."""
+    if owned_campaign(owner=owner, campaign_id=campaign.id) is not campaign:
+        raise CampaignNotFound()
+    if campaign.status != CampaignStatus.submitted:
+        raise NothingToWithdraw()
+    _owner_move(owner, campaign, CampaignStatus.draft, "campaign.withdraw", {CampaignStatus.submitted})
+
+
+def withdraw_revision(*, owner: User, campaign: Campaign, now: datetime | None = None) -> None:
+    """Take back the changes to an approved campaign still under review: the revision is closed unapplied as
+    withdrawn by the owner, it leaves the review queue, and riders keep seeing the approved version."""
+    if owned_campaign(owner=owner, campaign_id=campaign.id) is not campaign:
+        raise CampaignNotFound()
+    revision = pending_revision(campaign)
+    if revision is None:
+        raise NothingToWithdraw()
+    revision.withdraw(owner_id=owner.id, at=now or utcnow())
+    record_audit(actor=owner, action="campaign.revision.withdraw",
+                 subject=f"{audit_subject(campaign)} revision:{revision.id}")
+    db.session.flush()
+
+
+def copy_title(title: str) -> str:
+    """A copy's title: the original's, marked as a copy in the owner's language, shortened to fit the column."""
+    marked = gettext("%(title)s (copy)", title=title)
+    overflow = len(marked) - width(Campaign.title)
+    if overflow > 0:
+        marked = gettext("%(title)s (copy)", title=title[:len(title) - overflow - 1].rstrip() + "…")
+    return marked
+
+
+def duplicate_campaign(*, owner: User, campaign: Campaign) -> Campaign:
+    """A new draft of the owner's merchant with a campaign's fields (the approved version, not a revision under
+    review), stock, image and stores still active, from any status, its title marked as a copy. None of the
+    original's history comes along: no decision, revision, feature or sale (all its stock is left). A sale window
+    already over is copied as it is: a draft may hold it, and saving or submitting asks for new dates."""
+    merchant = owner_merchant(owner)
+    if campaign.merchant_id != merchant.id:
+        raise CampaignNotFound()
+    copied = {field: getattr(campaign, field) for field in RIDER_FIELDS if field not in ("title", "store_ids")}
+    copy = Campaign(merchant_id=merchant.id, status=CampaignStatus.draft, title=copy_title(campaign.title),
+                    stock_total=campaign.stock_total, stock_left=campaign.stock_total, **copied)
+    db.session.add(copy)
+    db.session.flush()
+    named = set(store_ids_of(campaign))
+    db.session.add_all(CampaignStore(campaign_id=copy.id, store_id=store.id)
+                       for store in merchant_stores(merchant) if store.id in named)
+    record_audit(actor=owner, action="campaign.duplicate", subject=audit_subject(copy),
+                 reason=f"from {audit_subject(campaign)}")
+    db.session.flush()
+    return copy
+
+
 def raise_stock(*, owner: User, campaign: Campaign, amount: int) -> None:
     """Add stock to an approved or paused campaign at once, without review. One UPDATE adds to both counters, so
     redemptions decrementing stock_left at the same time are never overwritten."""
@@ -323,11 +292,16 @@ def raise_stock(*, owner: User, campaign: Campaign, amount: int) -> None:
     db.session.flush()
 
 
+def _refuse_decided(revision: CampaignRevision) -> None:
+    """Only a pending revision is decided: one withdrawn by its owner, or decided already, is refused as such."""
+    if revision.status != RevisionStatus.pending:
+        raise RevisionWithdrawn() if revision.withdrawn else RevisionNotPending()
+
+
 def approve_revision(*, operator: User, revision: CampaignRevision, reason: str = "",
                      now: datetime | None = None) -> None:
     """Apply a pending revision (its sale not over) to its campaign: riders see the new version from now on."""
-    if revision.status != RevisionStatus.pending:
-        raise RevisionNotPending()
+    _refuse_decided(revision)
     campaign = get_campaign(revision.campaign_id)
     if campaign.status not in REVISED:
         raise IllegalTransition()
@@ -343,9 +317,8 @@ def approve_revision(*, operator: User, revision: CampaignRevision, reason: str 
 
 def reject_revision(*, operator: User, revision: CampaignRevision, reason: str) -> None:
     """Refuse a pending revision; the approved version stays as it is."""
+    _refuse_decided(revision)
     reason = _reason(reason)
-    if revision.status != RevisionStatus.pending:
-        raise RevisionNotPending()
     revision.status, revision.decided_by, revision.decided_at = RevisionStatus.rejected, operator.id, utcnow()
     revision.reason = reason
     record_audit(actor=operator, action="campaign.revision.reject",
@@ -381,20 +354,3 @@ def unfeature_campaign(*, operator: User, campaign: Campaign, station_id: str) -
         record_audit(actor=operator, action="campaign.unfeature", subject=audit_subject(campaign),
                      reason=f"station {station_id}")
     db.session.flush()
-
-
-# A form refused after its image was stored, or an image replaced, leaves a file nothing names; kept a day, since a
-# merchant may still be filling in the form its upload came with.
-ORPHAN_IMAGE_SECONDS = 24 * 3600
-
-
-def prune_campaign_images(*, now: float | None = None) -> list[str]:
-    """Delete uploaded images no campaign and no revision (proposed or previous) names; the names deleted."""
-    keep = set(db.session.scalars(select(Campaign.image_name).where(Campaign.image_name != "")))
-    for proposed, previous in db.session.execute(select(CampaignRevision.proposed_json,
-                                                        CampaignRevision.previous_json)):
-        for text_ in (proposed, previous):
-            name = json.loads(text_).get("image_name") if text_ else None
-            if name:
-                keep.add(name)
-    return prune_images(keep, older_than_seconds=ORPHAN_IMAGE_SECONDS, now=now)

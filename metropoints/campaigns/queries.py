@@ -62,6 +62,13 @@ def get_campaign(campaign_id: int) -> Campaign:
     return campaign
 
 
+def viewable_campaign(*, user: User, campaign_id: int) -> Campaign:
+    """A campaign this portal user may look at: any for the back office, an owner's own only."""
+    if user.role == Role.operator:
+        return get_campaign(campaign_id)
+    return owned_campaign(owner=user, campaign_id=campaign_id)
+
+
 def get_revision(revision_id: int) -> CampaignRevision:
     """Any revision, for the back office; RevisionNotFound when there is none."""
     revision = db.session.get(CampaignRevision, revision_id)
@@ -81,6 +88,12 @@ def merchant_stores(merchant: Merchant) -> list[Store]:
                                    .order_by(Store.name, Store.id)))
 
 
+def active_stores(store_ids: Iterable[int]) -> list[Store]:
+    """The active stores among these ids, by id, as the catalogue lists a campaign's stores."""
+    return list(db.session.scalars(select(Store).where(Store.id.in_(set(store_ids)), Store.active)
+                                   .order_by(Store.id)))
+
+
 def owner_campaigns(merchant: Merchant) -> list[Campaign]:
     """The merchant's campaigns, newest first."""
     return list(db.session.scalars(select(Campaign).where(Campaign.merchant_id == merchant.id)
@@ -98,6 +111,17 @@ def jsonable(value: Any) -> Any:
         return value.astimezone(UTC).isoformat()  # one spelling per instant, so equal times compare equal
     if isinstance(value, Category | BenefitType):
         return value.value
+    return value
+
+
+def from_json(field: str, value: Any) -> Any:
+    """A campaign field's value from its JSON form (the inverse of `jsonable`): times and choices parsed back."""
+    if field in ("valid_from", "valid_until") and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if field == "category":
+        return Category(value)
+    if field == "benefit_type":
+        return BenefitType(value)
     return value
 
 

@@ -1,11 +1,12 @@
-"""Campaign pages: the merchant's editor and list, the back office's review queue and featuring. Thin: load, check
-the role, call an operation, show its refusal; the app commits once per request."""
+"""Campaign pages: the merchant's editor and list, duplication and withdrawal, the preview, the back office's review
+queue and featuring. Thin: load, check the role, call an operation, show its refusal; the app commits once per
+request."""
 
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectChoice
@@ -13,8 +14,10 @@ from wtforms import SelectChoice
 from metropoints.campaigns import catalogue, images, queries
 from metropoints.campaigns import operations as ops
 from metropoints.campaigns.errors import CampaignLocked, CampaignNotFound, InvalidCampaign
+from metropoints.campaigns.fields import refuse_ended_sale, sale_over
 from metropoints.campaigns.forms import FIELD_OF, CampaignForm, FeatureForm, ReviewForm, StockForm
 from metropoints.campaigns.models import EDITABLE, REVISED
+from metropoints.campaigns.preview import Preview, kiosk_stores_line, preview_of
 from metropoints.core.db import rollback_unit_of_work
 from metropoints.core.errors import DomainError
 from metropoints.core.forms import ActionForm
@@ -26,6 +29,7 @@ from metropoints.marketplace.models import Merchant
 bp = Blueprint("campaigns", __name__, url_prefix="/portal/campaigns")
 owner_only = role_required(Role.merchant_owner)
 operator_only = role_required(Role.operator)
+owner_or_operator = role_required(Role.merchant_owner, Role.operator)
 add_nav("campaigns.index", _l("Campaigns"), Role.merchant_owner, order=30)
 add_nav("campaigns.review_queue", _l("Review queue"), Role.operator, order=30)
 set_home(Role.operator, "campaigns.review_queue")  # what waits for the metro team; the KPIs are one link away
@@ -66,7 +70,8 @@ def index():
     """The owner's campaigns, newest first, with their derived state."""
     merchant = queries.owner_merchant(portal_user())
     return render_template("campaigns/list.html", merchant=merchant,
-                           rows=[(c, catalogue.badge(c, merchant)) for c in queries.owner_campaigns(merchant)])
+                           rows=[(c, catalogue.badge(c, merchant)) for c in queries.owner_campaigns(merchant)],
+                           action_form=ActionForm())
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -97,7 +102,7 @@ def detail(campaign_id: int):
                            state=catalogue.badge(campaign, merchant),
                            stores=catalogue.stores_of([campaign.id])[campaign.id], revision=revision,
                            diff=queries.revision_diff(revision) if revision else [], stock_form=StockForm(),
-                           action_form=ActionForm())
+                           action_form=ActionForm(), sale_over=sale_over(campaign.valid_until))
 
 
 @bp.route("/<id:campaign_id>/edit", methods=["GET", "POST"])
@@ -109,7 +114,12 @@ def edit(campaign_id: int):
         raise CampaignLocked()
     form = _campaign_form(queries.merchant_of(campaign), with_stock=campaign.status in EDITABLE)
     if request.method == "GET":
-        form.set_values(queries.editor_values(campaign))
+        values = queries.editor_values(campaign)
+        form.set_values(values)
+        try:  # a copy of an old campaign keeps its dates: say at once that they need changing
+            refuse_ended_sale(values["valid_until"])
+        except InvalidCampaign as error:
+            put_on_form(form, error, FIELD_OF)
     elif form.validate_on_submit() and (data := _form_data(form)) is not None:
         try:
             revision = ops.update_campaign(owner=portal_user(), campaign=campaign, data=data)
@@ -125,13 +135,17 @@ def edit(campaign_id: int):
 OWNER_ACTIONS = {"submit": (ops.submit_campaign, _l("Submitted for review.")),
                  "pause": (ops.pause_campaign, _l("Paused: off sale until you resume it.")),
                  "resume": (ops.resume_campaign, _l("Resumed.")),
-                 "end": (ops.end_campaign, _l("Ended."))}
+                 "end": (ops.end_campaign, _l("Ended.")),
+                 "withdraw": (ops.withdraw_submission, _l("Withdrawn from review: the campaign is a draft again.")),
+                 "withdraw_changes": (ops.withdraw_revision,
+                                      _l("Changes withdrawn: riders keep seeing the approved version."))}
 
 
-@bp.post("/<id:campaign_id>/<any(submit, pause, resume, end):action>")
+@bp.post("/<id:campaign_id>/<any(submit, pause, resume, end, withdraw, withdraw_changes):action>")
 @owner_only
 def owner_action(campaign_id: int, action: str):
-    """Submit, pause, resume or end a campaign; a change the status does not allow is explained, not done."""
+    """Submit, pause, resume or end a campaign, or withdraw it (or its changes) from review; a change the status does
+    not allow is explained, not done."""
     campaign = queries.owned_campaign(owner=portal_user(), campaign_id=campaign_id)
     target = url_for("campaigns.detail", campaign_id=campaign.id)
     if not ActionForm().validate_on_submit():
@@ -143,6 +157,48 @@ def owner_action(campaign_id: int, action: str):
         return _refused(error, target)
     flash(str(done))
     return redirect(target)
+
+
+@bp.post("/<id:campaign_id>/duplicate")
+@owner_only
+def duplicate(campaign_id: int):
+    """Copy a campaign into a new draft and open it in the editor."""
+    campaign = queries.owned_campaign(owner=portal_user(), campaign_id=campaign_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        copy = ops.duplicate_campaign(owner=portal_user(), campaign=campaign)
+    except DomainError as error:
+        return _refused(error, url_for("campaigns.detail", campaign_id=campaign.id))
+    flash(_("Copied into a new draft: check it, then submit it for review."))
+    return redirect(url_for("campaigns.edit", campaign_id=copy.id))
+
+
+def _previewed(campaign_id: int) -> tuple[Preview, Merchant]:
+    """The preview of a campaign the portal user may look at, and its merchant."""
+    campaign = queries.viewable_campaign(user=portal_user(), campaign_id=campaign_id)
+    merchant = queries.merchant_of(campaign)
+    return preview_of(campaign, merchant), merchant
+
+
+@bp.get("/<id:campaign_id>/preview")
+@owner_or_operator
+def preview(campaign_id: int):
+    """A campaign, before it is live, as the rider app and a kiosk's card will show it (its changes under review,
+    when it has some), for its owner and for the metro team."""
+    shown, merchant = _previewed(campaign_id)
+    kiosk_card = render_template("campaigns/kiosk_card.html", preview=shown,
+                                 stores_line=kiosk_stores_line(shown.item))
+    return render_template("campaigns/preview.html", preview=shown, campaign=shown.campaign, merchant=merchant,
+                           state=catalogue.badge(shown.campaign, merchant), kiosk_card=kiosk_card,
+                           sale_over=sale_over(shown.version.valid_until))
+
+
+@bp.get("/<id:campaign_id>/preview.json")
+@owner_or_operator
+def preview_item(campaign_id: int):
+    """The preview's catalogue item as the JSON the rider app receives."""
+    return jsonify(_previewed(campaign_id)[0].item)
 
 
 @bp.post("/<id:campaign_id>/stock")

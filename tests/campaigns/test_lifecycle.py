@@ -101,9 +101,8 @@ def test_illegal_transitions_are_flashed_not_done(client, login, create_merchant
     live = create_campaign(merchant, [store])
     login(owner)
     for cid, action in ((draft.id, "pause"), (draft.id, "end"), (live.id, "resume"), (live.id, "submit")):
-        reply = client.post(f"/portal/campaigns/{cid}/{action}", follow_redirects=True,
-                            headers={"Accept-Language": "en"})
-        assert reply.status_code == 200 and b"cannot make that change" in reply.data, (cid, action)
+        status, html = page_text(client, f"/portal/campaigns/{cid}/{action}", "post", follow_redirects=True)
+        assert status == 200 and "cannot make that change" in html, (cid, action)
     login(create_operator())
     reply = client.post(f"/portal/campaigns/review/{draft.id}", data={"decision": "approve"})
     assert reply.status_code == 302
@@ -120,9 +119,8 @@ def test_suspended_merchant_cannot_submit(client, login, create_merchant, create
     merchant, owner = create_merchant(status=MerchantStatus.suspended)
     draft = create_campaign(merchant, [create_store(merchant)], status=CampaignStatus.draft)
     login(owner)
-    reply = client.post(f"/portal/campaigns/{draft.id}/submit", follow_redirects=True,
-                        headers={"Accept-Language": "en"})
-    assert reply.status_code == 403 and b"its portal is locked" in reply.data
+    status, html = page_text(client, f"/portal/campaigns/{draft.id}/submit", "post", follow_redirects=True)
+    assert status == 403 and "its portal is locked" in html
     assert client.get(f"/portal/campaigns/{draft.id}").status_code == 403
     db.session.refresh(draft)
     assert draft.status == CampaignStatus.draft
@@ -156,13 +154,12 @@ def test_a_sale_over_by_now_is_neither_submitted_nor_approved(client, login, cre
     submitted = create_campaign(merchant, [store], status=CampaignStatus.submitted, **window)
     message = "The sale would already be over: choose an end in the future."
     login(owner)
-    reply = client.post(f"/portal/campaigns/{draft.id}/submit", follow_redirects=True,
-                        headers={"Accept-Language": "en"})
-    assert reply.status_code == 200 and message in reply.get_data(as_text=True)
+    status, html = page_text(client, f"/portal/campaigns/{draft.id}/submit", "post", follow_redirects=True)
+    assert status == 200 and message in html
     login(create_operator())
-    reply = client.post(f"/portal/campaigns/review/{submitted.id}", data={"decision": "approve"},
-                        follow_redirects=True, headers={"Accept-Language": "en"})
-    assert reply.status_code == 200 and message in reply.get_data(as_text=True)
+    status, html = page_text(client, f"/portal/campaigns/review/{submitted.id}", "post",
+                             data={"decision": "approve"}, follow_redirects=True)
+    assert status == 200 and message in html
     db.session.expire_all()
     assert (db.session.get(Campaign, draft.id).status, db.session.get(Campaign, submitted.id).status) == (
         CampaignStatus.draft, CampaignStatus.submitted)
