@@ -60,6 +60,13 @@ class DefaultConfig:
     SETTLEMENT_DAYS_DUE = 15  # an issued statement is overdue after this many days
     # Seconds before each retry of a statement's invoicing after a provider error or timeout (rq's backoff).
     SETTLEMENT_RETRY_BACKOFF = (10, 30, 120, 300, 1200)
+    # The platform that bills the merchants, as statements and their printed copies name it (FLASK_PLATFORM_* in
+    # the environment). An empty setting is left off the statement.
+    PLATFORM_NAME = "沈阳地铁碳积分平台 / Shenyang Metro Carbon Points"
+    PLATFORM_LEGAL_NAME = "沈阳地铁集团有限公司"
+    PLATFORM_ADDRESS = "辽宁省沈阳市"
+    PLATFORM_TAX_ID = ""  # the operator's unified social credit code (统一社会信用代码)
+    PLATFORM_CONTACT_EMAIL = "billing@metropoints.example"
     # How many proxies (nginx, a load balancer) stand in front of the app and set X-Forwarded-*: 0 trusts none.
     # Behind nginx (deploy/nginx.conf.template) it must be 1, or every client looks like 127.0.0.1 to the login
     # rate limit and https links are made as http.

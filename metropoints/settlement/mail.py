@@ -1,14 +1,18 @@
-"""Mail to a merchant's owner about a statement: issued (its amount, due date and links), a payment failed (pay again
-through the link), overdue. Each carries the period, the amount in yuan and the links to the statement's page in the
-portal and to the provider's payment page. Queued in the unit of work that changes the statement, so a change rolled
-back mails nothing (core.mail)."""
+"""Mail to a merchant's owner about a statement: issued (its amount, due date and links), a payment failed (the
+provider's reason, pay again through the link, whom to contact), overdue. Each carries the period, the amount in yuan
+and the links to the statement's page in the portal and to the provider's payment page. Queued in the unit of work
+that changes the statement, so a change rolled back mails nothing (core.mail)."""
 
 from __future__ import annotations
+
+from flask import current_app
 
 from metropoints.core.db import db
 from metropoints.core.mail import mail_user, public_link
 from metropoints.core.models import User
+from metropoints.core.templating import yuan
 from metropoints.marketplace.models import Merchant
+from metropoints.settlement.declines import read_decline
 from metropoints.settlement.models import Statement
 from metropoints.settlement.periods import period_label
 
@@ -20,12 +24,6 @@ STATEMENT_TEMPLATES = {
 }
 
 
-def yuan(fen: int) -> str:
-    """Integer fen as yuan with two decimals, as the portal writes them: 123456 -> ¥1,234.56."""
-    sign = "-" if fen < 0 else ""
-    return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
-
-
 def mail_statement(statement: Statement, *, kind: str, merchant: Merchant | None = None,
                    owner: User | None = None) -> None:
     """Queue a mail about the statement (a kind of STATEMENT_TEMPLATES) to its merchant's owner, in the owner's
@@ -34,4 +32,6 @@ def mail_statement(statement: Statement, *, kind: str, merchant: Merchant | None
     owner = owner or db.session.get(User, merchant.owner_id)
     mail_user(owner, kind=kind, template=STATEMENT_TEMPLATES[kind], statement=statement, merchant=merchant,
               period=period_label(statement.period), amount=yuan(statement.total_fen),
-              link=public_link("settlement.statement", statement_id=statement.id))
+              link=public_link("settlement.statement", statement_id=statement.id),
+              decline=read_decline(statement.last_error) if kind == "statement.payment_failed" else None,
+              contact=str(current_app.config.get("PLATFORM_CONTACT_EMAIL") or ""))

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -27,6 +27,7 @@ from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus
 from metropoints.marketplace.queries import get_merchant
 from metropoints.redemption.models import Coupon, CouponStatus
+from metropoints.settlement.declines import decline_of
 from metropoints.settlement.errors import (
     BadSignature,
     InvalidFee,
@@ -203,6 +204,8 @@ def retry_invoicing(statement_id: int, *, actor: User | None, actor_label: str =
 # Event types and the statement status they lead to.
 PAID_EVENTS = {"invoice.paid", "invoice.payment_succeeded", "payment_intent.succeeded"}
 FAILED_EVENTS = {"invoice.payment_failed", "payment_intent.payment_failed"}
+# The two events of one declined payment arrive seconds apart; a failure event later than this is a new attempt.
+PAIRED_FAILURE_WINDOW = timedelta(minutes=10)
 
 
 def verify_signature(payload: bytes, header: str | None, *, secret: str, tolerance: int, now: datetime) -> None:
@@ -287,17 +290,23 @@ def receive_event(payload: bytes, signature_header: str | None, *, now: datetime
 
 def _apply(statement: Statement, event_type: str, obj: dict[str, Any], now: datetime) -> str:
     """Move the statement as the event says; paid is final, so a late failure after a payment changes nothing.
-    A statement that turns payment_failed is mailed to its owner (pay again through the link) once: one declined
-    payment brings two events (the payment intent's and the invoice's), and the second finds it failed already."""
+    A failure keeps its time and the provider's reason (declines.py) on the statement. One declined payment brings
+    two events (the payment intent's, with the reason, and the invoice's, without), in either order: an event
+    without a reason within PAIRED_FAILURE_WINDOW of the last failure keeps that failure's reason. A statement that
+    turns payment_failed is mailed to its owner (pay again through the link) once: the second event finds it
+    failed already."""
     if statement.status == StatementStatus.paid:
         return "unchanged"
     if event_type in PAID_EVENTS:
         statement.status, statement.paid_at, statement.last_error = StatementStatus.paid, now, ""
         return "paid"
-    error = obj.get("last_payment_error") or {}
+    decline = decline_of(obj)
     newly_failed = statement.status != StatementStatus.payment_failed
+    same_failure = not newly_failed and statement.failed_at is not None and \
+        abs(now - statement.failed_at) <= PAIRED_FAILURE_WINDOW
+    if decline is not None or not same_failure:
+        statement.last_error = decline.stored() if decline else ""
     statement.status, statement.failed_at = StatementStatus.payment_failed, now
-    statement.last_error = (error.get("message") if isinstance(error, dict) else "") or "The payment failed."
     if newly_failed:
         mail_statement(statement, kind="statement.payment_failed")
     return "payment_failed"

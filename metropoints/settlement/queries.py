@@ -11,6 +11,7 @@ from sqlalchemy import and_, case, func, select
 from metropoints.campaigns.models import Campaign
 from metropoints.core.db import MAX_ID, db
 from metropoints.core.errors import NotFound
+from metropoints.core.models import User
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus, Store
 from metropoints.settlement.models import FeePlan, ProviderEvent, Statement, StatementLine, StatementStatus
@@ -36,6 +37,30 @@ def get_statement(statement_id: int, *, merchant_id: int | None = None) -> State
     if statement is None or (merchant_id is not None and statement.merchant_id != merchant_id):
         raise NotFound("No such statement.")
     return statement
+
+
+@dataclass(frozen=True)
+class BilledMerchant:
+    """The merchant a statement bills, as the statement names it. The merchant keeps no registered address, so the
+    address is that of its first store (active ones first); "" without stores."""
+
+    name: str
+    licence_no: str  # the business licence's unified social credit code
+    contact_name: str
+    contact_phone: str
+    owner_email: str
+    address: str
+
+
+def billed_merchant(merchant_id: int) -> BilledMerchant:
+    """The statement's merchant: its name, licence, contact and an address; two indexed reads."""
+    merchant, owner_email = db.session.execute(
+        select(Merchant, User.email).join(User, User.id == Merchant.owner_id)
+        .where(Merchant.id == merchant_id)).one()
+    address = db.session.scalar(select(Store.address).where(Store.merchant_id == merchant_id)
+                                .order_by(Store.active.desc(), Store.id).limit(1))
+    return BilledMerchant(merchant.name, merchant.licence_no, merchant.contact_name, merchant.contact_phone,
+                          owner_email, address or "")
 
 
 @dataclass(frozen=True)
@@ -81,33 +106,42 @@ class Receivables:
     paid_fen: int
     paid_count: int
     attention_count: int  # pending for long, or refused by the provider
+    declined_fen: int  # owed, its last payment declined (counted in issued or overdue too)
+    declined_count: int
 
 
 def receivables(now: datetime | None = None) -> Receivables:
-    """Issued (owed, not yet due), overdue, paid, and statements needing an operator; one GROUP BY query."""
+    """Issued (owed, not yet due), overdue, paid, statements needing an operator, and those whose payment was
+    declined; one aggregate query."""
     now = now or utcnow()
     owed = Statement.status.in_(OWED)
     overdue = and_(owed, Statement.due_at < now)
+    declined = Statement.status == StatementStatus.payment_failed
 
     def total(condition):
+        """SQL: the sum of the matching statements' totals."""
         return func.coalesce(func.sum(case((condition, Statement.total_fen), else_=0)), 0)
 
     def count(condition):
+        """SQL: how many statements match."""
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     row = db.session.execute(select(
         total(and_(owed, ~overdue)), count(and_(owed, ~overdue)), total(overdue), count(overdue),
         total(Statement.status == StatementStatus.paid), count(Statement.status == StatementStatus.paid),
-        count(Statement.status.in_((StatementStatus.pending, StatementStatus.invoice_failed))))).one()
+        count(Statement.status.in_((StatementStatus.pending, StatementStatus.invoice_failed))),
+        total(declined), count(declined))).one()
     return Receivables(*(int(value) for value in row))
 
 
 def receivable_statements(state: str, now: datetime | None = None) -> list[tuple[Statement, str]]:
-    """Statements in one state (owed, overdue, paid, attention, all) with their merchant's name, newest first."""
+    """Statements in one state (owed, overdue, declined, paid, attention, all) with their merchant's name, newest
+    first."""
     now = now or utcnow()
     conditions = {
         "owed": Statement.status.in_(OWED),
         "overdue": and_(Statement.status.in_(OWED), Statement.due_at < now),
+        "declined": Statement.status == StatementStatus.payment_failed,
         "paid": Statement.status == StatementStatus.paid,
         "attention": Statement.status.in_((StatementStatus.pending, StatementStatus.invoice_failed)),
     }

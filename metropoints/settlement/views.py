@@ -3,7 +3,9 @@ link) and the back office's fee plans and receivables."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -11,13 +13,16 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from metropoints.core.csvexport import csv_download
+from metropoints.core.errors import NotFound
 from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, role_required
+from metropoints.core.templating import yuan
 from metropoints.core.timeutil import isoformat, utcnow
 from metropoints.marketplace.queries import portal_membership
 from metropoints.settlement import operations, periods, queries
-from metropoints.settlement.forms import FeePlanForm
+from metropoints.settlement.declines import read_decline
+from metropoints.settlement.forms import FeePlanForm, yuan_text
 from metropoints.settlement.models import Statement, StatementStatus
 
 bp = Blueprint("settlement", __name__)
@@ -38,22 +43,43 @@ STATUS_LABELS = {
     StatementStatus.invoice_failed: _l("Invoice refused by the provider"),
 }
 OVERDUE = _l("Overdue")
-RECEIVABLE_STATES = {"owed": _l("Owed"), "overdue": OVERDUE, "paid": _l("Paid"),
+OVERDUE_FAILED = _l("Payment failed, overdue")
+RECEIVABLE_STATES = {"owed": _l("Owed"), "overdue": OVERDUE, "declined": _l("Payment declined"), "paid": _l("Paid"),
                      "attention": _l("Needs attention"), "all": _l("All")}
+# A merchant id as the fee form posts it: ASCII digits only (str.isdigit takes ² and other scripts' digits).
+MERCHANT_ID = re.compile(r"[0-9]{1,18}", re.ASCII)
 CSV_HEADER = ("statement_id", "period", "coupon_id", "campaign", "store", "used_at", "fee_fen")
 
 
-@bp.app_template_filter("fen")
-def format_fen(amount: int | None) -> str:
-    """Integer fen as yuan for display: 12345 -> ¥123.45 (the amount itself stays an integer)."""
-    amount = amount or 0
-    sign = "-" if amount < 0 else ""
-    return f"{sign}¥{abs(amount) // 100:,}.{abs(amount) % 100:02d}"
+# The money filter's older name (core.templating registers `yuan`): the same formatter, for templates that still
+# write `|fen`.
+bp.add_app_template_filter(yuan, "fen")
 
 
 def status_label(statement: Statement) -> str:
-    """The statement's status as the portal names it; owed past the due date is overdue."""
-    return str(OVERDUE) if queries.is_overdue(statement) else str(STATUS_LABELS[statement.status])
+    """The statement's status as the portal names it; owed past the due date is overdue (a declined payment past
+    its due date says both)."""
+    if not queries.is_overdue(statement):
+        return str(STATUS_LABELS[statement.status])
+    return str(OVERDUE_FAILED if statement.status == StatementStatus.payment_failed else OVERDUE)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The platform that bills, as its statements name it (the PLATFORM_* settings; empty ones are left off)."""
+
+    name: str
+    legal_name: str
+    address: str
+    tax_id: str
+    contact_email: str
+
+
+def billing_platform() -> Platform:
+    """The platform's details from the settings (a number given in the environment is read as its digits)."""
+    config = current_app.config
+    return Platform(*(str(config.get(f"PLATFORM_{name}") or "")
+                      for name in ("NAME", "LEGAL_NAME", "ADDRESS", "TAX_ID", "CONTACT_EMAIL")))
 
 
 # The merchant owner.
@@ -67,24 +93,32 @@ def billing_merchant_id() -> int:
 @bp.get("/portal/statements")
 @owner_only
 def statements():
+    """The owner's statements, newest month first."""
     return render_template("settlement/statements.html", statements=queries.statements_of(billing_merchant_id()),
                            status_label=status_label, is_overdue=queries.is_overdue)
 
 
 def _owners_statement(statement_id: int) -> Statement:
+    """One of the logged-in owner's statements (404 for another merchant's)."""
     return queries.get_statement(statement_id, merchant_id=billing_merchant_id())
 
 
 def _render_statement(statement: Statement, template: str, limit: int | None, **extra):
+    """A statement's page or printed copy: who bills whom, its amounts and lines, and a declined payment's reason
+    and what to do."""
+    failed = statement.status == StatementStatus.payment_failed
     return render_template(template, statement=statement, **extra, status_label=status_label(statement),
                            overdue=queries.is_overdue(statement), period=periods.period_label(statement.period),
                            campaigns=queries.sums_by_campaign(statement.id),
-                           lines=queries.statement_lines(statement.id, limit=limit), limit=limit)
+                           lines=queries.statement_lines(statement.id, limit=limit), limit=limit,
+                           merchant=queries.billed_merchant(statement.merchant_id), platform=billing_platform(),
+                           decline=read_decline(statement.last_error) if failed else None)
 
 
 @bp.get("/portal/statements/<id:statement_id>")
 @owner_only
 def statement(statement_id: int):
+    """The owner's statement: who bills whom, totals, status, the first lines, and how to pay."""
     return _render_statement(_owners_statement(statement_id), "settlement/statement.html", PAGE_LINES)
 
 
@@ -116,12 +150,13 @@ def statement_csv(statement_id: int):
 @bp.get("/backoffice/receivables")
 @operator_only
 def receivables():
+    """The back office's receivables: totals, and the statements of one state."""
     state = request.args.get("state", "owed")
     if state not in RECEIVABLE_STATES:
         state = "owed"
     return render_template("settlement/receivables.html", totals=queries.receivables(), state=state,
                            states=RECEIVABLE_STATES, rows=queries.receivable_statements(state),
-                           status_label=status_label, form=ActionForm())
+                           status_label=status_label, read_decline=read_decline, form=ActionForm())
 
 
 RECEIVABLES_CSV_HEADER = ("statement_id", "merchant", "period", "status", "total_fen", "coupons", "issued_at", "due_at",
@@ -153,6 +188,7 @@ def receivables_csv():
 @bp.get("/backoffice/statements/<id:statement_id>")
 @operator_only
 def backoffice_statement(statement_id: int):
+    """A statement as the back office sees it, with the provider's invoice and events."""
     statement = queries.get_statement(statement_id)
     return _render_statement(statement, "settlement/statement.html", PAGE_LINES,
                              events=queries.events_of(statement.id))
@@ -177,15 +213,19 @@ def fee_plans():
     form = FeePlanForm()
     status = 200
     if request.method == "POST":
-        if form.validate_on_submit() and str(form.merchant_id.data).isdigit():
+        if form.validate_on_submit():
+            if not MERCHANT_ID.fullmatch(str(form.merchant_id.data)):
+                raise NotFound("No such merchant.")
             plan = operations.set_fee_plan(merchant_id=int(form.merchant_id.data),
-                                           fee_per_coupon_fen=form.fee_per_coupon_fen.data,
-                                           monthly_fee_fen=form.monthly_fee_fen.data, actor=current_user)
+                                           fee_per_coupon_fen=form.fee_per_coupon.data,
+                                           monthly_fee_fen=form.monthly_fee.data, actor=current_user)
             flash(_("Fees set from %(period)s.", period=periods.period_label(plan.effective_from)))
             return redirect(url_for("settlement.fee_plans"))
+        if "csrf_token" in form.errors:
+            flash(_("The form expired; please try again."))
         status = 422
     period = periods.period_of(utcnow())
     return render_template("settlement/fees.html", rows=queries.fee_plan_rows(period), form=form,
                            period=periods.period_label(period),
                            next_period=periods.period_label(periods.next_period(period)),
-                           default_fee=current_app.config["SETTLEMENT_DEFAULT_FEE_FEN"]), status
+                           default_fee=current_app.config["SETTLEMENT_DEFAULT_FEE_FEN"], yuan_text=yuan_text), status

@@ -103,27 +103,29 @@ def operator(client) -> None:
 
 
 def test_operator_sets_fees_from_next_month_with_form_errors(app, client, create_shop):
+    """Fees typed in yuan apply from next month; bad ones are refused on the form (422) and set nothing; an unknown
+    merchant is a 404."""
     shop = create_shop()
     operator(client)
     assert "default: ¥2.00 per coupon" in page(client, "/backoffice/fees").get_data(as_text=True)
     bad = page(client, "/backoffice/fees", "POST", data={"merchant_id": shop.merchant.id,
-                                                           "fee_per_coupon_fen": "-3", "monthly_fee_fen": "x"})
+                                                           "fee_per_coupon": "-3", "monthly_fee": "x"})
     text = bad.get_data(as_text=True)
     assert bad.status_code == 422
-    assert 'data-field="fee_per_coupon_fen"' in text and 'data-field="monthly_fee_fen"' in text
+    assert 'data-field="fee_per_coupon"' in text and 'data-field="monthly_fee"' in text
     assert db.session.scalar(select(FeePlan)) is None
     good = page(client, "/backoffice/fees", "POST", data={"merchant_id": shop.merchant.id,
-                                                            "fee_per_coupon_fen": "300", "monthly_fee_fen": "5000"})
+                                                            "fee_per_coupon": "3", "monthly_fee": "50.00"})
     assert good.status_code == 302
     plan = db.session.scalar(select(FeePlan))
     assert (plan.fee_per_coupon_fen, plan.monthly_fee_fen) == (300, 5000)
     assert plan.effective_from == periods.next_period(periods.period_of(plan.set_at))
     assert "¥3.00 per coupon, ¥50.00 monthly, from" in page(client, "/backoffice/fees").get_data(as_text=True)
-    unknown = page(client, "/backoffice/fees", "POST", data={"merchant_id": "999999", "fee_per_coupon_fen": "1",
-                                                               "monthly_fee_fen": "0"})
+    unknown = page(client, "/backoffice/fees", "POST", data={"merchant_id": "999999", "fee_per_coupon": "1",
+                                                               "monthly_fee": "0"})
     assert unknown.status_code == 404
-    huge = page(client, "/backoffice/fees", "POST", data={"merchant_id": str(2**40), "fee_per_coupon_fen": "1",
-                                                            "monthly_fee_fen": "0"})
+    huge = page(client, "/backoffice/fees", "POST", data={"merchant_id": str(2**40), "fee_per_coupon": "1",
+                                                            "monthly_fee": "0"})
     assert huge.status_code == 404
     assert page(client, f"/backoffice/statements/{2**40}").status_code == 404
     assert page(client, f"/backoffice/statements/{2**40}/retry", "POST").status_code == 404
