@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import EmailField, Form, IntegerField, PasswordField, SearchField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
@@ -18,7 +18,7 @@ CATEGORY_LABELS = {
     Category.leisure: _l("Leisure"),
 }
 STATUS_LABELS = {
-    MerchantStatus.applied: _l("Applied"),
+    MerchantStatus.applied: _l("Awaiting review"),  # not "Applied": that msgid is the date column
     MerchantStatus.approved: _l("Approved"),
     MerchantStatus.rejected: _l("Rejected"),
     MerchantStatus.suspended: _l("Suspended"),
@@ -91,3 +91,35 @@ class DecisionForm(FlaskForm):
 
     decision = SelectField(choices=choices(DECISION_LABELS.items()), validators=[DataRequired(REQUIRED)])
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=2000)])
+
+
+SORT_LABELS = {"applied": _l("Applied"), "name": _l("Business name"), "status": _l("Status")}
+DIRECTION_LABELS = {"desc": _l("Descending"), "asc": _l("Ascending")}
+
+
+class MerchantListForm(Form):
+    """The back office's merchant list, read from the query string (a GET form: no CSRF token); a value that does
+    not fit falls back to the default rather than failing the page."""
+
+    q = SearchField(_l("Search"), validators=[Optional(), Length(max=120)],
+                    description=_l("Name, licence number, contact or owner's e-mail"))
+    status = SelectField(_l("Status"), choices=choices([("", _l("All")),
+                                                        *((s.value, label) for s, label in STATUS_LABELS.items())]),
+                         validate_choice=True)
+    sort = SelectField(_l("Sort by"), choices=choices(SORT_LABELS.items()), default="applied", validate_choice=True)
+    dir = SelectField(_l("Order"), choices=choices(DIRECTION_LABELS.items()), default="desc", validate_choice=True)
+    page = IntegerField(default=1, validators=[Optional()])
+
+    def values(self) -> dict:
+        """The search as MerchantSearch's fields: each field's value when valid, its default otherwise."""
+        self.validate()
+
+        def valid(field, default):
+            """The field's value unless it failed its checks or is empty."""
+            return default if field.errors or field.data in (None, "") else field.data
+
+        page = valid(self.page, 1)
+        return {"text": str(valid(self.q, "")).strip()[:120],
+                "status": MerchantStatus(valid(self.status, "")) if valid(self.status, "") else None,
+                "sort": valid(self.sort, "applied"), "descending": valid(self.dir, "desc") == "desc",
+                "page": page if isinstance(page, int) and page > 0 else 1}

@@ -7,7 +7,10 @@ nothing.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
 
 from metropoints.core.db import db
 from metropoints.core.errors import NotFound
@@ -97,12 +100,56 @@ def merchant_counts(merchant_id: int) -> dict[str, int]:
     return {"stores": stores or 0, "cashiers": cashiers or 0}
 
 
-def list_merchants(status: MerchantStatus | None = None) -> list[tuple[Merchant, User]]:
-    """Merchants with their owners for the back office, newest application first, optionally of one status."""
+# The merchant list's sort keys: what the operator may sort by, and the column.
+MERCHANT_SORTS = {"name": Merchant.name, "applied": Merchant.applied_at, "status": Merchant.status}
+MERCHANTS_PER_PAGE = 25
+MAX_MERCHANT_PAGE = 1000  # OFFSET stays bounded; a search finds what lies beyond
+
+
+@dataclass(frozen=True)
+class MerchantSearch:
+    """What the back office's merchant list shows: matching text, a status, a sort order, a page."""
+
+    text: str = ""  # found in the name, licence number, contact or owner's e-mail (any case)
+    status: MerchantStatus | None = None
+    sort: str = "applied"  # a key of MERCHANT_SORTS
+    descending: bool = True
+    page: int = 1
+
+    def __post_init__(self) -> None:
+        """Keep the page within 1..MAX_MERCHANT_PAGE and the sort among MERCHANT_SORTS."""
+        object.__setattr__(self, "page", min(max(int(self.page), 1), MAX_MERCHANT_PAGE))
+        if self.sort not in MERCHANT_SORTS:
+            object.__setattr__(self, "sort", "applied")
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """The search as query-string arguments with `changes` applied, defaults left out, for links that keep the
+        rest; a change of anything but the page starts again from the first page."""
+        values = {"q": self.text, "status": self.status.value if self.status else "", "sort": self.sort,
+                  "dir": "desc" if self.descending else "asc", "page": self.page}
+        if "page" not in changes:
+            values["page"] = 1
+        values.update(changes)
+        defaults = {"q": "", "status": "", "sort": "applied", "dir": "desc", "page": 1}
+        return {key: value for key, value in values.items() if value not in ("", None) and value != defaults[key]}
+
+
+def list_merchants(search: MerchantSearch | None = None,
+                   per_page: int | None = None) -> tuple[list[tuple[Merchant, User]], bool]:
+    """One page of merchants with their owners for the back office, and whether a next page follows; the newest
+    application first unless sorted otherwise. Reads at most `per_page` (MERCHANTS_PER_PAGE) + 1 rows (LIMIT/OFFSET)."""
+    search, per_page = search or MerchantSearch(), per_page or MERCHANTS_PER_PAGE
     query = select(Merchant, User).join(User, User.id == Merchant.owner_id)
-    if status is not None:
-        query = query.where(Merchant.status == status)
-    return [tuple(row) for row in db.session.execute(query.order_by(Merchant.applied_at.desc(), Merchant.id.desc()))]
+    if search.status is not None:
+        query = query.where(Merchant.status == search.status)
+    if search.text:
+        needle = search.text.lower()
+        query = query.where(or_(*(func.lower(column).contains(needle, autoescape=True) for column in (
+            Merchant.name, Merchant.licence_no, Merchant.contact_name, Merchant.contact_phone, User.email))))
+    column = MERCHANT_SORTS[search.sort]
+    order = (column.desc(), Merchant.id.desc()) if search.descending else (column.asc(), Merchant.id.asc())
+    rows = db.session.execute(query.order_by(*order).offset((search.page - 1) * per_page).limit(per_page + 1)).all()
+    return [tuple(row) for row in rows[:per_page]], len(rows) > per_page
 
 
 def merchant_audit(merchant_id: int) -> list[AuditEntry]:

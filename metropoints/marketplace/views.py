@@ -16,6 +16,7 @@ from metropoints.core.db import db, rollback_unit_of_work
 from metropoints.core.errors import DomainError
 from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role, User
+from metropoints.core.panels import WINDOW_DAYS, day_window, panels_for, parse_window_days
 from metropoints.core.portal import add_nav, form_page, message_for, put_on_form, register_error_messages, role_required
 from metropoints.core.signin import explain_inactive, set_home
 from metropoints.marketplace import operations, queries  # queries imports the models: the tables for migrations
@@ -27,6 +28,7 @@ from metropoints.marketplace.forms import (
     ApplicationForm,
     DecisionForm,
     InviteForm,
+    MerchantListForm,
     StoreForm,
     choices,
 )
@@ -124,16 +126,20 @@ def applied():
 @bp.get("")
 @role_required(Role.merchant_owner, Role.cashier, Role.operator)
 def dashboard():
-    """The portal's landing page: the merchant's standing and counts (owner), or the cashier's store."""
+    """The portal's landing page: for the owner the merchant's standing and, over 30 or 90 days (`?days=`), the
+    figures other packages put on it (core/panels.py); for a cashier the store and the way to the counter."""
     if current_user.role == Role.operator:
         return redirect(url_for("marketplace.merchants"))
     member = queries.portal_membership(current_user)
     merchant = db.session.get(Merchant, member.merchant_id)
     store = db.session.get(Store, member.store_id) if member.store_id else None
     station = queries.get_station(store.station_id) if store else None
+    window = day_window(parse_window_days(request.args.get("days")))
+    panels = panels_for("owner_dashboard", merchant=merchant, window=window) if member.is_owner else []
     return render_template("marketplace/dashboard.html", member=member, merchant=merchant, store=store,
-                           station=station, counts=queries.merchant_counts(merchant.id),
-                           status_labels=STATUS_LABELS, category_labels=CATEGORY_LABELS)
+                           station=station, counts=queries.merchant_counts(merchant.id), panels=panels,
+                           window=window, window_days=WINDOW_DAYS, status_labels=STATUS_LABELS,
+                           category_labels=CATEGORY_LABELS)
 
 
 @bp.get("/stores")
@@ -280,24 +286,27 @@ def accept_invite(token: str):
 @bp.get("/backoffice/merchants")
 @role_required(Role.operator)
 def merchants():
-    """Merchants for the metro business team, optionally of one status (applications first to decide)."""
-    try:
-        status = MerchantStatus(request.args.get("status", ""))
-    except ValueError:
-        status = None
-    return render_template("marketplace/merchants.html", rows=queries.list_merchants(status), status=status,
-                           status_labels=STATUS_LABELS, category_labels=CATEGORY_LABELS)
+    """Merchants for the metro business team: searched, of one status, sorted, a page at a time (newest
+    application first unless sorted otherwise)."""
+    form = MerchantListForm(request.args)
+    search = queries.MerchantSearch(**form.values())
+    rows, more = queries.list_merchants(search)
+    return render_template("marketplace/merchants.html", rows=rows, more=more, search=search, form=form,
+                           status=search.status, status_labels=STATUS_LABELS, category_labels=CATEGORY_LABELS)
 
 
 def _merchant_page(merchant: Merchant, form: DecisionForm | None = None, status: int = 200):
-    """A merchant's details, stores, staff, audit log and the decisions possible now."""
+    """A merchant's details, stores, staff, audit log and the decisions possible now; then what other packages
+    show about it (campaigns, statements, coupons: core/panels.py) over 30 or 90 days (`?days=`)."""
     stations = dict(queries.station_choices())
+    window = day_window(parse_window_days(request.args.get("days")))
     return render_template(
         "marketplace/merchant.html", merchant=merchant, owner=db.session.get(User, merchant.owner_id),
         stores=queries.stores_of(merchant.id), staff=queries.staff_of(merchant.id), stations=stations,
         audit=queries.merchant_audit(merchant.id), decisions=DECISIONS_FROM[merchant.status],
         decision_labels=DECISION_LABELS, form=form or DecisionForm(formdata=None), status_labels=STATUS_LABELS,
-        category_labels=CATEGORY_LABELS,
+        category_labels=CATEGORY_LABELS, window=window, window_days=WINDOW_DAYS,
+        panels=panels_for("operator_merchant", merchant=merchant, window=window),
     ), status
 
 

@@ -249,13 +249,17 @@ class AuditFilter:
 
 
 def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: int = 50,
-               where: AuditFilter | None = None) -> list[AuditEntry]:
-    """Audit entries newest first, narrowed by `where` (or only by an action prefix), older than an entry id.
+               where: AuditFilter | None = None, oldest_first: bool = False,
+               after_id: int | None = None) -> list[AuditEntry]:
+    """Audit entries newest first, narrowed by `where` (or only by an action prefix), older than an entry id; or,
+    `oldest_first`, oldest first and newer than `after_id`. Either way one keyset over the id (the order entries
+    were written in), so a page reads `limit` + 1 rows wherever it is in the log.
 
     One more than `limit` is returned when there are more, so the caller knows whether to offer a next page.
     """
     where = where or AuditFilter(action=action_prefix)
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    order = AuditEntry.id.asc() if oldest_first else AuditEntry.id.desc()
+    query = select(AuditEntry).order_by(order).limit(limit + 1)
     if where.action:
         query = query.where(AuditEntry.action.startswith(where.action, autoescape=True))
     if where.actor:
@@ -268,6 +272,8 @@ def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: 
         query = query.where(AuditEntry.at < _local_midnight(where.until + timedelta(days=1)))
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
+    if after_id is not None:
+        query = query.where(AuditEntry.id > after_id)
     return list(db.session.scalars(query))
 
 

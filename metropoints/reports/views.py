@@ -16,6 +16,7 @@ from werkzeug.routing import BuildError
 
 from metropoints.accrual.errors import BadRule
 from metropoints.accrual.rules import create_rule_version, describe, load_rulebook
+from metropoints.core.charts import line_chart, thousands
 from metropoints.core.db import MAX_ID
 from metropoints.core.mail import caught_mail, recent_mail
 from metropoints.core.models import MailStatus, Role
@@ -23,7 +24,6 @@ from metropoints.core.portal import add_nav, role_required
 from metropoints.core.timeutil import SERVICE_ZONE, utcnow
 from metropoints.core.urls import id_arg
 from metropoints.reports import queries
-from metropoints.reports.charts import line_chart, thousands
 from metropoints.reports.forms import RuleVersionForm
 
 bp = Blueprint("reports", __name__, url_prefix="/backoffice")
@@ -172,17 +172,22 @@ def subject_link(subject: str) -> str | None:
 @bp.get("/audit")
 @role_required(Role.operator)
 def audit():
-    """The audit log, newest first, a page at a time (cursor: entries before an id), filtered by action, actor,
-    object and dates; each entry links to its object's page where there is one."""
+    """The audit log, newest first (or oldest first: `?order=oldest`), a page at a time (cursor: entries before an
+    id, or after one oldest first), filtered by action, actor, object and dates; each entry links to its object's
+    page where there is one."""
     where, errors = _audit_filter()
-    before = id_arg("before")
-    entries = queries.audit_page(where=where, before_id=before, limit=AUDIT_PAGE_SIZE)
+    oldest = request.args.get("order") == "oldest"
+    order = {"order": "oldest"} if oldest else {}
+    before, after = (None, id_arg("after")) if oldest else (id_arg("before"), None)
+    entries = queries.audit_page(where=where, before_id=before, after_id=after, oldest_first=oldest,
+                                 limit=AUDIT_PAGE_SIZE)
     more = len(entries) > AUDIT_PAGE_SIZE
     entries = entries[:AUDIT_PAGE_SIZE]
-    next_url = url_for("reports.audit", **where.args(), before=entries[-1].id) if more else None
+    cursor = {"after" if oldest else "before": entries[-1].id} if more else {}
+    next_url = url_for("reports.audit", **where.args(), **order, **cursor) if more else None
     return render_template("reports/audit.html", entries=entries, prefix=where.action, where=where, errors=errors,
-                           before=before, next_url=next_url, actions=queries.audit_actions(),
-                           subject_link=subject_link), 422 if errors else 200
+                           before=before or after, next_url=next_url, actions=queries.audit_actions(),
+                           subject_link=subject_link, oldest=oldest, order=order), 422 if errors else 200
 
 
 MAIL_STATUS_LABELS = {MailStatus.queued: _l("Queued"), MailStatus.sent: _l("Sent"), MailStatus.failed: _l("Failed")}

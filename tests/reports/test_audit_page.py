@@ -35,7 +35,8 @@ def test_newest_first_with_who_when_why(log, get_en):
     (escaped)."""
     html = get_en("/backoffice/audit").get_data(as_text=True)
     assert rows(html) == ["campaign:8", "campaign:8", "rule_version:2", "campaign:7", "merchant:1"]
-    assert "2026-01-01 08:04:00" in html and "ops@metro.example" in html and "<code>campaign.feature</code>" in html
+    assert "2026-01-01 08:04:00" in html and "ops@metro.example" in html
+    assert '<span title="campaign.feature">Campaign featured on kiosks</span>' in html
     assert "&lt;b&gt;spring&lt;/b&gt; promotion" in html
 
 
@@ -100,3 +101,30 @@ def test_entries_link_to_their_object(log, get_en):
     html = get_en("/backoffice/audit").get_data(as_text=True)
     assert 'href="/portal/backoffice/merchants/1"' in html and 'href="/portal/campaigns/review/8"' in html
     assert html.count(">Open</a>") == 4
+
+
+def test_oldest_first_pages_forward_keeping_the_filter(log, get_en, monkeypatch):
+    """?order=oldest lists the entries oldest first; its next-page link continues after the last one shown (an
+    `after` cursor on the id, as `before` is newest first), keeping the order and the filter."""
+    from metropoints.reports import views
+
+    monkeypatch.setattr(views, "AUDIT_PAGE_SIZE", 2)
+    first = get_en("/backoffice/audit?order=oldest").get_data(as_text=True)
+    assert rows(first) == ["merchant:1", "campaign:7"]
+    link = re.search(r'<a href="([^"]+)" rel="next">', first).group(1).replace("&amp;", "&")
+    assert "order=oldest" in link and "after=" in link and ">Newer entries<" in first
+    second = get_en(link).get_data(as_text=True)
+    assert rows(second) == ["rule_version:2", "campaign:8"] and ">Oldest<" in second
+    filtered = get_en("/backoffice/audit?action=campaign&order=oldest").get_data(as_text=True)
+    assert rows(filtered) == ["campaign:7", "campaign:8"]
+    link = re.search(r'<a href="([^"]+)" rel="next">', filtered).group(1).replace("&amp;", "&")
+    assert rows(get_en(link).get_data(as_text=True)) == ["campaign:8"]
+
+
+def test_the_order_choice_is_kept_and_unknown_orders_are_newest_first(log, get_en):
+    """The filter form offers newest or oldest first with the current one selected; an order the page does not know
+    is newest first; an `after` cursor that cannot be an id is a 404 like `before`."""
+    oldest = get_en("/backoffice/audit?order=oldest").get_data(as_text=True)
+    assert '<option value="oldest" selected>' in oldest
+    assert rows(get_en("/backoffice/audit?order=sideways").get_data(as_text=True))[0] == "campaign:8"
+    assert get_en("/backoffice/audit?order=oldest&after=0").status_code == 404

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from metropoints.reports.charts import line_chart, nice_ceiling
+from metropoints.core.charts import line_chart, nice_ceiling
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -24,7 +24,7 @@ def versions() -> list[RuleVersion]:
 def test_lists_versions_with_the_one_in_force(operator, get_en):
     """The default version is listed, described, and marked as in force."""
     html = get_en("/backoffice/rules").get_data(as_text=True)
-    assert "v1 from 2010-01-01T00:00:00+00:00: 1 pt/km, cap 60/day, 44 g CO2e/km" in html
+    assert "Version 1 — points per km: 1 · daily cap: 60 points · CO2e: 44 g per km" in html
     assert 'class="rule-version in-force"' in html and "In force" in html
 
 
@@ -40,7 +40,8 @@ def test_form_adds_a_version_that_is_shown_and_audited(operator, post_en, get_en
     html = get_en("/backoffice/rules").get_data(as_text=True)
     assert "Rule version 2 added." in html
     in_force = html[html.index('class="rule-version in-force"'):]
-    assert "v2 from" in in_force[:400] and "1.5 pt/km, cap 80/day, 45.5 g CO2e/km (Liaoning grid 2026)" in html
+    assert "Version 2 —" in in_force[:400]
+    assert "points per km: 1.5 · daily cap: 80 points · CO2e: 45.5 g per km (Liaoning grid 2026)" in html
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "rules.new_version"))
     assert (entry.actor_label, entry.subject, entry.reason) == ("ops@metro.example", "rule_version:2",
                                                                 "Greener grid mix")
@@ -54,7 +55,7 @@ def test_effective_from_is_shenyang_time(operator, post_en, get_en):
     html = get_en("/backoffice/rules").get_data(as_text=True)
     assert 'class="rule-version scheduled"' in html and "from 2099-01-01 08:00:00 (Asia/Shanghai)" in html
     in_force = html[html.index('class="rule-version in-force"'):]
-    assert "v1 from" in in_force[:400]
+    assert "Version 1 —" in in_force[:400]
 
 
 @pytest.mark.parametrize(("change", "field", "message"), [

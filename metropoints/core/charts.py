@@ -1,4 +1,5 @@
-"""Server-rendered SVG charts: pure functions from a daily series to inline markup (no script, no network).
+"""Server-rendered SVG charts for any package's page (the KPIs, the dashboards' panels): pure functions from a daily
+series to inline markup (no script, no network).
 
 The SVG has a viewBox and no fixed size, so CSS scales it to its container; the axis labels are in the SVG's
 own units, chosen so they stay readable from a phone (about 1.1 scale) to a desktop card (about 0.9).
