@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from typing import Any
 
 from flask import Flask, render_template, request
 from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from metropoints import demo
 from metropoints.accrual import cli as accrual_cli
+from metropoints.accrual.rules import current_rules
 from metropoints.campaigns import cli as campaign_cli
+from metropoints.campaigns import panels as campaign_panels
 from metropoints.campaigns import views as campaign_views
 from metropoints.core import account_views, templating
 from metropoints.core import cli as core_cli
@@ -30,10 +34,12 @@ from metropoints.kiosk import views as kiosk_views
 from metropoints.marketplace import cli as marketplace_cli
 from metropoints.marketplace import views as marketplace_views
 from metropoints.redemption import cli as redemption_cli
+from metropoints.redemption import panels as redemption_panels
 from metropoints.redemption import views as redemption_views
 from metropoints.reports import views as report_views
 from metropoints.riders_api import api as riders_api
 from metropoints.settlement import cli as settlement_cli
+from metropoints.settlement import panels as settlement_panels
 from metropoints.settlement import views as settlement_views
 from metropoints.settlement import webhooks as settlement_webhooks
 
@@ -41,6 +47,19 @@ MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+# What an error page says, by status, in the page's language (werkzeug's and the limiter's descriptions are English).
+HTTP_PAGE_MESSAGES = {
+    400: _l("The request could not be read, or the form has expired. Please go back, reload the page and try again."),
+    401: _l("Please log in first."),
+    403: _l("This account may not open this page."),
+    404: _l("This page does not exist, or no longer does."),
+    405: _l("This page cannot be opened that way."),
+    410: _l("This is gone and cannot be used any more."),
+    413: _l("What you sent is too large."),
+    415: _l("This kind of file cannot be accepted."),
+    429: _l("Too many attempts in a short time. Please wait a minute and try again."),
+}
+SERVER_ERROR_MESSAGE = _l("Something went wrong on our side. Please try again in a little while.")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -57,6 +76,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
+    login_manager.login_message = _l("Please log in to open this page.")
+    login_manager.localize_callback = str  # the lazy message, translated when flashed
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
@@ -72,6 +93,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                       riders_api.bp, kiosk_api.bp, kiosk_views.bp, redemption_views.counter_bp,
                       redemption_views.activity_bp, settlement_webhooks.bp, settlement_views.bp):
         app.register_blueprint(blueprint)
+    for package_panels in (campaign_panels, redemption_panels, settlement_panels):
+        package_panels.register()  # what they show on the marketplace's pages (core/panels.py)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
     csrf.exempt(kiosk_api.bp)
     csrf.exempt(settlement_webhooks.bp)  # signed by the provider (Stripe-Signature), not a browser form
@@ -79,9 +102,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                         settlement_cli):
         package_cli.register(app)
     demo.register(app)
+    core_views.show_rules_on_front_page(_rules_in_force)
     _register_unit_of_work(app)
     _register_error_handlers(app)
     return app
+
+
+def _rules_in_force() -> dict[str, object]:
+    """The accrual rules in force, as the front page quotes them: points per km, the daily cap, g CO2e per km."""
+    version = current_rules()
+    return {"points_per_km": Decimal(version.points_per_km_milli) / 1000, "daily_cap": version.daily_cap,
+            "co2e_g_per_km": Decimal(version.co2e_mg_per_km) / 1000}
 
 
 def _register_unit_of_work(app: Flask) -> None:
@@ -116,4 +147,5 @@ def _register_error_handlers(app: Flask) -> None:
         if wants_json():
             status = error.code or 500
             return error_reply(HTTP_CODES.get(status, "http_error"), error.description or error.name, status)
-        return render_template("core/error.html", code=error.code, message=error.description), error.code
+        message = HTTP_PAGE_MESSAGES.get(error.code or 500, SERVER_ERROR_MESSAGE)
+        return render_template("core/error.html", code=error.code, message=message), error.code

@@ -1,11 +1,14 @@
-"""Core pages: home, portal login and logout, language switch."""
+"""Core pages: home, portal login and logout, language switch, the favicon."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import text
+from werkzeug.wrappers import Response
 
 from metropoints.core.accounts import record_login
 from metropoints.core.db import db
@@ -17,11 +20,27 @@ from metropoints.core.signin import home_url, why_inactive
 
 bp = Blueprint("core", __name__)
 
+# What the front page says about the accrual rules in force (points_per_km, daily_cap, co2e_g_per_km), given by the
+# app factory from the accrual package: core imports no package of ours.
+_rules_in_force: list[Callable[[], Mapping[str, object]]] = []
+
+
+def show_rules_on_front_page(provider: Callable[[], Mapping[str, object]]) -> None:
+    """Let the front page quote the rules in force, read through `provider` at each view."""
+    _rules_in_force[:] = [provider]
+
 
 @bp.get("/")
-def index():
-    """The platform's front page."""
-    return render_template("core/index.html")
+def index() -> str:
+    """The platform's front page: what riders earn, what merchants fund and pay, the CO2e factor; the way in."""
+    rules = _rules_in_force[0]() if _rules_in_force else None
+    return render_template("core/index.html", rules=rules)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico by default: the SVG icon answers it."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 def _login_limit() -> str:
