@@ -17,9 +17,9 @@ from typing import Any, Generic, TypeVar
 
 from flask import Response, g, jsonify, make_response, request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, text
+from sqlalchemy import Integer, Select, String, text
 
-from metropoints.core.db import db, sql_param
+from metropoints.core.db import UTCDateTime, db, is_postgres, sql_param
 from metropoints.core.errors import (
     DomainError,
     Forbidden,
@@ -30,7 +30,7 @@ from metropoints.core.errors import (
     Unauthorized,
 )
 from metropoints.core.models import TokenKind
-from metropoints.core.operations import hash_token
+from metropoints.core.operations import TOKEN_USE_RESOLUTION, hash_token, touch_token
 from metropoints.core.timeutil import isoformat, utcnow
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
@@ -97,10 +97,23 @@ class BearerToken:
     subject_id: int
 
 
-# Every API request runs this, so it is one indexed probe returning three columns rather than an ORM load (the same
-# liveness rule as core.operations.resolve_token: not revoked, not past its expiry).
-_LIVE_TOKEN = text("SELECT id, kind, subject_id FROM api_tokens WHERE token_hash = :token_hash "
-                   "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)")
+# Every API request runs this, so it is one indexed probe rather than an ORM load (the same liveness rule as
+# core.operations.resolve_token: not revoked, not past its expiry). It reads revoked_at in the request's own
+# statement, so a revocation committed before it refuses this very request. It also records the use, at most once a
+# minute (core.operations.touch_token), in the same statement on PostgreSQL: the UPDATE matches the row only when
+# the last use read with it is stale, and SKIP LOCKED leaves a row another request is writing alone, so a fresh
+# token takes no lock and costs no write, and no request waits on another for its token. SQLite (development) sends
+# the probe alone and the write, when stale, as a second statement.
+_TOKEN_COLUMNS = {"id": Integer, "kind": String, "subject_id": Integer, "last_used_at": UTCDateTime}
+_LIVE = ("SELECT id, kind, subject_id, last_used_at FROM api_tokens WHERE token_hash = :token_hash "
+         "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)")
+_LIVE_TOKEN = text(_LIVE).columns(**_TOKEN_COLUMNS)
+_LIVE_TOKEN_RECORDING_USE = text(
+    f"WITH live AS ({_LIVE}), "
+    "used AS (UPDATE api_tokens SET last_used_at = :now WHERE id = ("
+    "SELECT token.id FROM api_tokens AS token JOIN live ON token.id = live.id "
+    "WHERE live.last_used_at IS NULL OR live.last_used_at <= :stale FOR UPDATE OF token SKIP LOCKED)) "
+    "SELECT id, kind, subject_id, last_used_at FROM live").columns(**_TOKEN_COLUMNS)
 
 
 def bearer_value() -> str:
@@ -115,10 +128,16 @@ def bearer_value() -> str:
 def bearer_token() -> BearerToken:
     """The live token of this request's `Authorization: Bearer` header."""
     raw = bearer_value()
-    row = db.session.execute(_LIVE_TOKEN, {"token_hash": hash_token(raw), "now": sql_param(utcnow())}).first()
+    now = utcnow()
+    folded = is_postgres()
+    params = {"token_hash": hash_token(raw), "now": sql_param(now)}
+    if folded:
+        params["stale"] = now - TOKEN_USE_RESOLUTION
+    row = db.session.execute(_LIVE_TOKEN_RECORDING_USE if folded else _LIVE_TOKEN, params).first()
     if row is None:
         raise InvalidToken()
-    return BearerToken(id=row[0], kind=TokenKind(row[1]), subject_id=row[2])
+    touch_token(token_id=row.id, last_used_at=row.last_used_at, now=now, written=folded)
+    return BearerToken(id=row.id, kind=TokenKind(row.kind), subject_id=row.subject_id)
 
 
 def require_token(*kinds: TokenKind) -> Callable:

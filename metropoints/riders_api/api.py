@@ -14,7 +14,7 @@ from metropoints.campaigns import catalogue
 from metropoints.campaigns.models import Campaign
 from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core import operations as core
-from metropoints.core.api import idempotent, keyset_page, require_token
+from metropoints.core.api import bearer_value, idempotent, keyset_page, require_token
 from metropoints.core.db import db
 from metropoints.core.errors import DomainError, InvalidInput, InvalidToken, NotFound
 from metropoints.core.extensions import limiter
@@ -89,6 +89,16 @@ def token(body: s.TokenRequest):
     raw, record = core.issue_token(kind=TokenKind.rider, subject_id=rider.id,
                                    ttl=timedelta(days=current_app.config["RIDER_TOKEN_DAYS"]), label="login")
     return s.TokenReply(token=raw, expires_at=record.expires_at)
+
+
+@bp.post("/auth/logout")
+@api_operation(token=TokenKind.rider, replies={204: Reply(description="Signed out: the token no longer works.")},
+               tag="riders")
+def logout():
+    """Log out: revoke the rider token this request presents, from the next request on. Idempotent: a token already
+    revoked or expired gets the same 204 and nothing changes."""
+    core.log_out_token(raw=bearer_value(), kind=TokenKind.rider)
+    return Response(status=204)
 
 
 @bp.get("/me")

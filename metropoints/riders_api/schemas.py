@@ -50,7 +50,7 @@ class RegisterReply(ReplyBody):
     """Registered."""
 
     rider_id: int
-    token: str = Field(description="A rider token.")
+    token: str = Field(description="A rider token; it expires RIDER_TOKEN_DAYS after it was issued.")
 
 
 class TokenRequest(RequestBody):
@@ -64,7 +64,8 @@ class TokenReply(ReplyBody):
     """A new token."""
 
     token: str
-    expires_at: Timestamp = Field(description="When the token stops working.")
+    expires_at: Timestamp = Field(description="When the token stops working (RIDER_TOKEN_DAYS after it was issued); "
+                                  "`POST /auth/logout` ends it sooner.")
 
 
 class Link(RequestBody):

@@ -1,0 +1,106 @@
+"""The back office's API tokens: partners', kiosks', staff's and riders' bearer tokens listed by kind, newest first,
+with whose each is, when it was made, expires and was last used; an operator revokes one with a reason (audited).
+Operators only."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from metropoints.core import templating
+from metropoints.core.errors import DomainError
+from metropoints.core.models import Role, TokenKind
+from metropoints.core.operations import MAX_REVOKE_REASON, revoke_token
+from metropoints.core.portal import add_nav, message_for, portal_user, register_error_messages, role_required
+from metropoints.core.timeutil import utcnow
+from metropoints.core.token_queries import MAX_SEARCH, TokenRow, token_page
+from metropoints.core.urls import id_arg
+
+bp = Blueprint("tokens", __name__, url_prefix="/backoffice/tokens")
+
+add_nav("tokens.index", _l("API tokens"), Role.operator, order=85)
+templating.AUDIT_ACTIONS.setdefault("token.revoke", _l("API token revoked"))
+register_error_messages("tokens", {
+    "token_revoked": _l("This token was already revoked."),
+    "not_found": _l("This token does not exist."),
+    "invalid": _l("Say why the token is revoked."),
+})
+
+KIND_LABELS = {TokenKind.partner: _l("Trip-feed partners"), TokenKind.kiosk: _l("Kiosks"),
+               TokenKind.staff: _l("Staff (POS)"), TokenKind.rider: _l("Riders")}
+SEARCH_HINTS = {TokenKind.partner: _l("Partner name"), TokenKind.kiosk: _l("Station id"),
+                TokenKind.staff: _l("E-mail"), TokenKind.rider: _l("Phone")}
+STATE_LABELS = {"live": _l("In use"), "expired": _l("Expired"), "revoked": _l("Revoked")}
+# The labels the platform writes on tokens it issues (core.operations.issue_token's callers), in words.
+LABEL_WORDS = {"login": _l("Rider app sign-in"), "register": _l("Rider app registration"),
+               "pos": _l("POS sign-in"), "demo": _l("Demo data")}
+REVOKED_BY_WORDS = {"holder": _l("The holder, signing out"), "cli": _l("Command line")}
+
+
+class RevokeForm(FlaskForm):
+    """Revoke a token: why (written to the token and the audit log)."""
+
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=MAX_REVOKE_REASON)])
+
+
+def label_words(row: TokenRow) -> str:
+    """A token's label as people read it: the platform's own labels in words; the partner's or kiosk's label, which
+    names what the subject column already shows, left out."""
+    if row.kind in (TokenKind.partner, TokenKind.kiosk):
+        return ""
+    words = LABEL_WORDS.get(row.label)
+    return str(words) if words is not None else row.label
+
+
+def revoked_by_words(revoked_by: str) -> str:
+    """Who revoked a token, in words (an operator's e-mail as it is)."""
+    words = REVOKED_BY_WORDS.get(revoked_by)
+    return str(words) if words is not None else revoked_by
+
+
+def _kind() -> TokenKind:
+    """`?kind=`: partner unless another kind is asked for (an unknown one shows partners too)."""
+    try:
+        return TokenKind(request.args.get("kind", TokenKind.partner.value))
+    except ValueError:
+        return TokenKind.partner
+
+
+@bp.get("/")
+@role_required(Role.operator)
+def index():
+    """One kind's tokens, newest first, a page at a time (`?before=` an id), narrowed by `?q=` (a phone, an e-mail,
+    a partner's name, a station id); each live one with a form to revoke it."""
+    kind = _kind()
+    search = request.args.get("q", "").strip()[:MAX_SEARCH]
+    before = id_arg("before")
+    rows, more = token_page(kind=kind, search=search, before_id=before)
+    query = {"kind": kind.value, **({"q": search} if search else {})}
+    next_url = url_for("tokens.index", **query, before=rows[-1].id) if more else None
+    return render_template("core/tokens.html", rows=rows, kind=kind, search=search, before=before, query=query,
+                           next_url=next_url, now=utcnow(), form=RevokeForm(), kind_labels=KIND_LABELS,
+                           search_hint=SEARCH_HINTS[kind], state_labels=STATE_LABELS, label_words=label_words,
+                           revoked_by_words=revoked_by_words)
+
+
+@bp.post("/<id:token_id>/revoke")
+@role_required(Role.operator)
+def revoke(token_id: int):
+    """Revoke a token with a reason: refused from the holder's next request on, audited."""
+    form = RevokeForm()
+    back = request.form.get("back", "")
+    target = back if back.startswith("/backoffice/tokens") else url_for("tokens.index")
+    if not form.validate_on_submit():
+        flash(_("Say why the token is revoked."))
+        return redirect(target)
+    try:
+        revoke_token(token_id=token_id, actor=portal_user(), reason=form.reason.data)
+    except DomainError as refusal:
+        flash(message_for(refusal))
+        return redirect(target)
+    flash(_("The token is revoked: its next request is refused."))
+    return redirect(target)
