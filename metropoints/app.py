@@ -18,7 +18,7 @@ from metropoints.accrual.rules import current_rules
 from metropoints.campaigns import cli as campaign_cli
 from metropoints.campaigns import panels as campaign_panels
 from metropoints.campaigns import views as campaign_views
-from metropoints.core import account_views, templating
+from metropoints.core import account_views, security, templating, token_views, twofactor_views
 from metropoints.core import cli as core_cli
 from metropoints.core import views as core_views
 from metropoints.core.api import domain_error_reply, error_reply
@@ -89,10 +89,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     templating.init_app(app)
     mail.init_app(app)
 
-    for blueprint in (core_views.bp, account_views.bp, marketplace_views.bp, campaign_views.bp, report_views.bp,
-                      riders_api.bp, kiosk_api.bp, kiosk_views.bp, redemption_views.counter_bp,
-                      redemption_views.activity_bp, settlement_webhooks.bp, settlement_views.bp):
+    for blueprint in (core_views.bp, account_views.bp, twofactor_views.bp, marketplace_views.bp, campaign_views.bp,
+                      report_views.bp, riders_api.bp, kiosk_api.bp, kiosk_views.bp, redemption_views.counter_bp,
+                      redemption_views.activity_bp, settlement_webhooks.bp, settlement_views.bp, token_views.bp):
         app.register_blueprint(blueprint)
+    security.init_app(app)  # after the blueprints: the API's views get the API's headers
     for package_panels in (campaign_panels, redemption_panels, settlement_panels):
         package_panels.register()  # what they show on the marketplace's pages (core/panels.py)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 import pytest
@@ -64,6 +64,9 @@ def make_app(database_url: str, **extra) -> Flask:
         # No provider unless a test starts one (tests/settlement): port 9 refuses at once, whatever runs on 8420.
         "PAYMENT_API_BASE": "http://127.0.0.1:9",
         "PAYMENT_TIMEOUT_SECONDS": 2,
+        # Operators of other packages' tests sign in with the password only; tests/core/test_twofactor*.py turn
+        # this off (and check that production requires a second factor of every operator).
+        "TESTING_OPERATORS_WITHOUT_SECOND_FACTOR": True,
     }
     config.update(extra)
     return create_app(config)
@@ -106,7 +109,8 @@ def sqlite_app(tmp_path) -> Iterator[Flask]:
     from metropoints.accrual.network import sync_stations
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "x.sqlite"),
-                      "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://"})
+                      "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://",
+                      "TESTING_OPERATORS_WITHOUT_SECOND_FACTOR": True})
     with app.app_context():
         try:
             upgrade()
@@ -237,6 +241,46 @@ def create_shop() -> Callable:
         return Shop(merchant, owner, stores[0], stores[1], cashiers[0], cashiers[1])
 
     return create
+
+
+class Clock:
+    """The app's clock (core.timeutil.utcnow), moved by the test."""
+
+    def __init__(self) -> None:
+        """Start at the real time, 5 seconds into a 30-second step (a TOTP code then holds for a while)."""
+        from metropoints.core.timeutil import utcnow
+
+        now = utcnow().replace(microsecond=0)
+        self.now = now - timedelta(seconds=now.second % 30) + timedelta(seconds=5)
+
+    def __call__(self) -> datetime:
+        """The current time, as the app reads it."""
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward."""
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """A controllable clock for sessions, second-factor codes and the half-signed-in state."""
+    from metropoints.core import timeutil
+
+    moving = Clock()
+    monkeypatch.setattr(timeutil, "utcnow", moving)
+    return moving
+
+
+@pytest.fixture
+def strict(app: Flask) -> Iterator[None]:
+    """Operators need a second factor, as in production (make_app relaxes it for other packages' tests)."""
+    app.config["TESTING_OPERATORS_WITHOUT_SECOND_FACTOR"] = False
+    try:
+        yield
+    finally:
+        app.config["TESTING_OPERATORS_WITHOUT_SECOND_FACTOR"] = True
 
 
 def auth(token: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Account pages for every portal role: forgotten password (by e-mail), password and profile changes, last sign-ins."""
+"""Account pages for every portal role: forgotten password (by e-mail), password and profile changes, last sign-ins,
+the account's live sessions (one ended, or all but this one). The second factor's pages are core.twofactor_views."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from metropoints.core import accounts
+from metropoints.core import accounts, sessions, twofactor
 from metropoints.core.errors import DomainError
 from metropoints.core.extensions import limiter
-from metropoints.core.forms import ChangePasswordForm, ForgotPasswordForm, NewPasswordForm, ProfileForm
+from metropoints.core.forms import ActionForm, ChangePasswordForm, ForgotPasswordForm, NewPasswordForm, ProfileForm
 from metropoints.core.portal import form_page, portal_user, put_on_form, register_error_messages
+from metropoints.core.signin import current_session
 
 bp = Blueprint("account", __name__)
 register_error_messages(bp.name, {
@@ -75,7 +77,8 @@ def account():
             return redirect(url_for("account.account"))
     elif request.method == "POST" and "password-current_password" in request.form and password.validate():
         try:
-            accounts.change_password(user=user, current=password.current_password.data, new=password.password.data)
+            accounts.change_password(user=user, current=password.current_password.data, new=password.password.data,
+                                     keep=current_session())
         except DomainError as error:
             put_on_form(password, error, {"password": "password", "current_password": "current_password"})
         else:
@@ -83,4 +86,28 @@ def account():
             return redirect(url_for("account.account"))
     failed = request.method == "POST" and any(f.errors for form in (profile, password) for f in form)
     return render_template("core/account.html", profile=profile, password=password,
-                           logins=accounts.recent_logins(current_user)), 422 if failed else 200
+                           logins=accounts.recent_logins(current_user), sessions=sessions.live_sessions(user),
+                           this_session=current_session(), device_of=sessions.device_of, action_form=ActionForm(),
+                           required=twofactor.required_for(user),
+                           recovery_left=twofactor.unused_recovery_codes(user) if user.has_second_factor else 0,
+                           ), 422 if failed else 200
+
+
+@bp.post("/account/sessions/<id:session_id>/end")
+@login_required
+def end_session(session_id: int):
+    """End one of the account's other sessions (a browser left signed in elsewhere)."""
+    if ActionForm().validate_on_submit():
+        sessions.end_one(user=portal_user(), session_id=session_id)
+        flash(_("That session is signed out."))
+    return redirect(url_for("account.account"))
+
+
+@bp.post("/account/sessions/end-others")
+@login_required
+def end_other_sessions():
+    """Sign out everywhere else: every session of the account but this one ends."""
+    if ActionForm().validate_on_submit():
+        count = sessions.end_others(user=portal_user(), keep=current_session(), reason="ended_elsewhere")
+        flash(_("Signed out everywhere else (%(count)d sessions).", count=count))
+    return redirect(url_for("account.account"))

@@ -1,5 +1,5 @@
 """Portal accounts looking after themselves: a forgotten password reset by e-mail, a password or profile changed,
-the account's last sign-ins.
+the account's last sign-ins. A new password ends the account's other sessions (core.sessions).
 
 A reset link is signed with the app's secret and carries the account id and a fingerprint of its current password
 hash: it expires after PASSWORD_RESET_SECONDS, and it is single-use because using it changes the hash it names (as
@@ -18,8 +18,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from metropoints.core.db import db
 from metropoints.core.errors import InvalidInput
 from metropoints.core.mail import LOCALES, mail_user, public_link
-from metropoints.core.models import LoginEvent, User
+from metropoints.core.models import LoginEvent, User, UserSession
 from metropoints.core.operations import check_password, normalise_email, record_audit
+from metropoints.core.sessions import end_others
 
 RECENT_LOGINS = 10
 _SALT = "metropoints/password-reset/v1"
@@ -87,16 +88,19 @@ def reset_password(*, token: str, password: object) -> User:
     """Set a new password through a reset link (which it uses up)."""
     user = user_for_reset(token)
     user.password_hash = generate_password_hash(check_password(password))
+    end_others(user=user, keep=None, reason="password")
     record_audit(actor=user, action="account.password_reset", subject=f"user:{user.id}")
     db.session.flush()
     return user
 
 
-def change_password(*, user: User, current: object, new: object) -> None:
-    """A signed-in account changes its password, proving it knows the current one."""
+def change_password(*, user: User, current: object, new: object, keep: UserSession | None = None) -> None:
+    """A signed-in account changes its password, proving it knows the current one; every other session of the
+    account ends (all of them without `keep`, the session that changed it)."""
     if not isinstance(current, str) or not check_password_hash(user.password_hash, current):
         raise WrongPassword(field="current_password")
     user.password_hash = generate_password_hash(check_password(new))
+    end_others(user=user, keep=keep, reason="password")
     record_audit(actor=user, action="account.password_change", subject=f"user:{user.id}")
     db.session.flush()
 

@@ -73,6 +73,18 @@ class DefaultConfig:
     TRUSTED_PROXIES = 0
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_HTTPONLY = True
+    # Portal sessions (core.sessions): ended after this long without a request, and this long after the sign-in,
+    # whatever happens; the metro team's accounts (operators) hold the keys to the money, so theirs end sooner.
+    SESSION_IDLE_SECONDS_OPERATOR = 30 * 60
+    SESSION_IDLE_SECONDS = 8 * 3600
+    SESSION_LIFETIME_SECONDS_OPERATOR = 12 * 3600
+    SESSION_LIFETIME_SECONDS = 7 * 86400
+    # Moving money or points asks for the second factor (or the password) again when its last check is older.
+    STEP_UP_SECONDS = 600
+    # Between the password and the second factor's code: how long the half-signed-in state lasts.
+    SIGNIN_PENDING_SECONDS = 300
+    # The name authenticator apps show beside the account (the otpauth URI's issuer).
+    TWO_FACTOR_ISSUER = "沈阳地铁碳积分"
 
 
 def load_config(app, test_config: dict[str, Any] | None = None) -> None:

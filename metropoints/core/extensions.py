@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request, session
+from flask import current_app, g, request, session
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -10,8 +10,8 @@ from flask_login import LoginManager
 from flask_mail import Mail
 from flask_wtf import CSRFProtect
 
-from metropoints.core.db import db
-from metropoints.core.models import User
+from metropoints.core import sessions
+from metropoints.core.db import MAX_ID
 
 babel = Babel()
 csrf = CSRFProtect()
@@ -36,8 +36,18 @@ def _view_without_limits() -> bool:
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    """The portal account in the session cookie."""
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """The portal account in the session cookie, with its live session row, in one query (core.sessions); None
+    for a session that ended or timed out, and for a cookie without a session id (so a remember-me cookie alone
+    signs nobody in)."""
+    g._user_session = None
+    raw = session.get(sessions.COOKIE_KEY)
+    if not user_id.isdigit() or not isinstance(raw, str) or not 0 < int(user_id) <= MAX_ID:
+        return None
+    found = sessions.load(user_id=int(user_id), raw=raw)
+    if found is None:
+        return None
+    user, g._user_session = found
+    return user
 
 
 def select_locale() -> str:

@@ -91,6 +91,16 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The language of the account's e-mail (and its pages, unless the session chose another): zh or en.
     locale: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
+    # The second factor (core.twofactor): the TOTP secret, encrypted with a key derived from SECRET_KEY (None: the
+    # account has no second factor), and the last 30-second step whose code was accepted (no code is taken twice).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    second_factor_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def has_second_factor(self) -> bool:
+        """True when sign-in asks this account for a code after the password."""
+        return self.totp_secret is not None
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]
@@ -102,7 +112,9 @@ class ApiToken(db.Model):
     """A bearer token; only its SHA-256 is stored, so a database leak does not leak usable tokens."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (Index("ix_api_tokens_subject", "kind", "subject_id"),)
+    # The back office lists one kind's tokens newest first (kind, id); the API looks a subject's tokens up.
+    __table_args__ = (Index("ix_api_tokens_subject", "kind", "subject_id"),
+                      Index("ix_api_tokens_kind_id", "kind", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -113,6 +125,12 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written at most once a minute (core.api's probe reads it and writes only a stale value), so it is as exact
+    # as that: a token used now shows a last use within the last minute.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who revoked it: the operator's e-mail, "holder" for the holder's own logout, "cli"; and why.
+    revoked_by: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    revoke_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class IdempotencyRecord(db.Model):
@@ -155,6 +173,42 @@ class LoginEvent(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     address: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")
+
+
+class UserSession(db.Model):
+    """A signed-in browser (core.sessions): the session cookie carries a random id, only its SHA-256 is kept; it ends
+    on sign-out, from another session of the account, on a password or second-factor change, or by its timeouts."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (Index("ix_user_sessions_user_ended", "user_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Written at most once a minute, so it is as exact as that.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When this session last proved the account's factors: the code for an account with a second factor, the
+    # password for one without (at sign-in, or asked again before moving money or points).
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str] = mapped_column(String(24), default="")
+
+
+class RecoveryCode(db.Model):
+    """A single-use code that stands in for the authenticator app; only an HMAC of it, with a salt of its own, is
+    kept (core.twofactor)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MailStatus(enum.StrEnum):

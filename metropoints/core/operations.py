@@ -8,12 +8,12 @@ import secrets
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from metropoints.core.db import db
-from metropoints.core.errors import Conflict, InvalidInput, Unauthorized
+from metropoints.core.errors import Conflict, Forbidden, InvalidInput, InvalidToken, NotFound, Unauthorized
 from metropoints.core.models import ApiToken, AuditEntry, Rider, Role, TokenKind, User
 from metropoints.core.timeutil import utcnow
 
@@ -148,11 +148,102 @@ def issue_token(*, kind: TokenKind, subject_id: int, ttl: timedelta | None = Non
 
 
 def resolve_token(raw: str, *, at: datetime | None = None) -> ApiToken | None:
-    """The live token for a raw bearer value, or None (unknown, expired or revoked)."""
+    """The live token for a raw bearer value, or None (unknown, expired or revoked); a use is recorded
+    (`touch_token`)."""
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
     now = at or utcnow()
     if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
         return None
+    touch_token(token_id=token.id, last_used_at=token.last_used_at, now=now)
+    return token
+
+
+# A token's last use is kept to the minute: a request whose token was used less than this long ago writes nothing.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+MAX_REVOKE_REASON = 500
+
+
+class TokenAlreadyRevoked(Conflict):
+    """The token was revoked before (by its holder, an operator or the command line)."""
+
+    code = "token_revoked"
+    default_message = "This token was already revoked."
+
+
+def token_use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    """True when a token's recorded last use is worth writing again (never used, or over a minute ago)."""
+    return last_used_at is None or last_used_at <= now - TOKEN_USE_RESOLUTION
+
+
+def touch_token(*, token_id: int, last_used_at: datetime | None, now: datetime, written: bool = False) -> None:
+    """Record a use of a live token, at most once per TOKEN_USE_RESOLUTION.
+
+    `last_used_at` is the value read with the token, so a fresh one costs nothing. A stale one costs one guarded
+    UPDATE in the unit of work (none when the caller's probe has `written` it already: core.api folds it into its
+    one statement on PostgreSQL); it skips a row another transaction is writing (SKIP LOCKED, PostgreSQL), so two
+    requests with one token never wait on each other for it. It is part of the unit of work: a request refused with
+    a 4xx rolls it back with everything else, so the time recorded is that of the last call answered without error
+    (writing it apart would cost the refusals, a flash sale's sold-out replies among them, a statement each).
+    """
+    if token_use_is_stale(last_used_at, now) and not written:
+        _write_use(token_id, now)
+
+
+def _write_use(token_id: int, now: datetime) -> None:
+    """The guarded write of a token's last use: only when the stored value is still stale."""
+    stale = (select(ApiToken.id)
+             .where(ApiToken.id == token_id,
+                    or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - TOKEN_USE_RESOLUTION))
+             .with_for_update(skip_locked=True))
+    db.session.execute(update(ApiToken).where(ApiToken.id.in_(stale)).values(last_used_at=now)
+                       .execution_options(synchronize_session=False))
+
+
+def revoke_token(*, token_id: int, actor: User | None, reason: str, actor_label: str = "",
+                 now: datetime | None = None) -> ApiToken:
+    """Revoke a token from the next request on (core.api's probe reads `revoked_at`), with who did it and why,
+    audited. One guarded UPDATE: of two revocations racing, one wins and the other is TokenAlreadyRevoked."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why the token is revoked.", field="reason")
+    if len(reason) > MAX_REVOKE_REASON:
+        raise InvalidInput(f"The reason has at most {MAX_REVOKE_REASON} characters.", field="reason")
+    by = actor_label or (actor.email if actor else "cli")
+    token = _revoke(token_id, by=by, reason=reason, now=now or utcnow())
+    record_audit(actor=actor, actor_label=by, action="token.revoke", subject=f"token:{token.id}", reason=reason)
+    return token
+
+
+def log_out_token(*, raw: str, kind: TokenKind, now: datetime | None = None) -> bool:
+    """The holder's own sign-out (a rider's `POST /auth/logout`): revoke the token it presents. A repeat, or a
+    token already expired, changes nothing (False); InvalidToken for a value that is no token of ours, Forbidden
+    for another kind's. True when this call revoked it."""
+    now = now or utcnow()
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
+    if token is None:
+        raise InvalidToken()
+    if token.kind != kind:
+        raise Forbidden(f"This needs a {kind.value} token.")
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+        return False
+    try:
+        _revoke(token.id, by="holder", reason="logout", now=now)
+    except TokenAlreadyRevoked:  # a concurrent logout with the same token won
+        return False
+    return True
+
+
+def _revoke(token_id: int, *, by: str, reason: str, now: datetime) -> ApiToken:
+    """Set `revoked_at` where it is still empty; NotFound / TokenAlreadyRevoked otherwise."""
+    revoked = db.session.execute(
+        update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_by=by[:120], revoke_reason=reason)
+        .returning(ApiToken.id).execution_options(synchronize_session=False)).scalar()
+    token = db.session.get(ApiToken, token_id, populate_existing=True)
+    if token is None:
+        raise NotFound("No such token.")
+    if revoked is None:
+        raise TokenAlreadyRevoked(revoked_at=token.revoked_at)
     return token
 
 

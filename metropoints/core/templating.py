@@ -26,6 +26,9 @@ WITH_SECONDS = DATETIME_FORMAT + ":%S"
 AUDIT_ACTIONS = {
     "account.password_change": _l("Password changed"),
     "account.password_reset": _l("Password reset through the e-mail link"),
+    "account.second_factor_on": _l("Second factor set up"),
+    "account.second_factor_off": _l("Second factor turned off"),
+    "account.second_factor_reset": _l("Second factor reset by the metro team"),
     "campaign.approve": _l("Campaign approved"),
     "campaign.reject": _l("Campaign rejected"),
     "campaign.duplicate": _l("Campaign copied into a new draft"),
@@ -45,6 +48,8 @@ AUDIT_ACTIONS = {
     "merchant.reject": _l("Merchant rejected"),
     "merchant.suspend": _l("Merchant suspended"),
     "merchant.reinstate": _l("Merchant reinstated"),
+    "merchant.cashier_second_factor_on": _l("Second factor required of cashiers"),
+    "merchant.cashier_second_factor_off": _l("Second factor optional for cashiers"),
     "operator.create": _l("Metro team account created"),
     "partner.create": _l("Trip feed partner added"),
     "points.adjust": _l("Points adjusted"),

@@ -6,17 +6,16 @@ from collections.abc import Callable, Mapping
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
-from metropoints.core.accounts import record_login
 from metropoints.core.db import db
 from metropoints.core.errors import DomainError
 from metropoints.core.extensions import limiter
 from metropoints.core.forms import LoginForm
 from metropoints.core.operations import InactiveAccount, authenticate_user
-from metropoints.core.signin import home_url, why_inactive
+from metropoints.core.signin import after_password, sign_out, why_inactive
 
 bp = Blueprint("core", __name__)
 
@@ -70,7 +69,7 @@ def login():
     """Log a portal user in and take them to their role's home; a wrong password is a form error, never a hint which
     part was wrong. An account whose password matched but that may not sign in is told why (an application still
     under review, say). Failed attempts are limited per account and per address, so one merchant's bad tries never
-    lock out another."""
+    lock out another. An account with a second factor is asked for its code next (core.signin)."""
     form = LoginForm()
     if form.validate_on_submit():
         try:
@@ -80,10 +79,7 @@ def login():
         except DomainError:
             form.password.errors.append(_("Wrong e-mail or password."))
         else:
-            login_user(user)
-            record_login(user=user, address=request.remote_addr, user_agent=request.user_agent.string)
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else home_url(user))
+            return after_password(user, next_url=request.args.get("next", ""))
     return render_template("core/login.html", form=form), 200 if request.method == "GET" or not form.errors else 422
 
 
@@ -91,7 +87,7 @@ def login():
 @login_required
 def logout():
     """End the portal session."""
-    logout_user()
+    sign_out()
     return redirect(url_for("core.index"))
 
 

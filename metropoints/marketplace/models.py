@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from metropoints.core.db import UTCDateTime, db
@@ -56,6 +56,8 @@ class Merchant(db.Model):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the owner: the merchant's cashiers sign in with a second factor too (they enrol at their next sign-in).
+    cashiers_need_second_factor: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Store(db.Model):

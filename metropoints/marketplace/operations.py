@@ -298,3 +298,15 @@ def create_cashier(*, email: str, store_id: int, password: str, actor_label: str
     db.session.flush()
     record_audit(actor=None, actor_label=actor_label, action="staff.create", subject=f"staff:{member.id}")
     return member
+
+
+def require_cashier_second_factor(*, actor: User, merchant: Merchant, required: bool) -> Merchant:
+    """The owner requires (or stops requiring) a second factor of the merchant's cashiers: one who has none enrols
+    at the next sign-in (core.twofactor). Audited."""
+    _owner_membership(actor, merchant.id)
+    if merchant.cashiers_need_second_factor != bool(required):
+        merchant.cashiers_need_second_factor = bool(required)
+        action = "merchant.cashier_second_factor_on" if required else "merchant.cashier_second_factor_off"
+        record_audit(actor=actor, action=action, subject=f"merchant:{merchant.id}")
+        db.session.flush()
+    return merchant

@@ -18,7 +18,8 @@ from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role, User
 from metropoints.core.panels import WINDOW_DAYS, day_window, panels_for, parse_window_days
 from metropoints.core.portal import add_nav, form_page, message_for, put_on_form, register_error_messages, role_required
-from metropoints.core.signin import explain_inactive, set_home
+from metropoints.core.signin import explain_inactive, set_home, step_up_required
+from metropoints.core.twofactor import second_factor_required_for
 from metropoints.marketplace import operations, queries  # queries imports the models: the tables for migrations
 from metropoints.marketplace.forms import (
     CATEGORY_LABELS,
@@ -56,6 +57,15 @@ def why_cannot_sign_in(user: User):
         return _("Your merchant application was not approved: %(reason)s", reason=merchant.decision_reason or "-")
     return _("This account is not active: its invitation has not been accepted, or the owner deactivated it. "
              "Ask your merchant's owner.")
+
+
+
+@second_factor_required_for
+def cashier_needs_second_factor(user: User) -> bool:
+    """A cashier of a merchant whose owner requires a second factor of its cashiers must have one."""
+    member = queries.membership_of(user.id) if user.role == Role.cashier else None
+    merchant = db.session.get(Merchant, member.merchant_id) if member is not None else None
+    return bool(merchant is not None and not member.is_owner and merchant.cashiers_need_second_factor)
 
 # Shown instead of an operation's English message, by error code.
 ERROR_MESSAGES = {
@@ -212,7 +222,21 @@ def staff():
     """The merchant's owner and cashiers, with their stores and whether they have accepted."""
     member = queries.portal_membership(current_user, owner=True)
     return render_template("marketplace/staff.html", staff=queries.staff_of(member.merchant_id),
-                           action_form=ActionForm())
+                           action_form=ActionForm(), merchant=db.session.get(Merchant, member.merchant_id))
+
+
+@bp.post("/staff/second-factor")
+@role_required(Role.merchant_owner)
+def staff_second_factor():
+    """The owner requires, or stops requiring, a second factor of the merchant's cashiers."""
+    member = queries.portal_membership(current_user, owner=True)
+    if ActionForm().validate_on_submit():
+        required = request.form.get("required") == "1"
+        operations.require_cashier_second_factor(actor=current_user, required=required,
+                                                 merchant=db.session.get(Merchant, member.merchant_id))
+        flash(_("Cashiers now sign in with a second factor; those without one set it up at their next sign-in.")
+              if required else _("Cashiers may now sign in with the password only."))
+    return redirect(url_for("marketplace.staff"))
 
 
 @bp.route("/staff/invite", methods=["GET", "POST"])
@@ -319,6 +343,7 @@ def merchant(merchant_id: int):
 
 @bp.post("/backoffice/merchants/<id:merchant_id>/decision")
 @role_required(Role.operator)
+@step_up_required(when=lambda: request.form.get("decision") == "suspend")
 def merchant_decide(merchant_id: int):
     """Approve, reject (with a reason), suspend (with a reason) or reinstate a merchant; audited."""
     target = queries.get_merchant(merchant_id)

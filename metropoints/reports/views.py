@@ -21,6 +21,7 @@ from metropoints.core.db import MAX_ID
 from metropoints.core.mail import caught_mail, recent_mail
 from metropoints.core.models import MailStatus, Role
 from metropoints.core.portal import add_nav, role_required
+from metropoints.core.signin import step_up_required
 from metropoints.core.timeutil import SERVICE_ZONE, utcnow
 from metropoints.core.urls import id_arg
 from metropoints.reports import queries
@@ -111,6 +112,7 @@ def _in_shanghai(moment: datetime | None) -> datetime | None:
 
 @bp.route("/rules", methods=["GET", "POST"])
 @role_required(Role.operator)
+@step_up_required
 def rules():
     """The accrual rule versions, the one in force marked, and a form to add one (audited by the rule itself)."""
     form = RuleVersionForm()

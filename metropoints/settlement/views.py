@@ -17,6 +17,7 @@ from metropoints.core.errors import NotFound
 from metropoints.core.forms import ActionForm
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, role_required
+from metropoints.core.signin import step_up_required
 from metropoints.core.templating import yuan
 from metropoints.core.timeutil import isoformat, utcnow
 from metropoints.marketplace.queries import portal_membership
@@ -196,6 +197,7 @@ def backoffice_statement(statement_id: int):
 
 @bp.post("/backoffice/statements/<id:statement_id>/retry")
 @operator_only
+@step_up_required
 def retry(statement_id: int):
     """Send a statement whose invoicing stalled or was refused to the provider again."""
     if not ActionForm().validate_on_submit():
@@ -208,6 +210,7 @@ def retry(statement_id: int):
 
 @bp.route("/backoffice/fees", methods=["GET", "POST"])
 @operator_only
+@step_up_required
 def fee_plans():
     """Each merchant's fees now and from next month, and a form to change them from next month."""
     form = FeePlanForm()

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyotp
 import requests
 
 from metropoints.demo import DEMO_OPERATOR, DEMO_PASSWORD
@@ -72,6 +73,10 @@ def test_make_run_serves_the_demo_and_receives_the_first_webhooks(tmp_path):
         assert list((tmp_path / "mail").glob("*.eml")), "the reset mail did not reach the catcher"
         login = {"email": DEMO_OPERATOR, "password": DEMO_PASSWORD}
         assert csrf_post(browser, f"{base}/login", login).status_code == 302
+        # An operator sets up the second factor at the first sign-in: the key from the page, a code from it.
+        enrol = browser.get(f"{base}/account/two-factor", timeout=10).text
+        secret = re.sub(r"<[^>]+>|\s", "", re.search(r'class="twofactor-secret">(.*?)</code>', enrol).group(1))
+        assert csrf_post(browser, f"{base}/account/two-factor", {"code": pyotp.TOTP(secret).now()}).status_code == 200
         mail_page = browser.get(f"{base}/backoffice/mail", timeout=10, headers={"Accept-Language": "en"}).text
         # The operator's account reads Chinese: the mail is listed as sent and as caught, in Chinese.
         assert mail_page.count("设置地铁碳积分平台的新密码") >= 2
