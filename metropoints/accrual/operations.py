@@ -24,6 +24,7 @@ from metropoints.accrual.ingest import (
     post_trip_credits,
 )
 from metropoints.accrual.models import BatchStatus, Partner, RiderLink, Trip, TripBatch, TripBatchChunk, TripStatus
+from metropoints.accrual.rollups import add_trips
 from metropoints.core.db import db, sql_param
 from metropoints.core.errors import InvalidInput, NotFound
 from metropoints.core.models import Rider, TokenKind
@@ -170,6 +171,7 @@ def credit_held_trips(*, rider_id: int, source: str, ref: str, now: datetime) ->
         "credited_at = :now FROM allocated WHERE trips.id = allocated.pk")),
         {"rider": rider_id, "now": sql_param(now)})
     post_trip_credits(listed, now=now)
+    add_trips(listed)
     db.session.expire_all()
     return len(pks)
 

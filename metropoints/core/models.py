@@ -183,3 +183,12 @@ class OutgoingMail(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RiderDay(db.Model):
+    """A rollup: riders registered on a service day (the Asia/Shanghai date of the registration); core.rollups."""
+
+    __tablename__ = "rollup_rider_days"
+
+    service_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    registered: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,6 +7,7 @@ Every state change is one guarded statement, so concurrency is the database's bu
 - cancel and use: `UPDATE coupons ... WHERE status = 'issued'`; whichever runs first wins, the other finds no row.
 - expiry: one set-wise UPDATE of the coupons past their validity. Expired coupons refund nothing: the rider had the
   whole validity to use or cancel them.
+Each change is also counted on its campaign's day row (redemption.rollups), last, in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from metropoints.core.timeutil import service_day, utcnow
 from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
 from metropoints.marketplace.models import MerchantStatus, Store
 from metropoints.marketplace.queries import portal_membership
+from metropoints.redemption import rollups
 from metropoints.redemption.codes import new_code, normalise_code
 from metropoints.redemption.errors import (
     AlreadyUsed,
@@ -159,7 +161,8 @@ entry AS (
     INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after)
     SELECT :r, :now, :day, -:price, 'redemption', 'coupon:' || coupon.id::text, '', '', debit.points_balance
     FROM coupon, debit
-    RETURNING id)
+    RETURNING id),
+""" + rollups.BOUGHT_CTE + """
 SELECT (SELECT n FROM held), (SELECT id FROM stock), (SELECT id FROM coupon), (SELECT points_balance FROM debit),
        (SELECT id FROM entry)
 """)
@@ -219,6 +222,7 @@ def _redeem_in_steps(campaign_id: int, rider_id: int, price: int, code: str, now
     db.session.add(coupon)
     db.session.flush()
     entry = post_entry(rider_id=rider_id, points=-price, kind=EntryKind.redemption, ref=f"coupon:{coupon.id}", at=now)
+    rollups.count_event(campaign_id=campaign_id, at=now, bought=1, points_spent=price)
     return coupon.id, entry.balance_after
 
 
@@ -261,6 +265,7 @@ def cancel(*, rider_id: int, coupon_id: int, now: datetime | None = None) -> Ref
     # Never above stock_total: the owner may have lowered it while this coupon was out.
     db.session.execute(text("UPDATE campaigns SET stock_left = CASE WHEN stock_left < stock_total "
                             "THEN stock_left + 1 ELSE stock_left END WHERE id = :c"), {"c": campaign_id})
+    rollups.count_event(campaign_id=campaign_id, at=now, cancelled=1, points_refunded=points)
     _forget_loaded(Coupon, coupon_id)
     _forget_loaded(Campaign, campaign_id)
     return Refund(coupon_id=coupon_id, points_refunded=points, balance_after=entry.balance_after)
@@ -318,11 +323,13 @@ WHERE u.id = :user
 """)
 
 # The use itself: whichever of a use, a second use or a cancel runs first wins; the others find no row.
-_USE_COUPON = text("""
+_USE_SQL = """
 UPDATE coupons SET status = 'used', used_at = :now, used_store_id = :store, used_by = :user
 WHERE id = :coupon AND status = 'issued' AND expires_at > :now
-RETURNING (SELECT display_name FROM riders WHERE riders.id = coupons.rider_id)
-""")
+RETURNING (SELECT display_name FROM riders WHERE riders.id = coupons.rider_id) AS rider_name, campaign_id
+"""
+# On PostgreSQL the use is counted on its campaign's day row by the same statement (redemption.rollups).
+_USE_COUPON = {"postgresql": text(rollups.use_counted_sql(_USE_SQL)), "sqlite": text(_USE_SQL)}
 
 
 def validate(*, cashier: User | int, code: object, store_id: object = None, now: datetime | None = None) -> Acceptance:
@@ -355,8 +362,10 @@ def validate(*, cashier: User | int, code: object, store_id: object = None, now:
         raise WrongMerchant()
     if not valid_at_store:
         raise WrongStore()
-    rider_name = db.session.execute(_USE_COUPON, {"now": sql_param(now), "store": store, "user": user_id,
-                                                  "coupon": coupon_id}).scalar()
+    postgres = is_postgres()
+    rider_name = db.session.execute(_USE_COUPON["postgresql" if postgres else "sqlite"], {
+        "now": sql_param(now), "store": store, "user": user_id, "coupon": coupon_id,
+        "day": sql_param(service_day(now))}).scalar()
     if rider_name is None:
         coupon = db.session.execute(select(Coupon).where(Coupon.id == coupon_id)
                                     .execution_options(populate_existing=True)).scalar_one()
@@ -366,6 +375,8 @@ def validate(*, cashier: User | int, code: object, store_id: object = None, now:
         if status == CouponStatus.cancelled:
             raise CouponCancelled(cancelled_at=coupon.cancelled_at)
         raise CouponExpired(expires_at=coupon.expires_at)
+    if not postgres:
+        rollups.count_use(coupon_id=coupon_id, at=now)
     _forget_loaded(Coupon, coupon_id)
     return Acceptance(coupon_id=coupon_id, title=title, rider_display_name=rider_name, store_id=store, used_at=now)
 
@@ -375,7 +386,4 @@ def expire_coupons(*, now: datetime | None = None) -> int:
 
     No points come back for an expired coupon (riders can cancel an unused coupon while it is valid).
     """
-    now = now or utcnow()
-    return db.session.execute(
-        text("UPDATE coupons SET status = 'expired', expired_at = :now WHERE status = 'issued' AND expires_at <= :now"),
-        {"now": sql_param(now)}).rowcount
+    return rollups.expire_counted("status = 'issued' AND expires_at <= :now", {}, now or utcnow())
