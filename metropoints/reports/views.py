@@ -20,6 +20,7 @@ from metropoints.core.db import MAX_ID
 from metropoints.core.mail import caught_mail, recent_mail
 from metropoints.core.models import MailStatus, Role
 from metropoints.core.portal import add_nav, role_required
+from metropoints.core.replica import stale_ok
 from metropoints.core.timeutil import SERVICE_ZONE, utcnow
 from metropoints.core.urls import id_arg
 from metropoints.reports import queries
@@ -95,6 +96,7 @@ def kpi_cards(k: queries.Kpis) -> list[Card]:
 
 @bp.get("/")
 @role_required(Role.operator)
+@stale_ok
 def kpis():
     """The platform's headline figures, each with its chart over the chosen period."""
     days = queries.parse_period(request.args.get("days"))
@@ -171,6 +173,7 @@ def subject_link(subject: str) -> str | None:
 
 @bp.get("/audit")
 @role_required(Role.operator)
+@stale_ok
 def audit():
     """The audit log, newest first, a page at a time (cursor: entries before an id), filtered by action, actor,
     object and dates; each entry links to its object's page where there is one."""
