@@ -9,8 +9,8 @@ from datetime import datetime, time, timedelta
 import pytest
 from sqlalchemy import text
 
-from metropoints.accrual.models import RuleVersion
-from metropoints.accrual.operations import link_rider_ref, receive_trips
+from metropoints.accrual.models import RiderLink, RuleVersion
+from metropoints.accrual.operations import link_rider_ref, receive_trips, sweep_held_trips
 from metropoints.campaigns.models import BenefitType, Campaign, CampaignStatus, CampaignStore
 from metropoints.core.db import commit_unit_of_work, db, rollback_unit_of_work
 from metropoints.core.errors import DomainError
@@ -56,8 +56,8 @@ def attempt(call) -> object | None:
 @pytest.fixture
 def random_city(app, create_rider, create_partner, create_shop):
     """A week of random activity: trips of several riders across days (some over the daily cap, some held and
-    credited when their card is linked, a second rule version from mid-week, resends), then coupons bought, used,
-    cancelled and expired on their own days."""
+    credited when their card is linked or by the sweep, a second rule version from mid-week, resends), then coupons
+    bought, used, cancelled and expired on their own days."""
     rng = random.Random(20261202)
     db.session.add(RuleVersion(points_per_km_milli=1500, daily_cap=40, co2e_mg_per_km=50_000, factor_name="test grid",
                                effective_from=local(3, 0), created_by="test"))
@@ -76,6 +76,14 @@ def random_city(app, create_rider, create_partner, create_shop):
         receive_trips(partner=partner, payload={"trips": rows[start:start + 37] + rows[:3]})  # resends, too
         commit_unit_of_work()
     link_rider_ref(rider=late, source="afc", ref="card-5")
+    commit_unit_of_work()
+    # A card linked while its trips arrived (the link's row written alone): the scheduled sweep credits them.
+    swept = create_rider()
+    receive_trips(partner=partner, payload={"trips": [trip(f"s{n}", ref="card-6", exited_at=local(2, 7 + n))
+                                                      for n in range(3)]})
+    db.session.add(RiderLink(rider_id=swept.id, source="afc", ref="card-6"))
+    commit_unit_of_work()
+    assert sweep_held_trips() == 3
     commit_unit_of_work()
 
     shop = create_shop()
