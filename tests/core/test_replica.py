@@ -40,6 +40,7 @@ def sent_to() -> Iterator[dict[str, list[str]]]:
     listeners = []
     for name, engine in engines.items():
         def record(conn, cursor, statement, parameters, context, executemany, name=name) -> None:
+            """Keep a statement under the server it went to."""
             if "pg_stat_wal_receiver" not in statement:  # the replica's health check
                 sent[name].append(statement)
         event.listen(engine, "before_cursor_execute", record)

@@ -1,6 +1,6 @@
 """Rollups per service day (riders registered; credited and capped trips per rule version; coupons per campaign and
-day of each event), filled from the rows already there so an upgraded database keeps its figures; and the index the
-owner's activity CSV reads a period's coupons of a campaign by.
+day of each event), filled from the rows already there so an upgraded database keeps its figures; the index the
+owner's activity CSV reads a period's coupons of a campaign by; the audit log's index on time (its date filter).
 
 Revision ID: e53ce7083510
 Revises: dcf9fc576333
@@ -18,6 +18,7 @@ depends_on = None
 
 
 def upgrade():
+    """The rollup tables, the coupons' (campaign, issued_at) index and the audit log's time index; rollups filled."""
     op.create_table('rollup_coupon_days',
     sa.Column('campaign_id', sa.Integer(), nullable=False),
     sa.Column('service_day', sa.Date(), nullable=False),
@@ -45,6 +46,8 @@ def upgrade():
     )
     with op.batch_alter_table('coupons', schema=None) as batch_op:
         batch_op.create_index('ix_coupons_campaign_issued', ['campaign_id', 'issued_at'], unique=False)
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_log_at', ['at'], unique=False)
     fill_rollups()
 
 
@@ -76,6 +79,9 @@ def fill_rollups():
 
 
 def downgrade():
+    """Drop what upgrade() added."""
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_log_at')
     with op.batch_alter_table('coupons', schema=None) as batch_op:
         batch_op.drop_index('ix_coupons_campaign_issued')
 
