@@ -76,9 +76,9 @@ class Replica:
                 lag = float(connection.execute(LAG_SQL).scalar_one())
             if lag > self.max_lag:
                 problem = f"lags {lag:.1f} s behind the primary (more than {self.max_lag:g} s)"
-        except (DBAPIError, SQLAlchemyError) as error:
-            problem = f"unavailable ({type(error.orig if isinstance(error, DBAPIError) else error).__name__}: " \
-                      f"{str(error.orig if isinstance(error, DBAPIError) else error).strip().splitlines()[0]})"
+        except SQLAlchemyError as error:
+            cause = error.orig if isinstance(error, DBAPIError) else error
+            problem = f"unavailable ({type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]})"
         if problem:
             log.warning("read replica %s %s: reading from the primary", self.engine.url.render_as_string(), problem)
         elif not self.fit:
