@@ -242,14 +242,36 @@ class AuditFilter:
         return {key: value for key, value in values.items() if value}
 
 
-def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: int = 50,
-               where: AuditFilter | None = None) -> list[AuditEntry]:
-    """Audit entries newest first, narrowed by `where` (or only by an action prefix), older than an entry id.
+# A filtered page searches at most this many entries (newest first from its cursor), whatever the log's size: a rare
+# filter gets a short page with a link that searches on from where this one stopped.
+AUDIT_SCAN = 5000
 
-    One more than `limit` is returned when there are more, so the caller knows whether to offer a next page.
-    """
-    where = where or AuditFilter(action=action_prefix)
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """A page of the audit log: its entries, the cursor of the next page (None at the end), and whether the page
+    stopped at the search limit rather than because it was full."""
+
+    entries: list[AuditEntry]
+    next_before: int | None
+    searched_to: int | None = None  # the oldest entry id searched, when the search limit ended the page
+
+
+def audit_page(*, where: AuditFilter | None = None, before_id: int | None = None, limit: int = 50) -> AuditPage:
+    """Audit entries newest first, narrowed by `where`, older than an entry id. Reads at most `limit` + 1 entries
+    unfiltered; filtered, it searches the AUDIT_SCAN entries below the cursor (one primary-key range) for them."""
+    where = where or AuditFilter()
+    older = AuditEntry.id < before_id if before_id is not None else None
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    if older is not None:
+        query = query.where(older)
+    floor = None
+    if where.args():
+        below = select(AuditEntry.id).order_by(AuditEntry.id.desc())
+        floor = db.session.scalar((below.where(older) if older is not None else below).offset(AUDIT_SCAN - 1)
+                                  .limit(1))
+        if floor is not None:
+            query = query.where(AuditEntry.id >= floor)
     if where.action:
         query = query.where(AuditEntry.action.startswith(where.action, autoescape=True))
     if where.actor:
@@ -260,9 +282,12 @@ def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: 
         query = query.where(AuditEntry.at >= _local_midnight(where.since))
     if where.until:
         query = query.where(AuditEntry.at < _local_midnight(where.until + timedelta(days=1)))
-    if before_id is not None:
-        query = query.where(AuditEntry.id < before_id)
-    return list(db.session.scalars(query))
+    entries = list(db.session.scalars(query))
+    if len(entries) > limit:
+        return AuditPage(entries[:limit], entries[limit - 1].id)
+    if floor is not None:
+        return AuditPage(entries, floor, searched_to=floor)
+    return AuditPage(entries, None)
 
 
 def _local_midnight(day: date) -> datetime:

@@ -176,16 +176,15 @@ def subject_link(subject: str) -> str | None:
 @stale_ok
 def audit():
     """The audit log, newest first, a page at a time (cursor: entries before an id), filtered by action, actor,
-    object and dates; each entry links to its object's page where there is one."""
+    object and dates (each page searching a bounded stretch of the log); each entry links to its object's page where
+    there is one."""
     where, errors = _audit_filter()
     before = id_arg("before")
-    entries = queries.audit_page(where=where, before_id=before, limit=AUDIT_PAGE_SIZE)
-    more = len(entries) > AUDIT_PAGE_SIZE
-    entries = entries[:AUDIT_PAGE_SIZE]
-    next_url = url_for("reports.audit", **where.args(), before=entries[-1].id) if more else None
-    return render_template("reports/audit.html", entries=entries, prefix=where.action, where=where, errors=errors,
-                           before=before, next_url=next_url, actions=queries.audit_actions(),
-                           subject_link=subject_link), 422 if errors else 200
+    page = queries.audit_page(where=where, before_id=before, limit=AUDIT_PAGE_SIZE)
+    next_url = url_for("reports.audit", **where.args(), before=page.next_before) if page.next_before else None
+    return render_template("reports/audit.html", entries=page.entries, prefix=where.action, where=where,
+                           errors=errors, before=before, next_url=next_url, searched_to=page.searched_to,
+                           actions=queries.audit_actions(), subject_link=subject_link), 422 if errors else 200
 
 
 MAIL_STATUS_LABELS = {MailStatus.queued: _l("Queued"), MailStatus.sent: _l("Sent"), MailStatus.failed: _l("Failed")}
