@@ -54,7 +54,6 @@ class Replica:
         self.check_every = check_every
         self.clock = clock
         self.fit = False
-        self.checks = 0
         self._next_check = 0.0
         self._lock = threading.Lock()
 
@@ -69,7 +68,6 @@ class Replica:
 
     def check(self) -> bool:
         """Ask the replica how far behind it is, and log when it is unfit (each time) or fit again (once)."""
-        self.checks += 1
         problem = None
         try:
             with self.engine.connect() as connection:

@@ -47,9 +47,3 @@ _RIDER_DAY = upsert_sql("rollup_rider_days", ("service_day",), ("registered",),
 def count_registration(at: datetime) -> None:
     """Add a rider registered at `at` to the day's count (in the registration's transaction)."""
     db.session.execute(text(_RIDER_DAY), {"day": sql_param(service_day(at))})
-
-
-def sum_of(column: str, table: str, where: str = "1 = 1", params: dict | None = None) -> int:
-    """SUM of a rollup column (0 when there are no rows)."""
-    return int(db.session.execute(text(f"SELECT COALESCE(SUM({column}), 0) FROM {table} WHERE {where}"),
-                                  params or {}).scalar_one())
