@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
+from typing import Any
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -38,7 +39,8 @@ class RoutingSession(FlaskSession):
     nothing of its own to write; the primary otherwise. A write sent to the replica fails there (a standby is
     read-only), so a misplaced `stale_ok` shows at once."""
 
-    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+    def get_bind(self, mapper: Any = None, clause: Any = None, bind: Engine | Connection | None = None,
+                 **kwargs: Any) -> Engine | Connection:
         """The replica inside read_replica() when nothing is pending; else Flask-SQLAlchemy's choice (the primary)."""
         replica = reads_to.get()
         if replica is not None and bind is None and not (self.new or self.dirty or self.deleted):

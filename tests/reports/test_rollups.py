@@ -159,14 +159,14 @@ def test_concurrent_sales_and_batches_keep_the_rollups_exact(app, create_rider, 
     shop = create_shop()
     campaigns = [campaign_of(shop, price=5, valid_days=3, stock=20) for _ in range(2)]
 
-    def buy(rider_id: int, campaign_id: int):
+    def buy(rider_id: int, campaign_id: int) -> None:
         """A sale, then the rider cancels it."""
         sale = redemption.redeem(rider_id=rider_id, campaign_id=campaign_id)
         commit_unit_of_work()
         redemption.cancel(rider_id=rider_id, coupon_id=sale.coupon_id)
         commit_unit_of_work()
 
-    def batch(n: int):
+    def batch(n: int) -> None:
         """A batch of trips for every rider, today."""
         receive_trips(partner=partner, payload={"trips": [trip(f"b{n}-{r}", ref=f"card-{r}") for r in range(8)]})
         commit_unit_of_work()

@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade():
+def upgrade() -> None:
     """The rollup tables, the coupons' (campaign, issued_at) index and the audit log's time index; rollups filled."""
     op.create_table('rollup_coupon_days',
     sa.Column('campaign_id', sa.Integer(), nullable=False),
@@ -59,7 +59,7 @@ def local_day(column: str) -> str:
     return f"date({column}, '+8 hours')"
 
 
-def fill_rollups():
+def fill_rollups() -> None:
     """The rollups of the rows already there, as `flask reports rebuild` computes them (frozen here)."""
     op.execute(f"INSERT INTO rollup_rider_days (service_day, registered) SELECT {local_day('created_at')}, COUNT(*) "
                f"FROM riders GROUP BY {local_day('created_at')}")
@@ -78,7 +78,7 @@ def fill_rollups():
                f"FROM ({events}) ev GROUP BY campaign_id, d")
 
 
-def downgrade():
+def downgrade() -> None:
     """Drop what upgrade() added."""
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_log_at')
