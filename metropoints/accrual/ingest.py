@@ -6,7 +6,8 @@ A batch runs in one transaction:
 2. stage the good rows in a temporary table (COPY on PostgreSQL);
 3. lock the riders the batch credits, in id order, so two batches for one rider never both fill the same cap;
 4. allocate points under the daily cap with one window query, insert the trips (a repeated (source, trip_id)
-   conflicts and is skipped), post one ledger entry per credited trip, and add the sums to the balances.
+   conflicts and is skipped), post one ledger entry per credited trip, add the sums to the balances, and add the
+   batch's trips to the day's rollup (accrual.rollups: one aggregated upsert per batch).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import insert, text, update
 
 from metropoints.accrual.models import TripBatch, TripRejection
 from metropoints.accrual.network import Network, get_network
+from metropoints.accrual.rollups import add_trips, add_trips_sql
 from metropoints.accrual.rules import RuleBook, load_rulebook
 from metropoints.core.db import db, is_postgres, sql_param
 from metropoints.core.timeutil import parse_timestamp, service_day, utcnow
@@ -284,10 +286,12 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
         counts = dict(session.execute(text(_dialect_sql(
             "WITH " + STAGED_CAND + ALLOCATE_CTE + ", "
             "ins AS (" + INSERT_TRIPS.format(source="allocated") +
-            " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status), "
+            " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status, "
+            "distance_m, co2e_grams), "
             "bal AS (" + BALANCE_UPDATE.format(source="ins") + " RETURNING riders.id, riders.points_balance, "
             "agg.total), "
-            f"led AS (INSERT INTO ledger_entries ({LEDGER_COLUMNS}) " + LEDGER_FROM_BALANCES + ") "
+            f"led AS (INSERT INTO ledger_entries ({LEDGER_COLUMNS}) " + LEDGER_FROM_BALANCES + "), "
+            "days AS (" + add_trips_sql("ins") + ") "
             "SELECT status, COUNT(*) FROM ins GROUP BY status")), params).all())
         return sum(counts.values()), counts
     session.execute(text(ALLOC_DDL))
@@ -301,6 +305,8 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     inserted = session.execute(text(INSERT_TRIPS.format(source=alloc)), params).rowcount
     post_trip_credits("SELECT t.id FROM trip_alloc a JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id "
                       "WHERE a.rider_id IS NOT NULL AND a.points > 0", now=now)
+    add_trips("SELECT t.id FROM trip_alloc a JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id "
+              "WHERE a.rider_id IS NOT NULL")
     counts = dict(session.execute(text("SELECT status, COUNT(*) FROM trip_alloc GROUP BY status")).all())
     counts["held"] = inserted - counts.get("credited", 0) - counts.get("capped", 0)
     return inserted, counts

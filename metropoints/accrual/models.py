@@ -224,3 +224,17 @@ class LedgerEntry(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(120), default="")
     balance_after: Mapped[int] = mapped_column(BigInteger)
+
+
+class TripDay(db.Model):
+    """A rollup: the credited and capped trips of a service day under one rule version, with their metres, points
+    and grams CO2e (accrual.rollups keeps it in the transactions that credit trips)."""
+
+    __tablename__ = "rollup_trip_days"
+
+    service_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rule_version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trips: Mapped[int] = mapped_column(Integer, default=0)
+    metres: Mapped[int] = mapped_column(BigInteger, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    co2e_grams: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -24,6 +24,7 @@ from metropoints.accrual.ingest import (
     post_trip_credits,
 )
 from metropoints.accrual.models import BatchStatus, Partner, RiderLink, Trip, TripBatch, TripBatchChunk, TripStatus
+from metropoints.accrual.rollups import add_trips
 from metropoints.core.db import db, sql_param
 from metropoints.core.errors import InvalidInput, NotFound
 from metropoints.core.models import Rider, TokenKind
@@ -156,12 +157,21 @@ def link_rider_ref(*, rider: Rider, source: object, ref: object,
 
 def credit_held_trips(*, rider_id: int, source: str, ref: str, now: datetime) -> int:
     """Credit a reference's held trips to its rider, under the same daily cap as live trips."""
+    pks = _credit_held(rider_id=rider_id, source=source, ref=ref, now=now)
+    if pks:
+        add_trips(", ".join(pks))
+    return len(pks)
+
+
+def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list[str]:
+    """Credit a reference's held trips to its rider (locked here) and post their entries; the trips' ids, for the
+    caller to add to the rollup once."""
     since = now - timedelta(days=current_app.config["HELD_TRIP_DAYS"])
     lock_riders("SELECT CAST(:rider AS integer)", {"rider": rider_id})
     pks = list(db.session.scalars(select(Trip.id).where(
         Trip.status == TripStatus.held, Trip.source == source, Trip.rider_ref == ref, Trip.exited_at >= since)))
     if not pks:
-        return 0
+        return []
     listed = ", ".join(str(int(pk)) for pk in pks)
     db.session.execute(text(_dialect_sql(
         "WITH cand AS (SELECT t.id AS pk, CAST(:rider AS integer) AS rider_id, t.service_day, t.exited_at, "
@@ -171,7 +181,7 @@ def credit_held_trips(*, rider_id: int, source: str, ref: str, now: datetime) ->
         {"rider": rider_id, "now": sql_param(now)})
     post_trip_credits(listed, now=now)
     db.session.expire_all()
-    return len(pks)
+    return [str(int(pk)) for pk in pks]
 
 
 def sweep_held_trips(*, now: datetime | None = None) -> int:
@@ -186,5 +196,12 @@ def sweep_held_trips(*, now: datetime | None = None) -> int:
         select(RiderLink.rider_id, Trip.source, Trip.rider_ref).distinct()
         .join(RiderLink, (RiderLink.source == Trip.source) & (RiderLink.ref == Trip.rider_ref))
         .where(Trip.status == TripStatus.held, Trip.exited_at >= since)).all()
-    return sum(credit_held_trips(rider_id=rider_id, source=source, ref=ref, now=now)
-               for rider_id, source, ref in pairs)
+    # Every rider first (in id order, as a batch locks them), the rollup's day rows last (in key order, one upsert):
+    # the order a batch takes them in, so a sweep and a batch never wait on each other in a circle.
+    if pairs:
+        lock_riders(" UNION ALL ".join(f"SELECT CAST({int(rider_id)} AS integer)" for rider_id, _, _ in pairs))
+    pks = [pk for rider_id, source, ref in pairs
+           for pk in _credit_held(rider_id=rider_id, source=source, ref=ref, now=now)]
+    if pks:
+        add_trips(", ".join(pks))
+    return len(pks)
