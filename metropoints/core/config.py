@@ -52,6 +52,9 @@ class DefaultConfig:
     TRIPS_CHUNK_ROWS = 20_000
     # Held trips are credited when their reference is linked, this many days back at most.
     HELD_TRIP_DAYS = 30
+    # PostgreSQL: trips and ledger entries are partitioned by month; `flask db upgrade` and a daily job create the
+    # partitions of this many months after the current one.
+    PARTITION_MONTHS_AHEAD = 3
     WTF_CSRF_TIME_LIMIT = None
     # Settlement. The payment provider speaks Stripe's API; locally and in tests it is localstripe on loopback
     # (`python -m metropoints.settlement.localstripe_server`), which takes any key starting with sk_test_.

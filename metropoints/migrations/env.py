@@ -3,6 +3,9 @@ from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import text
+
+from metropoints.core.timeutil import service_day, utcnow
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -101,6 +104,19 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+            ensure_month_partitions(connection)
+
+
+def ensure_month_partitions(connection):
+    """After the migrations, the monthly partitions of trips and ledger_entries for every month from January of
+    last year to PARTITION_MONTHS_AHEAD months ahead (PostgreSQL, once the partitioning migration has run)."""
+    if connection.dialect.name != "postgresql" or connection.scalar(
+            text("SELECT to_regprocedure('ensure_month_partitions(date, integer, date)')")) is None:
+        return
+    made = connection.scalar(text("SELECT ensure_month_partitions(:today, :ahead)"), {
+        "today": service_day(utcnow()), "ahead": int(current_app.config["PARTITION_MONTHS_AHEAD"])})
+    if made:
+        logger.info("Created %d monthly partitions.", made)
 
 
 if context.is_offline_mode():

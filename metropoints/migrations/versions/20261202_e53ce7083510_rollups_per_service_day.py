@@ -3,7 +3,7 @@ day of each event), filled from the rows already there so an upgraded database k
 owner's activity CSV reads a period's coupons of a campaign by; the audit log's index on time (its date filter).
 
 Revision ID: e53ce7083510
-Revises: dcf9fc576333
+Revises: 825f79762dba
 Create Date: 2026-12-02 00:01:00.133044
 
 """
