@@ -36,6 +36,7 @@ from metropoints.marketplace import views as marketplace_views
 from metropoints.redemption import cli as redemption_cli
 from metropoints.redemption import panels as redemption_panels
 from metropoints.redemption import views as redemption_views
+from metropoints.reports import cli as reports_cli
 from metropoints.reports import views as report_views
 from metropoints.riders_api import api as riders_api
 from metropoints.settlement import cli as settlement_cli
@@ -100,7 +101,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(kiosk_api.bp)
     csrf.exempt(settlement_webhooks.bp)  # signed by the provider (Stripe-Signature), not a browser form
     for package_cli in (core_cli, accrual_cli, marketplace_cli, campaign_cli, redemption_cli, kiosk_cli,
-                        settlement_cli):
+                        settlement_cli, reports_cli):
         package_cli.register(app)
     demo.register(app)
     core_views.show_rules_on_front_page(_rules_in_force)

@@ -4,7 +4,7 @@ import os
 
 from rq import cron
 
-from metropoints.accrual.jobs import expire_points_job, sweep_held_trips_job
+from metropoints.accrual.jobs import create_partitions_job, expire_points_job, sweep_held_trips_job
 from metropoints.campaigns.jobs import prune_images_job
 from metropoints.redemption.jobs import expire_coupons_job
 from metropoints.settlement.jobs import invoice_pending_job, mail_overdue_job, run_period_job
@@ -25,3 +25,6 @@ cron.register(invoice_pending_job, queue_name=f"{PREFIX}-scheduled", interval=90
 cron.register(mail_overdue_job, queue_name=f"{PREFIX}-scheduled", cron="0 1 * * *", job_timeout=900)
 # 04:00 in Asia/Shanghai: uploaded campaign images that nothing names any more.
 cron.register(prune_images_job, queue_name=f"{PREFIX}-scheduled", cron="0 20 * * *", job_timeout=600)
+# 03:00 in Asia/Shanghai: the monthly partitions of trips and ledger entries for the coming months (made months
+# ahead, so a few failed runs never leave the 1st of a month without its partition).
+cron.register(create_partitions_job, queue_name=f"{PREFIX}-scheduled", cron="0 19 * * *", job_timeout=600)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -30,6 +30,7 @@ ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://127.0.0.1:5432/tes
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
 KEEP_TABLES = {"alembic_version", "stations"}
+TESTS_WRITE_FROM = date(2023, 1, 1)  # the oldest month a test writes trips or ledger entries in
 SHOP_PASSWORD = "password123"  # every portal user the shop creator makes
 
 
@@ -79,8 +80,11 @@ def migrated_app(database_url: str) -> Iterator[Flask]:
     with app.app_context():
         upgrade()
         from metropoints.accrual.network import sync_stations
+        from metropoints.accrual.partitions import create_partitions
 
         sync_stations()
+        # Tests write history back to 2023 (ledger entries earned then, expiries of those years).
+        create_partitions(since=TESTS_WRITE_FROM)
         commit_unit_of_work()
     yield app
     with app.app_context():

@@ -5,8 +5,10 @@ A batch runs in one transaction:
    the rule version in force at the exit; refused rows are recorded with their reason;
 2. stage the good rows in a temporary table (COPY on PostgreSQL);
 3. lock the riders the batch credits, in id order, so two batches for one rider never both fill the same cap;
-4. allocate points under the daily cap with one window query, insert the trips (a repeated (source, trip_id)
-   conflicts and is skipped), post one ledger entry per credited trip, and add the sums to the balances.
+4. allocate points under the daily cap with one window query, claim each (source, trip_id) in trip_keys and insert
+   the trips whose claim went in (a repeated (source, trip_id), in whatever month, is skipped), post one ledger
+   entry per credited trip, add the sums to the balances, and add the batch's trips to the day's rollup
+   (accrual.rollups: one aggregated upsert per batch).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import insert, text, update
 
 from metropoints.accrual.models import TripBatch, TripRejection
 from metropoints.accrual.network import Network, get_network
+from metropoints.accrual.rollups import add_trips, add_trips_sql
 from metropoints.accrual.rules import RuleBook, load_rulebook
 from metropoints.core.db import db, is_postgres, sql_param
 from metropoints.core.timeutil import parse_timestamp, service_day, utcnow
@@ -204,13 +207,34 @@ STAGED_CAND = "cand AS (SELECT s.*, s.line_no AS ord FROM trip_stage s), "
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
                 "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at")
 # One insertion order for a given set of rows (exit time, then key), so concurrent deliveries of the same trips
-# take the unique index's locks in the same order, and trip ids follow exit times.
+# take the unique index's locks in the same order, and trip ids follow exit times. SQLite inserts this way; PostgreSQL
+# claims the keys in that order (CLAIM_KEYS).
 INSERT_TRIPS = (
     f"INSERT INTO trips ({TRIP_COLUMNS}) "
     "SELECT a.source, a.trip_id, :batch_id, a.rider_ref, a.rider_id, a.entry_station, a.exit_station, a.entered_at, "
     "a.exited_at, a.service_day, a.distance_m, a.rule_version_id, a.points, a.co2e_grams, a.status, "
     "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END FROM {source} a WHERE 1 = 1 "
     "ORDER BY a.exited_at, a.source, a.trip_id ON CONFLICT (source, trip_id) DO NOTHING")
+# PostgreSQL: trips is partitioned by month, so (source, trip_id) is unique in trip_keys, not in trips. Each allocated
+# trip claims its key first, taking its id from the trips' sequence (in exit-time order); only the trips whose claim
+# went in are inserted, so a resend is skipped whichever month its exit falls in.
+CLAIM_KEYS = (
+    "INSERT INTO trip_keys (source, trip_id, trip_pk, service_day) "
+    "SELECT o.source, o.trip_id, nextval('trips_id_seq'), o.service_day FROM (SELECT a.source, a.trip_id, "
+    "a.service_day FROM allocated a ORDER BY a.exited_at, a.source, a.trip_id) o "
+    "ON CONFLICT (source, trip_id) DO NOTHING RETURNING source, trip_id, trip_pk")
+INSERT_CLAIMED_TRIPS = (
+    f"INSERT INTO trips (id, {TRIP_COLUMNS}) "
+    "SELECT k.trip_pk, a.source, a.trip_id, :batch_id, a.rider_ref, a.rider_id, a.entry_station, a.exit_station, "
+    "a.entered_at, a.exited_at, a.service_day, a.distance_m, a.rule_version_id, a.points, a.co2e_grams, a.status, "
+    "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END "
+    "FROM allocated a JOIN claim k ON k.source = a.source AND k.trip_id = a.trip_id")
+# SQLite: trips keeps its unique (source, trip_id); the keys of the trips just inserted are recorded after them.
+RECORD_KEYS = (
+    "INSERT INTO trip_keys (source, trip_id, trip_pk, service_day) "
+    "SELECT t.source, t.trip_id, t.id, t.service_day FROM trip_alloc a "
+    "JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id WHERE t.batch_id = :batch_id "
+    "ON CONFLICT (source, trip_id) DO NOTHING")
 LEDGER_COLUMNS = "rider_id, at, earned_on, points, kind, trip_pk, rule_version_id, ref, reason, actor, balance_after"
 # One entry per credited trip; balance_after follows each rider's running sum in exit-time order.
 LEDGER_SELECT = (
@@ -275,19 +299,22 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     # After the locks, trips of these riders stored by other batches are visible, so dropping the resends here is
     # exact for credited trips; a held one racing in from elsewhere is caught by ON CONFLICT below.
     session.execute(text(
-        "DELETE FROM trip_stage WHERE (SELECT t.id FROM trips t WHERE t.source = trip_stage.source "
-        "AND t.trip_id = trip_stage.trip_id) IS NOT NULL"))
+        "DELETE FROM trip_stage WHERE EXISTS (SELECT 1 FROM trip_keys k WHERE k.source = trip_stage.source "
+        "AND k.trip_id = trip_stage.trip_id)"))
     params = {"batch_id": batch_id, "now": sql_param(now)}
     if is_postgres():
         # One statement: allocate, insert the trips, move the balances and post the ledger entries, whose
         # balance_after counts back from each rider's new balance.
         counts = dict(session.execute(text(_dialect_sql(
             "WITH " + STAGED_CAND + ALLOCATE_CTE + ", "
-            "ins AS (" + INSERT_TRIPS.format(source="allocated") +
-            " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status), "
+            "claim AS (" + CLAIM_KEYS + "), "
+            "ins AS (" + INSERT_CLAIMED_TRIPS +
+            " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status, "
+            "distance_m, co2e_grams), "
             "bal AS (" + BALANCE_UPDATE.format(source="ins") + " RETURNING riders.id, riders.points_balance, "
             "agg.total), "
-            f"led AS (INSERT INTO ledger_entries ({LEDGER_COLUMNS}) " + LEDGER_FROM_BALANCES + ") "
+            f"led AS (INSERT INTO ledger_entries ({LEDGER_COLUMNS}) " + LEDGER_FROM_BALANCES + "), "
+            "days AS (" + add_trips_sql("ins") + ") "
             "SELECT status, COUNT(*) FROM ins GROUP BY status")), params).all())
         return sum(counts.values()), counts
     session.execute(text(ALLOC_DDL))
@@ -299,20 +326,29 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     alloc = ("(SELECT s.*, a.rider_id, a.points, a.co2e_grams, a.status FROM trip_alloc a "
              "JOIN trip_stage s ON s.line_no = a.line_no)")
     inserted = session.execute(text(INSERT_TRIPS.format(source=alloc)), params).rowcount
+    session.execute(text(RECORD_KEYS), params)
     post_trip_credits("SELECT t.id FROM trip_alloc a JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id "
                       "WHERE a.rider_id IS NOT NULL AND a.points > 0", now=now)
+    add_trips("SELECT t.id FROM trip_alloc a JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id "
+              "WHERE a.rider_id IS NOT NULL")
     counts = dict(session.execute(text("SELECT status, COUNT(*) FROM trip_alloc GROUP BY status")).all())
     counts["held"] = inserted - counts.get("credited", 0) - counts.get("capped", 0)
     return inserted, counts
 
 
-def post_trip_credits(trip_pks_sql: str, *, now: datetime, params: dict | None = None) -> None:
+def post_trip_credits(trip_pks_sql: str, *, now: datetime, params: dict | None = None,
+                      since_day: date | None = None) -> None:
     """Post one ledger entry per credited trip named by `trip_pks_sql` and add them to the riders' balances.
 
-    The riders must be locked already.
+    The riders must be locked already. `since_day`, when given, is a service day no earlier than any of the trips',
+    so PostgreSQL reads only the months from it on.
     """
     params = {**(params or {}), "now": sql_param(now)}
-    trips = f"(SELECT * FROM trips WHERE id IN ({trip_pks_sql}))"
+    day_bound = ""
+    if since_day is not None:
+        params["since_day"] = sql_param(since_day)
+        day_bound = " AND service_day >= :since_day"
+    trips = f"(SELECT * FROM trips WHERE id IN ({trip_pks_sql}){day_bound})"
     db.session.execute(text(f"INSERT INTO ledger_entries ({LEDGER_COLUMNS}) " + LEDGER_SELECT.format(source=trips)),
                        params)
     db.session.execute(text(BALANCE_UPDATE.format(source=trips)), params)

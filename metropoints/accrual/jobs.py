@@ -1,4 +1,5 @@
-"""Accrual jobs: file chunks and the yearly expiry. Each takes ids or plain values and is safe to run twice."""
+"""Accrual jobs: file chunks, the yearly expiry, the monthly partitions. Each takes ids or plain values and is
+safe to run twice."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 from metropoints.accrual.ledger import expire_points
 from metropoints.accrual.models import Partner, TripBatch
 from metropoints.accrual.operations import process_chunk, store_trip_file, sweep_held_trips
+from metropoints.accrual.partitions import create_partitions
 from metropoints.core.jobs import enqueue, job
 from metropoints.core.timeutil import service_day, utcnow
 
@@ -28,6 +30,13 @@ def expire_points_job(year: int | None = None) -> int:
 def sweep_held_trips_job() -> int:
     """Credit held trips whose reference was linked while they were in flight."""
     return sweep_held_trips()
+
+
+@job
+def create_partitions_job() -> int:
+    """Make the monthly partitions of trips and ledger entries for the coming months (PARTITION_MONTHS_AHEAD).
+    Idempotent: a month that exists is left alone."""
+    return create_partitions()
 
 
 def start_file_import(*, partner: Partner, filename: str, rows: Iterable[dict], chunk_rows: int | None = None,

@@ -57,31 +57,31 @@ def expire_points(*, year: int, rider_ids: list[int] | None = None, now: datetim
     """Expire, at the end of `year`, what is left of the points earned up to the end of `year - 1`.
 
     Spending takes the oldest points first, so what is left of the old points is what they add up to less
-    everything ever debited, and never more than the balance. One expiry entry per rider and year: running
-    this twice changes nothing. Returns the number of riders whose points expired.
+    everything ever debited, and never more than the balance. Since the balance is the sum of all entries, that
+    is the balance less the points credited since 1 January of `year`: the ledger is read from that day on only
+    (on PostgreSQL, the months of `year` and after), the riders' balances for the rest. One expiry entry per rider
+    and year: running this twice changes nothing. Returns the number of riders whose points expired.
     """
     if year < 2000 or year > 2200:
         raise InvalidInput("year out of range", field="year")
     now = now or utcnow()
     cutoff = expiry_cutoff(year)
     session = db.session
-    only = "" if rider_ids is None else f" AND e.rider_id IN ({', '.join(str(int(i)) for i in rider_ids)})"
-    candidates = (f"SELECT DISTINCT e.rider_id FROM ledger_entries e WHERE e.points > 0 "
-                  f"AND e.earned_on < :cutoff{only}")
+    only = "" if rider_ids is None else f" AND r.id IN ({', '.join(str(int(i)) for i in rider_ids)})"
+    candidates = f"SELECT r.id FROM riders r WHERE r.points_balance > 0{only}"
     params = {"cutoff": sql_param(cutoff), "ref": str(year), "now": sql_param(now)}
     lock_riders(candidates, params)
     session.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS expiry_calc (rider_id integer, amount bigint)"))
     session.execute(text("DELETE FROM expiry_calc"))
+    # The expiry entry of a year is earned on its cutoff day, so the check for one reads that month only.
     session.execute(text(
         "INSERT INTO expiry_calc (rider_id, amount) "
-        "SELECT r.id, CASE WHEN s.old_credits + s.debits < r.points_balance THEN s.old_credits + s.debits "
-        "ELSE r.points_balance END "
-        "FROM riders r JOIN (SELECT e.rider_id, "
-        "SUM(CASE WHEN e.points > 0 AND e.earned_on < :cutoff THEN e.points ELSE 0 END) AS old_credits, "
-        "SUM(CASE WHEN e.points < 0 THEN e.points ELSE 0 END) AS debits "
-        f"FROM ledger_entries e WHERE e.rider_id IN ({candidates}) GROUP BY e.rider_id) s ON s.rider_id = r.id "
-        "WHERE s.old_credits + s.debits > 0 AND r.points_balance > 0 AND NOT EXISTS ("
-        "SELECT 1 FROM ledger_entries x WHERE x.rider_id = r.id AND x.kind = 'expiry' AND x.ref = :ref)"), params)
+        "SELECT r.id, r.points_balance - COALESCE(s.recent, 0) "
+        "FROM riders r LEFT JOIN (SELECT e.rider_id, SUM(e.points) AS recent FROM ledger_entries e "
+        f"WHERE e.points > 0 AND e.earned_on >= :cutoff AND e.rider_id IN ({candidates}) GROUP BY e.rider_id) s "
+        f"ON s.rider_id = r.id WHERE r.points_balance > COALESCE(s.recent, 0){only} AND NOT EXISTS ("
+        "SELECT 1 FROM ledger_entries x WHERE x.rider_id = r.id AND x.kind = 'expiry' AND x.ref = :ref "
+        "AND x.earned_on = :cutoff)"), params)
     session.execute(text(
         "INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after) "
         "SELECT c.rider_id, :now, :cutoff, -c.amount, 'expiry', :ref, '', 'expiry', r.points_balance - c.amount "

@@ -71,11 +71,16 @@ class TripStatus(enum.StrEnum):
 
 
 class Trip(db.Model):
-    """An accepted trip. (source, trip_id) is unique: a trip is credited at most once, whatever is replayed."""
+    """An accepted trip. (source, trip_id) is unique (TripKey): a trip is credited at most once, whatever is replayed.
+
+    On PostgreSQL the table is partitioned by month of `service_day` (the Asia/Shanghai date of the exit), its
+    primary key is (id, service_day) and ids come from one sequence. The service day is what the hot paths name:
+    the daily cap per rider and day, the held-trip sweep (30 days back), the per-day figures. A rider's own pages
+    go newest first by id, one index probe in each month. SQLite keeps a plain table with unique (source, trip_id).
+    """
 
     __tablename__ = "trips"
     __table_args__ = (
-        UniqueConstraint("source", "trip_id"),
         Index("ix_trips_rider_day", "rider_id", "service_day"),
         Index("ix_trips_held_ref", "source", "rider_ref", postgresql_where=text("status = 'held'"),
               sqlite_where=text("status = 'held'")),
@@ -102,6 +107,19 @@ class Trip(db.Model):
     co2e_grams: Mapped[int] = mapped_column(Integer)
     status: Mapped[TripStatus] = mapped_column(enum_column(TripStatus, "trip_status"))
     credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TripKey(db.Model):
+    """The claim of a (source, trip_id), across every month of trips: the ingestion statement inserts it
+    (ON CONFLICT DO NOTHING) before the trip, so a resend is a duplicate even when its exit falls in another month.
+    Names the trip it admitted and its service day (the trip's partition)."""
+
+    __tablename__ = "trip_keys"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    trip_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trip_pk: Mapped[int] = mapped_column(BigId)
+    service_day: Mapped[date] = mapped_column(Date)
 
 
 class BatchStatus(enum.StrEnum):
@@ -187,20 +205,21 @@ class EntryKind(enum.StrEnum):
 
 
 class LedgerEntry(db.Model):
-    """One movement of a rider's points. Append-only: a correction is a new entry, never an edit."""
+    """One movement of a rider's points. Append-only: a correction is a new entry, never an edit.
+
+    On PostgreSQL the table is partitioned by month of `earned_on`, its primary key is (id, earned_on) and ids come
+    from one sequence: the year-end expiry reads only the months of the year it closes. What must be unique across
+    all months is kept elsewhere: a trip's credit by (trip_pk, earned_on), since a trip's entry is earned on its
+    trip's service day; a coupon's payment and refund and a rider's yearly expiry by LedgerKey (a trigger).
+    """
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_rider", "rider_id", "id"),
         # A trip is credited at most once, whatever the code above does.
-        Index("uq_ledger_trip", "trip_pk", unique=True),
-        # A coupon is paid for once and refunded at most once (ref "coupon:<id>").
-        Index("uq_ledger_redemption", "ref", unique=True, postgresql_where=text("kind = 'redemption'"),
-              sqlite_where=text("kind = 'redemption'")),
-        Index("uq_ledger_refund", "ref", unique=True, postgresql_where=text("kind = 'refund'"),
-              sqlite_where=text("kind = 'refund'")),
-        # One expiry per rider and year.
-        Index("uq_ledger_expiry", "rider_id", "ref", unique=True,
+        Index("uq_ledger_trip", "trip_pk", "earned_on", unique=True),
+        # One expiry per rider and year (LedgerKey holds it across months; this finds it).
+        Index("uq_ledger_expiry", "rider_id", "ref", "earned_on", unique=True,
               postgresql_where=text("kind = 'expiry'"), sqlite_where=text("kind = 'expiry'")),
         CheckConstraint("points <> 0", name="points_not_zero"),
         CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
@@ -224,3 +243,28 @@ class LedgerEntry(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(120), default="")
     balance_after: Mapped[int] = mapped_column(BigInteger)
+
+
+class TripDay(db.Model):
+    """A rollup: the credited and capped trips of a service day under one rule version, with their metres, points
+    and grams CO2e (accrual.rollups keeps it in the transactions that credit trips)."""
+
+    __tablename__ = "rollup_trip_days"
+
+    service_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rule_version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trips: Mapped[int] = mapped_column(Integer, default=0)
+    metres: Mapped[int] = mapped_column(BigInteger, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    co2e_grams: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LedgerKey(db.Model):
+    """What may be posted once across every month of the ledger, claimed by a trigger as the entry is inserted:
+    a coupon's redemption and its refund (key "coupon:<id>") and a rider's expiry of a year (key "<rider>:<year>").
+    A second claim violates the primary key, so the entry is refused."""
+
+    __tablename__ = "ledger_keys"
+
+    kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)

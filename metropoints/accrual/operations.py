@@ -24,11 +24,12 @@ from metropoints.accrual.ingest import (
     post_trip_credits,
 )
 from metropoints.accrual.models import BatchStatus, Partner, RiderLink, Trip, TripBatch, TripBatchChunk, TripStatus
+from metropoints.accrual.rollups import add_trips
 from metropoints.core.db import db, sql_param
 from metropoints.core.errors import InvalidInput, NotFound
 from metropoints.core.models import Rider, TokenKind
 from metropoints.core.operations import issue_token, record_audit
-from metropoints.core.timeutil import utcnow
+from metropoints.core.timeutil import service_day, utcnow
 
 
 def create_partner(*, name: str, actor_label: str) -> tuple[Partner, str]:
@@ -156,22 +157,35 @@ def link_rider_ref(*, rider: Rider, source: object, ref: object,
 
 def credit_held_trips(*, rider_id: int, source: str, ref: str, now: datetime) -> int:
     """Credit a reference's held trips to its rider, under the same daily cap as live trips."""
+    pks = _credit_held(rider_id=rider_id, source=source, ref=ref, now=now)
+    if pks:
+        add_trips(", ".join(pks))
+    return len(pks)
+
+
+def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list[str]:
+    """Credit a reference's held trips to its rider (locked here) and post their entries; the trips' ids, for the
+    caller to add to the rollup once."""
     since = now - timedelta(days=current_app.config["HELD_TRIP_DAYS"])
+    since_day = service_day(since)  # every statement names it, so PostgreSQL reads only the months from it on
     lock_riders("SELECT CAST(:rider AS integer)", {"rider": rider_id})
     pks = list(db.session.scalars(select(Trip.id).where(
-        Trip.status == TripStatus.held, Trip.source == source, Trip.rider_ref == ref, Trip.exited_at >= since)))
+        Trip.status == TripStatus.held, Trip.source == source, Trip.rider_ref == ref, Trip.exited_at >= since,
+        Trip.service_day >= since_day)))
     if not pks:
-        return 0
+        return []
     listed = ", ".join(str(int(pk)) for pk in pks)
     db.session.execute(text(_dialect_sql(
         "WITH cand AS (SELECT t.id AS pk, CAST(:rider AS integer) AS rider_id, t.service_day, t.exited_at, "
-        f"t.id AS ord, t.distance_m, t.rule_version_id FROM trips t WHERE t.id IN ({listed})), " + ALLOCATE_CTE +
+        f"t.id AS ord, t.distance_m, t.rule_version_id FROM trips t WHERE t.id IN ({listed}) "
+        "AND t.service_day >= :since_day), " + ALLOCATE_CTE +
         "UPDATE trips SET rider_id = allocated.rider_id, points = allocated.points, status = allocated.status, "
-        "credited_at = :now FROM allocated WHERE trips.id = allocated.pk")),
-        {"rider": rider_id, "now": sql_param(now)})
-    post_trip_credits(listed, now=now)
+        "credited_at = :now FROM allocated WHERE trips.id = allocated.pk AND trips.service_day = allocated.service_day "
+        "AND trips.service_day >= :since_day")),
+        {"rider": rider_id, "now": sql_param(now), "since_day": sql_param(since_day)})
+    post_trip_credits(listed, now=now, since_day=since_day)
     db.session.expire_all()
-    return len(pks)
+    return [str(int(pk)) for pk in pks]
 
 
 def sweep_held_trips(*, now: datetime | None = None) -> int:
@@ -185,6 +199,13 @@ def sweep_held_trips(*, now: datetime | None = None) -> int:
     pairs = db.session.execute(
         select(RiderLink.rider_id, Trip.source, Trip.rider_ref).distinct()
         .join(RiderLink, (RiderLink.source == Trip.source) & (RiderLink.ref == Trip.rider_ref))
-        .where(Trip.status == TripStatus.held, Trip.exited_at >= since)).all()
-    return sum(credit_held_trips(rider_id=rider_id, source=source, ref=ref, now=now)
-               for rider_id, source, ref in pairs)
+        .where(Trip.status == TripStatus.held, Trip.exited_at >= since, Trip.service_day >= service_day(since))).all()
+    # Every rider first (in id order, as a batch locks them), the rollup's day rows last (in key order, one upsert):
+    # the order a batch takes them in, so a sweep and a batch never wait on each other in a circle.
+    if pairs:
+        lock_riders(" UNION ALL ".join(f"SELECT CAST({int(rider_id)} AS integer)" for rider_id, _, _ in pairs))
+    pks = [pk for rider_id, source, ref in pairs
+           for pk in _credit_held(rider_id=rider_id, source=source, ref=ref, now=now)]
+    if pks:
+        add_trips(", ".join(pks))
+    return len(pks)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Select, func, select
 
-from metropoints.accrual.models import LedgerEntry, RiderLink, Trip, TripStatus
+from metropoints.accrual.models import LedgerEntry, RiderLink, Trip, TripDay, TripStatus
 from metropoints.core.db import db
 
 
@@ -32,10 +32,9 @@ def rider_ledger_query(rider_id: int) -> Select:
 
 
 def city_totals() -> dict[str, int]:
-    """The city's figures: riders with a credited trip, grams CO2e and points credited for trips."""
-    riders, grams = db.session.execute(
-        select(func.count(func.distinct(Trip.rider_id)), func.coalesce(func.sum(Trip.co2e_grams), 0))
-        .where(Trip.status.in_([TripStatus.credited, TripStatus.capped]))).one()
-    points = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.points), 0))
-                               .where(LedgerEntry.kind == "trip"))
-    return {"riders": int(riders), "co2e_grams": int(grams), "points": int(points)}
+    """The city's figures from the trips' rollup (a row per day and rule version, never the trips): grams CO2e of
+    credited and capped trips, points credited for trips, and those trips' count and metres."""
+    trips, metres, points, grams = db.session.execute(
+        select(func.coalesce(func.sum(TripDay.trips), 0), func.coalesce(func.sum(TripDay.metres), 0),
+               func.coalesce(func.sum(TripDay.points), 0), func.coalesce(func.sum(TripDay.co2e_grams), 0))).one()
+    return {"trips": int(trips), "metres": int(metres), "points": int(points), "co2e_grams": int(grams)}

@@ -18,6 +18,12 @@ class DefaultConfig:
     DEPLOYMENT = "development"
     SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
     REDIS_URL: str | None = None
+    # A streaming replica for the reads that may be seconds stale (core/replica.py); None reads everything from the
+    # primary. Past REPLICA_MAX_LAG_SECONDS behind, or unreachable, it is left aside until a check finds it fit
+    # again; its state is checked at most every REPLICA_CHECK_SECONDS per process.
+    REPLICA_DATABASE_URL: str | None = None
+    REPLICA_MAX_LAG_SECONDS = 10.0
+    REPLICA_CHECK_SECONDS = 1.0
     # Prefix for rq queue names and rate-limit keys, so two deployments can share one Redis.
     QUEUE_PREFIX = "metropoints"
     JOB_TIMEOUT_SECONDS = 1800
@@ -46,6 +52,9 @@ class DefaultConfig:
     TRIPS_CHUNK_ROWS = 20_000
     # Held trips are credited when their reference is linked, this many days back at most.
     HELD_TRIP_DAYS = 30
+    # PostgreSQL: trips and ledger entries are partitioned by month; `flask db upgrade` and a daily job create the
+    # partitions of this many months after the current one.
+    PARTITION_MONTHS_AHEAD = 3
     WTF_CSRF_TIME_LIMIT = None
     # Settlement. The payment provider speaks Stripe's API; locally and in tests it is localstripe on loopback
     # (`python -m metropoints.settlement.localstripe_server`), which takes any key starting with sk_test_.
@@ -93,6 +102,8 @@ def load_config(app, test_config: dict[str, Any] | None = None) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{os.path.join(app.instance_path, 'metropoints.sqlite')}"
     if os.environ.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(os.environ["DATABASE_URL"])
+    if os.environ.get("REPLICA_DATABASE_URL"):
+        app.config["REPLICA_DATABASE_URL"] = os.environ["REPLICA_DATABASE_URL"]
     if os.environ.get("REDIS_URL"):
         app.config["REDIS_URL"] = os.environ["REDIS_URL"]
     for name in ("SECRET_KEY", "PAYMENT_API_BASE", "PAYMENT_API_KEY", "PAYMENT_WEBHOOK_SECRET"):
@@ -102,6 +113,8 @@ def load_config(app, test_config: dict[str, Any] | None = None) -> None:
     if test_config:
         app.config.update(test_config)
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if app.config.get("REPLICA_DATABASE_URL"):
+        app.config["REPLICA_DATABASE_URL"] = normalise_database_url(app.config["REPLICA_DATABASE_URL"])
     check_production_secret(app.config)
     if app.config["DEPLOYMENT"] == "production":
         # Behind TLS in production: the session and remember-me cookies never travel in clear text.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
+from typing import Any
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -27,7 +30,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# The replica engine that reads go to inside core.replica.read_replica(); None everywhere else.
+reads_to: ContextVar[Engine | None] = ContextVar("reads_to", default=None)
+
+
+class RoutingSession(FlaskSession):
+    """Flask-SQLAlchemy's session, sending statements to the replica while `reads_to` names one and the session has
+    nothing of its own to write; the primary otherwise. A write sent to the replica fails there (a standby is
+    read-only), so a misplaced `stale_ok` shows at once."""
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, bind: Engine | Connection | None = None,
+                 **kwargs: Any) -> Engine | Connection:
+        """The replica inside read_replica() when nothing is pending; else Flask-SQLAlchemy's choice (the primary)."""
+        replica = reads_to.get()
+        if replica is not None and bind is None and not (self.new or self.dirty or self.deleted):
+            return replica
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 
 # Row ids are INTEGER primary keys: a larger id cannot exist, and must never reach the database (where it is an error).
 MAX_ID = 2**31 - 1

@@ -152,6 +152,8 @@ class AuditEntry(db.Model):
     """A decision by an operator (rule change, adjustment, token issued): who, when, what and why."""
 
     __tablename__ = "audit_log"
+    # The audit log's date filter reads the entries of those days, not every newer one.
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -237,3 +239,12 @@ class OutgoingMail(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RiderDay(db.Model):
+    """A rollup: riders registered on a service day (the Asia/Shanghai date of the registration); core.rollups."""
+
+    __tablename__ = "rollup_rider_days"
+
+    service_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    registered: Mapped[int] = mapped_column(Integer, default=0)

@@ -15,6 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from metropoints.core.db import db
 from metropoints.core.errors import Conflict, Forbidden, InvalidInput, InvalidToken, NotFound, Unauthorized
 from metropoints.core.models import ApiToken, AuditEntry, Rider, Role, TokenKind, User
+from metropoints.core.rollups import count_registration
 from metropoints.core.timeutil import utcnow
 
 PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
@@ -71,6 +72,7 @@ def register_rider(*, phone: object, password: object, display_name: object = No
                   display_name=(display_name or f"rider-{phone[-4:]}").strip(), points_balance=0)
     db.session.add(rider)
     db.session.flush()
+    count_registration(rider.created_at)
     return rider
 
 

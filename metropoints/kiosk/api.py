@@ -9,6 +9,7 @@ from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core.api import bearer_value
 from metropoints.core.models import TokenKind
 from metropoints.core.openapi import Param, Reply, api_operation
+from metropoints.core.replica import stale_ok
 from metropoints.core.schemas import ReplyBody, Timestamp
 from metropoints.kiosk.feed import CATALOG_LIMIT, current_feed
 from metropoints.kiosk.operations import cached_kiosk_station
@@ -60,7 +61,7 @@ def feed():
     live catalogue (newest first, capped) and the city's figures. The reply has a weak `ETag` over everything but
     `generated_at`, so it changes when the catalogue, the station's features or the city's figures change, and only
     then; `Cache-Control: private, no-cache`. `If-None-Match` with the current tag gets a 304 without a body."""
-    rendered = current_feed(cached_kiosk_station(bearer_value()))
+    rendered = stale_ok(current_feed)(cached_kiosk_station(bearer_value()))  # the token on the primary
     if request.if_none_match.contains_weak(rendered.etag):
         response = Response(status=304)
     else:

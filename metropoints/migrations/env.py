@@ -3,6 +3,9 @@ from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import text
+
+from metropoints.core.timeutil import service_day, utcnow
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -10,7 +13,8 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Keep the app's loggers: an upgrade run inside the app's process (tests, `flask db upgrade`) must not silence them.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 
@@ -100,6 +104,19 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+            ensure_month_partitions(connection)
+
+
+def ensure_month_partitions(connection):
+    """After the migrations, the monthly partitions of trips and ledger_entries for every month from January of
+    last year to PARTITION_MONTHS_AHEAD months ahead (PostgreSQL, once the partitioning migration has run)."""
+    if connection.dialect.name != "postgresql" or connection.scalar(
+            text("SELECT to_regprocedure('ensure_month_partitions(date, integer, date)')")) is None:
+        return
+    made = connection.scalar(text("SELECT ensure_month_partitions(:today, :ahead)"), {
+        "today": service_day(utcnow()), "ahead": int(current_app.config["PARTITION_MONTHS_AHEAD"])})
+    if made:
+        logger.info("Created %d monthly partitions.", made)
 
 
 if context.is_offline_mode():

@@ -32,6 +32,7 @@ from metropoints.core.timeutil import isoformat
 from metropoints.marketplace.errors import MerchantNotApproved
 from metropoints.marketplace.models import Store
 from metropoints.marketplace.queries import portal_membership
+from metropoints.redemption import rollups
 from metropoints.redemption.errors import WrongStore
 from metropoints.redemption.models import UnknownCodeAttempt
 
@@ -137,11 +138,14 @@ def counter_facts(*, user_id: int, store_id: int | None, code: str | None, count
 
 
 # The use itself: whichever of a use, a second use or a cancel runs first wins; the others find no row.
-USE_COUPON = text("""
+_USE_SQL = """
 UPDATE coupons SET status = 'used', used_at = :now, used_store_id = :store, used_by = :user
 WHERE id = :coupon AND status = 'issued' AND expires_at > :now
-RETURNING (SELECT display_name FROM riders WHERE riders.id = coupons.rider_id)
-""")
+RETURNING (SELECT display_name FROM riders WHERE riders.id = coupons.rider_id) AS rider_name, campaign_id
+"""
+# On PostgreSQL the use is counted on its campaign's day row by the same statement (redemption.rollups); on SQLite
+# the caller counts it after.
+USE_COUPON = {"postgresql": text(rollups.use_counted_sql(_USE_SQL)), "sqlite": text(_USE_SQL)}
 
 
 def lock_until(locked_from: datetime) -> datetime:

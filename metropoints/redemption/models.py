@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from metropoints.core.db import UTCDateTime, db
@@ -73,3 +73,21 @@ class UnknownCodeAttempt(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CouponDay(db.Model):
+    """A rollup: what happened to a campaign's coupons on a service day (Asia/Shanghai date of each event), kept by
+    the transaction of each event (redemption.rollups): bought and the points paid, used, cancelled and the points
+    refunded, expired. Per campaign and day, so a sale only locks the row its campaign's stock row already queues on.
+    """
+
+    __tablename__ = "rollup_coupon_days"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    bought: Mapped[int] = mapped_column(Integer, default=0)
+    points_spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    points_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    expired: Mapped[int] = mapped_column(Integer, default=0)

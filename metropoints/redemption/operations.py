@@ -11,6 +11,7 @@ Every state change is one guarded statement, so concurrency is the database's bu
   code in the same transaction, so no issued coupon shares a code and no points leave without a coupon.
 - expiry: one set-wise UPDATE of the coupons past their validity. Expired coupons refund nothing: the rider had the
   whole validity to use or cancel them.
+Each change is also counted on its campaign's day row (redemption.rollups), last, in the same transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from metropoints.core.models import Rider, User
 from metropoints.core.timeutil import service_day, utcnow
 from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
 from metropoints.marketplace.models import MerchantStatus
+from metropoints.redemption import rollups
 from metropoints.redemption.codes import new_code, new_counter_code, normalise_code, normalise_counter_code
 from metropoints.redemption.counter import (
     USE_COUPON,
@@ -169,7 +171,8 @@ entry AS (
     INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after)
     SELECT :r, :now, :day, -:price, 'redemption', 'coupon:' || coupon.id::text, '', '', debit.points_balance
     FROM coupon, debit
-    RETURNING id)
+    RETURNING id),
+""" + rollups.BOUGHT_CTE + """
 SELECT (SELECT n FROM held), (SELECT id FROM stock), (SELECT id FROM coupon), (SELECT points_balance FROM debit),
        (SELECT id FROM entry)
 """)
@@ -214,6 +217,7 @@ def redeem(*, rider_id: int, campaign_id: object, now: datetime | None = None) -
         raise InsufficientPoints(points_balance=balance, point_price=price)
     elif coupon_id is None:  # its counter code was taken: stock and points are, the coupon comes now
         coupon, coupon_id = _issue(coupon)
+        rollups.count_event(campaign_id=campaign_id, at=now, bought=1, points_spent=price)
         db.session.execute(_REDEMPTION_ENTRY, {"r": rider_id, "now": now, "day": service_day(now), "price": price,
                                                "ref": f"coupon:{coupon_id}", "balance": balance_after})
     # Rows the session may hold went stale behind its back.
@@ -275,6 +279,7 @@ def _redeem_in_steps(coupon: _NewCoupon) -> tuple[_NewCoupon, int, int]:
     coupon, coupon_id = _issue(coupon)
     entry = post_entry(rider_id=coupon.rider_id, points=-coupon.points_spent, kind=EntryKind.redemption,
                        ref=f"coupon:{coupon_id}", at=now)
+    rollups.count_event(campaign_id=campaign_id, at=now, bought=1, points_spent=coupon.points_spent)
     return coupon, coupon_id, entry.balance_after
 
 
@@ -317,6 +322,7 @@ def cancel(*, rider_id: int, coupon_id: int, now: datetime | None = None) -> Ref
     # Never above stock_total: the owner may have lowered it while this coupon was out.
     db.session.execute(text("UPDATE campaigns SET stock_left = CASE WHEN stock_left < stock_total "
                             "THEN stock_left + 1 ELSE stock_left END WHERE id = :c"), {"c": campaign_id})
+    rollups.count_event(campaign_id=campaign_id, at=now, cancelled=1, points_refunded=points)
     _forget_loaded(Coupon, coupon_id)
     _forget_loaded(Campaign, campaign_id)
     return Refund(coupon_id=coupon_id, points_refunded=points, balance_after=entry.balance_after)
@@ -364,8 +370,10 @@ def validate(*, cashier: User | int, code: object, store_id: object = None, now:
         raise WrongMerchant()
     if not facts.valid_at_store:
         raise WrongStore()
-    rider_name = db.session.execute(USE_COUPON, {"now": sql_param(now), "store": store, "user": user_id,
-                                                 "coupon": facts.coupon_id}).scalar()
+    postgres = is_postgres()
+    rider_name = db.session.execute(USE_COUPON["postgresql" if postgres else "sqlite"], {
+        "now": sql_param(now), "store": store, "user": user_id, "coupon": facts.coupon_id,
+        "day": sql_param(service_day(now))}).scalar()
     if rider_name is None:
         coupon = db.session.execute(select(Coupon).where(Coupon.id == facts.coupon_id)
                                     .execution_options(populate_existing=True)).scalar_one()
@@ -375,6 +383,8 @@ def validate(*, cashier: User | int, code: object, store_id: object = None, now:
         if status == CouponStatus.cancelled:
             raise CouponCancelled(cancelled_at=coupon.cancelled_at)
         raise CouponExpired(expires_at=coupon.expires_at)
+    if not postgres:
+        rollups.count_use(coupon_id=facts.coupon_id, at=now)
     _forget_loaded(Coupon, facts.coupon_id)
     return Acceptance(coupon_id=facts.coupon_id, title=facts.title, rider_display_name=rider_name, store_id=store,
                       used_at=now)
@@ -385,7 +395,4 @@ def expire_coupons(*, now: datetime | None = None) -> int:
 
     No points come back for an expired coupon (riders can cancel an unused coupon while it is valid).
     """
-    now = now or utcnow()
-    return db.session.execute(
-        text("UPDATE coupons SET status = 'expired', expired_at = :now WHERE status = 'issued' AND expires_at <= :now"),
-        {"now": sql_param(now)}).rowcount
+    return rollups.expire_counted("status = 'issued' AND expires_at <= :now", {}, now or utcnow())

@@ -1,7 +1,9 @@
 """Read side of redemption: a rider's coupons, a store's validations today, the owner's activity over a period, and
 the stores whose counter is refused for too many unknown codes.
 
-Everything is counted by the database (GROUP BY); the activity CSV's rows are streamed, never loaded at once.
+Everything is counted by the database (GROUP BY); the activity page's figures come from the coupons' rollup (a row per
+campaign and day), the store counts and the CSV from index ranges bounded by the period; the CSV's rows are streamed,
+never loaded at once.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, select, union
 
 from metropoints.campaigns.models import Campaign
 from metropoints.core.db import db
 from metropoints.core.timeutil import SERVICE_ZONE, isoformat, utcnow
 from metropoints.marketplace.models import Store
 from metropoints.redemption.counter import GUESS_LIMIT, GUESS_WINDOW, lock_until
-from metropoints.redemption.models import Coupon, CouponStatus, UnknownCodeAttempt
+from metropoints.redemption.models import Coupon, CouponDay, CouponStatus, UnknownCodeAttempt
 
 CSV_HEADER = ("coupon_id", "campaign_id", "campaign_title", "status", "points_spent", "issued_at", "used_at",
               "used_store_id", "store_name")
@@ -75,27 +77,23 @@ class Period:
         return and_(column >= self.start, column < self.end)
 
 
-def _count(condition):
-    """SQL: how many joined coupons meet the condition (0 when none)."""
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
 def campaign_activity(merchant_id: int, period: Period) -> list:
-    """Per campaign of the merchant: issued, used, cancelled, expired in the period, and points spent on the
-    period's non-cancelled redemptions; one GROUP BY query."""
-    issued = period.holds(Coupon.issued_at)
+    """Per campaign of the merchant: coupons bought, used, cancelled and expired on the period's days, and the points
+    spent net of the refunds made on those days; from the coupons' rollup (a row per campaign and day), one query."""
+    own = select(Campaign.id).where(Campaign.merchant_id == merchant_id)
+    days = (
+        select(CouponDay.campaign_id, func.sum(CouponDay.bought).label("issued"),
+               func.sum(CouponDay.used).label("used"), func.sum(CouponDay.cancelled).label("cancelled"),
+               func.sum(CouponDay.expired).label("expired"),
+               func.sum(CouponDay.points_spent - CouponDay.points_refunded).label("points"))
+        .where(CouponDay.campaign_id.in_(own), CouponDay.service_day >= period.first,
+               CouponDay.service_day <= period.last)
+        .group_by(CouponDay.campaign_id).subquery())
     query = (
-        select(Campaign.id, Campaign.title,
-               _count(issued).label("issued"),
-               _count(and_(Coupon.status == CouponStatus.used, period.holds(Coupon.used_at))).label("used"),
-               _count(and_(Coupon.status == CouponStatus.cancelled,
-                           period.holds(Coupon.cancelled_at))).label("cancelled"),
-               _count(and_(Coupon.status == CouponStatus.expired, period.holds(Coupon.expired_at))).label("expired"),
-               func.coalesce(func.sum(case((and_(issued, Coupon.status != CouponStatus.cancelled),
-                                            Coupon.points_spent), else_=0)), 0).label("points"))
-        .outerjoin(Coupon, Coupon.campaign_id == Campaign.id)
+        select(Campaign.id, Campaign.title, *(func.coalesce(days.c[name], 0).label(name)
+                                              for name in ("issued", "used", "cancelled", "expired", "points")))
+        .outerjoin(days, days.c.campaign_id == Campaign.id)
         .where(Campaign.merchant_id == merchant_id)
-        .group_by(Campaign.id, Campaign.title)
         .order_by(Campaign.id.desc())
     )
     return list(db.session.execute(query))
@@ -121,8 +119,13 @@ def coupon_rows(merchant_id: int, period: Period) -> Iterator[tuple]:
                Coupon.used_at, Coupon.used_store_id, Store.name)
         .join(Campaign, Campaign.id == Coupon.campaign_id)
         .outerjoin(Store, Store.id == Coupon.used_store_id)
-        .where(Campaign.merchant_id == merchant_id,
-               or_(period.holds(Coupon.issued_at), period.holds(Coupon.used_at)))
+        .where(Coupon.id.in_(union(
+            # Two index ranges, each bounded by the period: bought at the merchant's campaigns, used at its stores
+            # (a coupon is used only at a store of its own merchant).
+            select(Coupon.id).join(Campaign, Campaign.id == Coupon.campaign_id)
+            .where(Campaign.merchant_id == merchant_id, period.holds(Coupon.issued_at)),
+            select(Coupon.id).join(Store, Store.id == Coupon.used_store_id)
+            .where(Store.merchant_id == merchant_id, period.holds(Coupon.used_at)))))
         .order_by(Coupon.id)
         .execution_options(yield_per=500)
     )

@@ -17,6 +17,7 @@ from metropoints.core.csvexport import csv_download
 from metropoints.core.errors import DomainError, InvalidInput
 from metropoints.core.models import Role
 from metropoints.core.portal import add_nav, portal_user, role_required
+from metropoints.core.replica import stale_ok, stale_ok_rows
 from metropoints.core.signin import set_home
 from metropoints.core.templating import local_datetime
 from metropoints.core.timeutil import isoformat
@@ -156,6 +157,7 @@ def _activity_page(merchant_id: int, period: Period, error: str | None, raw: dic
 
 @activity_bp.get("", endpoint="page")  # the counter's view function has the name `page`
 @owner_only
+@stale_ok
 def activity_page():
     """The activity tables for a period."""
     member = portal_membership(portal_user(), owner=True)
@@ -164,6 +166,7 @@ def activity_page():
 
 
 @owner_only
+@stale_ok
 def export():
     """The coupons of the period as a streamed CSV download."""
     member = portal_membership(portal_user(), owner=True)
@@ -171,7 +174,7 @@ def export():
     if error:
         return _activity_page(member.merchant_id, period, error, raw)
     filename = f"activity-{period.first.isoformat()}-{period.last.isoformat()}.csv"
-    return csv_download(filename, CSV_HEADER, coupon_rows(member.merchant_id, period))
+    return csv_download(filename, CSV_HEADER, stale_ok_rows(coupon_rows(member.merchant_id, period)))
 
 
 @activity_bp.record_once

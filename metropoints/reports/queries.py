@@ -1,7 +1,10 @@
 """Read-only questions for the back office: the platform's headline figures, their daily series, the audit log.
 
-Every figure is counted by the database (COUNT/SUM with GROUP BY); Python only fills the days without rows and
-adds up at most one value per day. The SQL runs on PostgreSQL and on SQLite alike.
+Riders, redemption orders, points and CO2e come from the rollups per service day (core, accrual and redemption keep
+them with their writes; reports.rollups proves them): a page reads a row per day (or per rule version or campaign
+and day), never the history behind it. Merchants and campaigns are counted from their own tables, a row per merchant
+or campaign, which grow with the catalogue and not with the days. Python only fills the days without rows and adds
+up at most one value per day. The SQL runs on PostgreSQL and on SQLite alike.
 """
 
 from __future__ import annotations
@@ -10,19 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Date, Select, distinct, func, or_, select
+from sqlalchemy import ColumnElement, Date, Select, case, distinct, func, or_, select
 
-from metropoints.accrual.models import EntryKind, LedgerEntry, RuleVersion, Trip, TripStatus
+from metropoints.accrual.models import RuleVersion, TripDay
 from metropoints.campaigns.models import Campaign, CampaignStatus
 from metropoints.core.db import db
-from metropoints.core.models import AuditEntry, Rider
+from metropoints.core.models import AuditEntry, RiderDay
 from metropoints.core.timeutil import SERVICE_OFFSET, SERVICE_ZONE, service_day, utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus
+from metropoints.redemption.models import CouponDay
 
 PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
-# A capped trip earned fewer points than its distance gives, but the rider still rode: its CO2e counts.
-CO2E_STATUSES = (TripStatus.credited, TripStatus.capped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,23 +106,25 @@ def _scalar(query: Select) -> int:
     return int(db.session.scalar(query) or 0)
 
 
+def _rollup_series(column: ColumnElement, day: ColumnElement, win: Window) -> tuple[int, Series]:
+    """A rollup column's total now, and its cumulative series over the window: two queries over the rollup's rows
+    (one per day, or per campaign or rule version and day), never the raw rows."""
+    total, before = db.session.execute(select(
+        func.coalesce(func.sum(column), 0),
+        func.coalesce(func.sum(case((day < win.first, column), else_=0)), 0))).one()
+    per_day = _per_day(select(day, func.sum(column)).where(day >= win.first, day <= win.last).group_by(day), win)
+    return int(total), _fill(per_day, win, start=int(before), cumulative=True)
+
+
 def riders_series(win: Window) -> tuple[int, Series]:
     """Registered riders now, and the cumulative count at the end of each day (by their Asia/Shanghai date)."""
-    total = _scalar(select(func.count(Rider.id)))
-    before = _scalar(select(func.count(Rider.id)).where(Rider.created_at < win.starts_at))
-    day = local_date(Rider.created_at).label("day")
-    per_day = _per_day(select(day, func.count(Rider.id)).where(Rider.created_at >= win.starts_at).group_by(day), win)
-    return total, _fill(per_day, win, start=before, cumulative=True)
+    return _rollup_series(RiderDay.registered, RiderDay.service_day, win)
 
 
 def redemptions_series(win: Window) -> tuple[int, Series]:
-    """Redemption orders (ledger debits for a coupon) now, and cumulative by the service day they were spent on."""
-    kind = LedgerEntry.kind == EntryKind.redemption
-    total = _scalar(select(func.count(LedgerEntry.id)).where(kind))
-    before = _scalar(select(func.count(LedgerEntry.id)).where(kind, LedgerEntry.earned_on < win.first))
-    per_day = _per_day(select(LedgerEntry.earned_on, func.count(LedgerEntry.id))
-                       .where(kind, LedgerEntry.earned_on >= win.first).group_by(LedgerEntry.earned_on), win)
-    return total, _fill(per_day, win, start=before, cumulative=True)
+    """Redemption orders (coupons bought, cancelled ones too: a refund is not an order) now, and cumulative by the
+    service day they were bought on."""
+    return _rollup_series(CouponDay.bought, CouponDay.service_day, win)
 
 
 def merchants_series(win: Window) -> tuple[int, int, Series]:
@@ -153,22 +157,12 @@ def campaigns_approved_series(win: Window) -> Series:
 
 def points_series(win: Window) -> tuple[int, Series]:
     """Points issued for trips now, and cumulative by the service day they were earned."""
-    issued = (LedgerEntry.kind == EntryKind.trip, LedgerEntry.points > 0)
-    total = _scalar(select(func.sum(LedgerEntry.points)).where(*issued))
-    before = _scalar(select(func.sum(LedgerEntry.points)).where(*issued, LedgerEntry.earned_on < win.first))
-    per_day = _per_day(select(LedgerEntry.earned_on, func.sum(LedgerEntry.points))
-                       .where(*issued, LedgerEntry.earned_on >= win.first).group_by(LedgerEntry.earned_on), win)
-    return total, _fill(per_day, win, start=before, cumulative=True)
+    return _rollup_series(TripDay.points, TripDay.service_day, win)
 
 
 def co2e_series(win: Window) -> tuple[int, Series]:
     """Grams CO2e saved by credited and capped trips now, and cumulative by service day."""
-    counted = Trip.status.in_(CO2E_STATUSES)
-    total = _scalar(select(func.sum(Trip.co2e_grams)).where(counted))
-    before = _scalar(select(func.sum(Trip.co2e_grams)).where(counted, Trip.service_day < win.first))
-    per_day = _per_day(select(Trip.service_day, func.sum(Trip.co2e_grams))
-                       .where(counted, Trip.service_day >= win.first).group_by(Trip.service_day), win)
-    return total, _fill(per_day, win, start=before, cumulative=True)
+    return _rollup_series(TripDay.co2e_grams, TripDay.service_day, win)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +178,12 @@ class FactorUse:
 
 
 def co2e_factors_used() -> list[FactorUse]:
-    """Per rule version: its factor and source, and the trips, metres and grams credited with it."""
+    """Per rule version: its factor and source, and the trips, metres and grams credited with it (from the trips'
+    rollup: a row per day and rule version)."""
     rows = db.session.execute(
-        select(RuleVersion.id, RuleVersion.co2e_mg_per_km, RuleVersion.factor_name, func.count(Trip.id),
-               func.sum(Trip.distance_m), func.sum(Trip.co2e_grams))
-        .join(Trip, Trip.rule_version_id == RuleVersion.id)
-        .where(Trip.status.in_(CO2E_STATUSES))
+        select(RuleVersion.id, RuleVersion.co2e_mg_per_km, RuleVersion.factor_name, func.sum(TripDay.trips),
+               func.sum(TripDay.metres), func.sum(TripDay.co2e_grams))
+        .join(TripDay, TripDay.rule_version_id == RuleVersion.id)
         .group_by(RuleVersion.id, RuleVersion.co2e_mg_per_km, RuleVersion.factor_name)
         .order_by(RuleVersion.id)).all()
     return [FactorUse(v, mg, name, int(n), int(m or 0), int(g or 0)) for v, mg, name, n, m, g in rows]
@@ -248,18 +242,42 @@ class AuditFilter:
         return {key: value for key, value in values.items() if value}
 
 
-def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: int = 50,
-               where: AuditFilter | None = None, oldest_first: bool = False,
-               after_id: int | None = None) -> list[AuditEntry]:
-    """Audit entries newest first, narrowed by `where` (or only by an action prefix), older than an entry id; or,
-    `oldest_first`, oldest first and newer than `after_id`. Either way one keyset over the id (the order entries
-    were written in), so a page reads `limit` + 1 rows wherever it is in the log.
+# A filtered page searches at most this many entries (from its cursor, in its order), whatever the log's size: a rare
+# filter gets a short page with a link that searches on from where this one stopped.
+AUDIT_SCAN = 5000
 
-    One more than `limit` is returned when there are more, so the caller knows whether to offer a next page.
-    """
-    where = where or AuditFilter(action=action_prefix)
-    order = AuditEntry.id.asc() if oldest_first else AuditEntry.id.desc()
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """A page of the audit log: its entries, the cursor of the next page (None at the end: entries before it newest
+    first, after it oldest first), and whether the page stopped at the search limit rather than because it was full."""
+
+    entries: list[AuditEntry]
+    next_cursor: int | None
+    searched_to: int | None = None  # the last entry id searched, when the search limit ended the page
+
+
+def audit_page(*, where: AuditFilter | None = None, before_id: int | None = None, after_id: int | None = None,
+               oldest_first: bool = False, limit: int = 50) -> AuditPage:
+    """Audit entries newest first (older than `before_id`) or, `oldest_first`, oldest first (newer than `after_id`),
+    narrowed by `where`. One keyset over the id (the order entries were written in): unfiltered, a page reads `limit`
+    + 1 rows wherever it is in the log; filtered, it searches the AUDIT_SCAN entries from the cursor (one primary-key
+    range) for them."""
+    where = where or AuditFilter()
+    if oldest_first:
+        order, bound = AuditEntry.id.asc(), (AuditEntry.id > after_id if after_id is not None else None)
+    else:
+        order, bound = AuditEntry.id.desc(), (AuditEntry.id < before_id if before_id is not None else None)
     query = select(AuditEntry).order_by(order).limit(limit + 1)
+    if bound is not None:
+        query = query.where(bound)
+    edge = None
+    if where.args():
+        stretch = select(AuditEntry.id).order_by(order)
+        edge = db.session.scalar((stretch.where(bound) if bound is not None else stretch).offset(AUDIT_SCAN - 1)
+                                 .limit(1))
+        if edge is not None:
+            query = query.where(AuditEntry.id <= edge if oldest_first else AuditEntry.id >= edge)
     if where.action:
         query = query.where(AuditEntry.action.startswith(where.action, autoescape=True))
     if where.actor:
@@ -270,11 +288,12 @@ def audit_page(*, action_prefix: str = "", before_id: int | None = None, limit: 
         query = query.where(AuditEntry.at >= _local_midnight(where.since))
     if where.until:
         query = query.where(AuditEntry.at < _local_midnight(where.until + timedelta(days=1)))
-    if before_id is not None:
-        query = query.where(AuditEntry.id < before_id)
-    if after_id is not None:
-        query = query.where(AuditEntry.id > after_id)
-    return list(db.session.scalars(query))
+    entries = list(db.session.scalars(query))
+    if len(entries) > limit:
+        return AuditPage(entries[:limit], entries[limit - 1].id)
+    if edge is not None:
+        return AuditPage(entries, edge, searched_to=edge)
+    return AuditPage(entries, None)
 
 
 def _local_midnight(day: date) -> datetime:

@@ -21,6 +21,7 @@ from metropoints.core.db import MAX_ID
 from metropoints.core.mail import caught_mail, recent_mail
 from metropoints.core.models import MailStatus, Role
 from metropoints.core.portal import add_nav, role_required
+from metropoints.core.replica import stale_ok
 from metropoints.core.signin import step_up_required
 from metropoints.core.timeutil import SERVICE_ZONE, utcnow
 from metropoints.core.urls import id_arg
@@ -96,6 +97,7 @@ def kpi_cards(k: queries.Kpis) -> list[Card]:
 
 @bp.get("/")
 @role_required(Role.operator)
+@stale_ok
 def kpis():
     """The platform's headline figures, each with its chart over the chosen period."""
     days = queries.parse_period(request.args.get("days"))
@@ -173,23 +175,23 @@ def subject_link(subject: str) -> str | None:
 
 @bp.get("/audit")
 @role_required(Role.operator)
+@stale_ok
 def audit():
     """The audit log, newest first (or oldest first: `?order=oldest`), a page at a time (cursor: entries before an
-    id, or after one oldest first), filtered by action, actor, object and dates; each entry links to its object's
-    page where there is one."""
+    id, or after one oldest first), filtered by action, actor, object and dates (each page searching a bounded
+    stretch of the log); each entry links to its object's page where there is one."""
     where, errors = _audit_filter()
     oldest = request.args.get("order") == "oldest"
     order = {"order": "oldest"} if oldest else {}
     before, after = (None, id_arg("after")) if oldest else (id_arg("before"), None)
-    entries = queries.audit_page(where=where, before_id=before, after_id=after, oldest_first=oldest,
-                                 limit=AUDIT_PAGE_SIZE)
-    more = len(entries) > AUDIT_PAGE_SIZE
-    entries = entries[:AUDIT_PAGE_SIZE]
-    cursor = {"after" if oldest else "before": entries[-1].id} if more else {}
-    next_url = url_for("reports.audit", **where.args(), **order, **cursor) if more else None
-    return render_template("reports/audit.html", entries=entries, prefix=where.action, where=where, errors=errors,
-                           before=before or after, next_url=next_url, actions=queries.audit_actions(),
-                           subject_link=subject_link, oldest=oldest, order=order), 422 if errors else 200
+    page = queries.audit_page(where=where, before_id=before, after_id=after, oldest_first=oldest,
+                              limit=AUDIT_PAGE_SIZE)
+    cursor = {"after" if oldest else "before": page.next_cursor} if page.next_cursor else {}
+    next_url = url_for("reports.audit", **where.args(), **order, **cursor) if cursor else None
+    return render_template("reports/audit.html", entries=page.entries, prefix=where.action, where=where,
+                           errors=errors, before=before or after, next_url=next_url, searched_to=page.searched_to,
+                           actions=queries.audit_actions(), subject_link=subject_link, oldest=oldest,
+                           order=order), 422 if errors else 200
 
 
 MAIL_STATUS_LABELS = {MailStatus.queued: _l("Queued"), MailStatus.sent: _l("Sent"), MailStatus.failed: _l("Failed")}

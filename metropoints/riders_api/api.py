@@ -20,6 +20,7 @@ from metropoints.core.errors import DomainError, InvalidInput, InvalidToken, Not
 from metropoints.core.extensions import limiter
 from metropoints.core.models import Rider, Station, TokenKind
 from metropoints.core.openapi import PAGE_QUERY, RATE_LIMITED, Param, Reply, api_operation
+from metropoints.core.replica import stale_ok
 from metropoints.core.schemas import width
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
@@ -186,6 +187,7 @@ CATALOG_QUERY = (Param("category", Category, "Only campaigns of this category.")
 
 @bp.get("/catalog")
 @api_operation(replies={200: s.CatalogPage}, params=CATALOG_QUERY, tag="catalogue")
+@stale_ok
 def catalog():
     """The live catalogue: campaigns on sale now, newest first, in pages of `limit` items; optionally of one
     category, or valid near one station. Public."""
@@ -197,6 +199,7 @@ def catalog():
 
 @bp.get("/catalog/<id:campaign_id>")
 @api_operation(replies={200: CatalogItem}, tag="catalogue")
+@stale_ok
 def catalog_item(campaign_id: int):
     """One live campaign; 404 `not_found` when it is not on sale now. Public."""
     campaign = catalogue.live_campaign(campaign_id)

@@ -101,4 +101,4 @@ def test_rq_cron_config_schedules_the_coupon_expiry(redis_app):
     jobs = {job.func: job for job in scheduler.get_jobs()}
     assert jobs[expire_coupons_job].interval == 300
     assert jobs[expire_coupons_job].queue_name.endswith("-scheduled")
-    assert len(jobs) == 7  # with accrual's, settlement's, the image prune and the overdue mail
+    assert len(jobs) == 8  # with accrual's three, settlement's, the image prune and the overdue mail

@@ -128,3 +128,19 @@ def test_the_order_choice_is_kept_and_unknown_orders_are_newest_first(log, get_e
     assert '<option value="oldest" selected>' in oldest
     assert rows(get_en("/backoffice/audit?order=sideways").get_data(as_text=True))[0] == "campaign:8"
     assert get_en("/backoffice/audit?order=oldest&after=0").status_code == 404
+
+
+def test_a_filtered_page_searches_a_bounded_stretch(log, get_en, monkeypatch):
+    """A filtered page searches at most AUDIT_SCAN entries below its cursor, however large the log: a rare match
+    further down is reached through links that search on from where each page stopped, each match listed once."""
+    from metropoints.reports import queries
+
+    monkeypatch.setattr(queries, "AUDIT_SCAN", 2)
+    html = get_en("/backoffice/audit?action=merchant").get_data(as_text=True)
+    assert rows(html) == [] and "Searched the entries down to number 4" in html
+    pages = [html]
+    while link := re.search(r'<a href="([^"]+)" rel="next">', pages[-1]):
+        pages.append(get_en(link.group(1).replace("&amp;", "&")).get_data(as_text=True))
+    assert [rows(page) for page in pages] == [[], [], ["merchant:1"]]
+    assert "older ones may match" not in pages[-1]
+    assert rows(get_en("/backoffice/audit").get_data(as_text=True))[:2] == ["campaign:8", "campaign:8"]  # unfiltered

@@ -23,16 +23,17 @@ def local(days_back: int, hour: int = 12) -> datetime:
 
 def test_kpis_on_sqlite(sqlite_app):
     """Registration days are Asia/Shanghai dates (07:00 local is the previous UTC day), trip points and CO2e
-    land on their service days, redemptions and merchants are counted, and the page renders."""
+    land on their service days, redemptions and merchants are counted, the rollups rebuild and verify there too,
+    and the page renders."""
     from flask_babel import refresh
 
-    from metropoints.accrual.ledger import post_entry
-    from metropoints.accrual.models import EntryKind
     from metropoints.accrual.operations import create_partner, link_rider_ref, receive_trips
+    from metropoints.campaigns.models import BenefitType, Campaign, CampaignStatus
     from metropoints.core.models import Role
     from metropoints.core.operations import create_user, register_rider
     from metropoints.marketplace.models import Category, Merchant, MerchantStatus
-    from metropoints.reports import queries
+    from metropoints.redemption.models import Coupon, CouponStatus
+    from metropoints.reports import queries, rollups
 
     early = register_rider(phone="13900000001", password="password123")
     early.created_at = local(2, hour=7)
@@ -40,11 +41,21 @@ def test_kpis_on_sqlite(sqlite_app):
     link_rider_ref(rider=rider, source="afc", ref="card-1")
     partner, _ = create_partner(name="afc", actor_label="test")
     receive_trips(partner=partner, payload={"trips": [trip("a", exited_at=local(3)), trip("b", exited_at=local(1))]})
-    post_entry(rider_id=rider.id, points=-2, kind=EntryKind.redemption, earned_on=local(1).date())
     owner = create_user(email="shop@x.example", password="password123", role=Role.merchant_owner)
-    db.session.add(Merchant(name="Shop", category=Category.dining, contact_name="Li", contact_phone="1",
-                            licence_no="L1", status=MerchantStatus.approved, owner_id=owner.id, decided_at=local(2, 7)))
+    shop = Merchant(name="Shop", category=Category.dining, contact_name="Li", contact_phone="1", licence_no="L1",
+                    status=MerchantStatus.approved, owner_id=owner.id, decided_at=local(2, 7))
+    db.session.add(shop)
+    db.session.flush()
+    campaign = Campaign(merchant_id=shop.id, status=CampaignStatus.approved, title="Tea", category=Category.dining,
+                        benefit_type=BenefitType.free_item, point_price=2, stock_total=5, stock_left=4,
+                        per_rider_limit=1, valid_from=local(5), valid_until=local(-5), coupon_valid_days=3)
+    db.session.add(campaign)
+    db.session.flush()
+    db.session.add(Coupon(campaign_id=campaign.id, rider_id=rider.id, code="c1", status=CouponStatus.issued,
+                          points_spent=2, issued_at=local(1), expires_at=local(-2)))
     create_user(email="ops@x.example", password="password123", role=Role.operator)
+    rollups.rebuild()  # the registration time and the coupon above were written as raw rows
+    assert rollups.differences() == []
     commit_unit_of_work()
 
     k = queries.kpis(7)

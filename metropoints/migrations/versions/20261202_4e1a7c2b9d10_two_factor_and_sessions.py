@@ -3,7 +3,7 @@ recovery codes (hashed), its sessions (the cookie's id hashed, last seen, last c
 of a second factor for the merchant's cashiers.
 
 Revision ID: 4e1a7c2b9d10
-Revises: 825f79762dba
+Revises: c8518ec572a4
 Create Date: 2026-12-02 01:00:00.000000
 
 """
@@ -14,7 +14,7 @@ import metropoints.core.db
 
 # revision identifiers, used by Alembic.
 revision = '4e1a7c2b9d10'
-down_revision = '825f79762dba'
+down_revision = 'c8518ec572a4'
 branch_labels = None
 depends_on = None
 
