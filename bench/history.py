@@ -29,10 +29,12 @@ import urllib.request
 from datetime import timedelta
 
 import psycopg
+import pyotp
 from common import BIN, ROOT, fresh_database, gunicorn
 
 from metropoints.accrual.operations import get_partner, receive_trips
 from metropoints.app import create_app
+from metropoints.core import twofactor
 from metropoints.core.db import commit_unit_of_work
 from metropoints.core.models import Role, TokenKind
 from metropoints.core.operations import create_user, issue_token
@@ -137,30 +139,39 @@ def build_history(url: str, *, trips: int, riders: int, coupons: int) -> float:
 
 
 def accounts(url: str) -> dict[str, str]:
-    """An operator and merchant 1's owner with a known password, a rider token (rider 1), a kiosk token."""
+    """An operator (with a second factor, as operators must have) and merchant 1's owner with a known password, a
+    rider token (rider 1), a kiosk token, and the operator's TOTP secret."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret-" + "x" * 32})
+    secret = pyotp.random_base32()
     with app.app_context():
-        create_user(email="ops@history.bench", password=PASSWORD, role=Role.operator)
+        operator = create_user(email="ops@history.bench", password=PASSWORD, role=Role.operator)
+        twofactor.enrol(user=operator, secret=secret, code=pyotp.TOTP(secret).now(), keep=None)
         rider_token, _ = issue_token(kind=TokenKind.rider, subject_id=1, ttl=timedelta(days=1))
         _, kiosk_token = create_kiosk(station_id=STATION, label="bench", actor_label="bench")
         commit_unit_of_work()
     with psycopg.connect(url) as conn:
         conn.execute("UPDATE users SET password_hash = (SELECT password_hash FROM users "
                      "WHERE email = 'ops@history.bench') WHERE email = 'owner1@history.bench'")
-    return {"rider": rider_token, "kiosk": kiosk_token}
+    return {"rider": rider_token, "kiosk": kiosk_token, "operator_totp": secret}
 
 
-def opener_for(base: str, email: str) -> urllib.request.OpenerDirector:
-    """An HTTP client logged in to the portal as `email` (the bench app runs without CSRF tokens)."""
+def opener_for(base: str, email: str, totp_secret: str | None = None) -> urllib.request.OpenerDirector:
+    """An HTTP client logged in to the portal as `email`, with the code of its second factor when it has one (the
+    bench app runs without CSRF tokens)."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     body = urllib.parse.urlencode({"email": email, "password": PASSWORD}).encode()
     opener.open(base + "/login", data=body, timeout=60).read()
+    if totp_secret:
+        # The next step's code: the enrolment took the current one, and a code is taken once.
+        code = pyotp.TOTP(totp_secret).at(time.time() + 30)
+        opener.open(base + "/login/code", data=urllib.parse.urlencode({"code": code}).encode(), timeout=60).read()
     return opener
 
 
 def time_paths(base: str, tokens: dict[str, str], repeat: int) -> dict[str, float]:
     """Best-of-`repeat` seconds of each path, as its user."""
-    clients = {"operator": opener_for(base, "ops@history.bench"), "owner": opener_for(base, "owner1@history.bench"),
+    clients = {"operator": opener_for(base, "ops@history.bench", tokens["operator_totp"]),
+               "owner": opener_for(base, "owner1@history.bench"),
                "public": urllib.request.build_opener()}
     figures = {}
     for name, (path, who) in PATHS.items():

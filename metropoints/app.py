@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from metropoints import demo
 from metropoints.accrual import cli as accrual_cli
+from metropoints.accrual import queries as accrual_queries
 from metropoints.accrual.rules import current_rules
 from metropoints.campaigns import cli as campaign_cli
 from metropoints.campaigns import panels as campaign_panels
@@ -30,6 +31,7 @@ from metropoints.core.portal import message_for, nav_for, role_label
 from metropoints.core.urls import IdConverter
 from metropoints.kiosk import api as kiosk_api
 from metropoints.kiosk import cli as kiosk_cli
+from metropoints.kiosk import queries as kiosk_queries
 from metropoints.kiosk import views as kiosk_views
 from metropoints.marketplace import cli as marketplace_cli
 from metropoints.marketplace import views as marketplace_views
@@ -97,6 +99,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)  # after the blueprints: the API's views get the API's headers
     for package_panels in (campaign_panels, redemption_panels, settlement_panels):
         package_panels.register()  # what they show on the marketplace's pages (core/panels.py)
+    for package_queries in (accrual_queries, kiosk_queries):
+        package_queries.register_token_names()  # whose a partner's or kiosk's token is (core/token_queries.py)
     csrf.exempt(riders_api.bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
     csrf.exempt(kiosk_api.bp)
     csrf.exempt(settlement_webhooks.bp)  # signed by the provider (Stripe-Signature), not a browser form

@@ -1,11 +1,16 @@
-"""Read-only questions about a rider's accrual: totals, trips, links, ledger."""
+"""Read-only questions about a rider's accrual: totals, trips, links, ledger; and partners' names for the back
+office's token list (`register_token_names`)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import Select, func, select
 
-from metropoints.accrual.models import LedgerEntry, RiderLink, Trip, TripDay, TripStatus
+from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripStatus
 from metropoints.core.db import db
+from metropoints.core.models import TokenKind
+from metropoints.core.token_queries import name_subjects
 
 
 def rider_totals(rider_id: int) -> tuple[int, int]:
@@ -38,3 +43,21 @@ def city_totals() -> dict[str, int]:
         select(func.coalesce(func.sum(TripDay.trips), 0), func.coalesce(func.sum(TripDay.metres), 0),
                func.coalesce(func.sum(TripDay.points), 0), func.coalesce(func.sum(TripDay.co2e_grams), 0))).one()
     return {"trips": int(trips), "metres": int(metres), "points": int(points), "co2e_grams": int(grams)}
+
+
+def partner_names(ids: Collection[int]) -> dict[int, str]:
+    """partner id -> name, for these partners (one query)."""
+    if not ids:
+        return {}
+    return {partner_id: name for partner_id, name in
+            db.session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids)))}
+
+
+def partners_named(name: str) -> Select:
+    """The ids of the partner with this name (as searched on the token list)."""
+    return select(Partner.id).where(Partner.name == name.strip())
+
+
+def register_token_names() -> None:
+    """The token list names a partner's token by the partner, whatever its label says (create_app calls this)."""
+    name_subjects(TokenKind.partner, names=partner_names, find=partners_named)

@@ -1,4 +1,5 @@
-"""Core commands: operator accounts and the rq worker; a decorator that turns domain errors into CLI errors."""
+"""Core commands: operator accounts, API tokens (list, label, revoke) and the rq worker; a decorator that turns domain
+errors into CLI errors."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from metropoints.core.db import commit_unit_of_work, rollback_unit_of_work
+from metropoints.core.db import MAX_ID, commit_unit_of_work, rollback_unit_of_work
 from metropoints.core.errors import DomainError
 from metropoints.core.jobs import QUEUE_NAMES, AppWorker, get_queue, redis_connection
-from metropoints.core.models import Role
-from metropoints.core.operations import create_user, record_audit
+from metropoints.core.models import Role, TokenKind
+from metropoints.core.operations import create_user, record_audit, revoke_token, set_token_label
+from metropoints.core.templating import local_datetime
+from metropoints.core.timeutil import utcnow
+from metropoints.core.token_queries import MAX_SEARCH, token_page
 
 operators_cli = AppGroup("operators", help="Accounts of the metro business team.")
+tokens_cli = AppGroup("tokens", help="Bearer tokens of partners, kiosks, the POS and riders.")
+TOKEN_ID = click.IntRange(1, MAX_ID)
 
 
 def fail_on_domain_error(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,6 +52,47 @@ def create_operator(email: str, password: str) -> None:
     click.echo(f"operator {user.email} (id {user.id})")
 
 
+@tokens_cli.command("list")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice([kind.value for kind in TokenKind]),
+              help="Only this kind (repeatable); default every kind.")
+@click.option("--search", default="", help="A partner's name, a station id, a staff e-mail or a rider's phone.")
+@click.option("--before", type=TOKEN_ID, default=None, help="Older than this token id (the next page).")
+def list_tokens(kinds: tuple[str, ...], search: str, before: int | None) -> None:
+    """Tokens newest first, a page of each kind, as the back office lists them: id, kind, status, whose, label,
+    made, expires, last used (Asia/Shanghai)."""
+    now = utcnow()
+    for kind in [TokenKind(value) for value in kinds] or list(TokenKind):
+        rows, more = token_page(kind=kind, search=search[:MAX_SEARCH], before_id=before)
+        for row in rows:
+            click.echo("\t".join([str(row.id), row.kind.value, row.state(now), row.subject, row.label,
+                                  local_datetime(row.created_at), local_datetime(row.expires_at) or "never",
+                                  local_datetime(row.last_used_at) or "not yet"]))
+        if more:
+            click.echo(f"# more {kind.value} tokens: --kind {kind.value} --before {rows[-1].id}")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=TOKEN_ID)
+@click.option("--reason", required=True, help="Why (written to the token and the audit log).")
+@fail_on_domain_error
+def revoke(token_id: int, reason: str) -> None:
+    """Revoke a token: its next request is refused; audited as the command line."""
+    token = revoke_token(token_id=token_id, actor=None, actor_label="cli", reason=reason)
+    commit_unit_of_work()
+    click.echo(f"token {token.id} ({token.kind.value}) revoked")
+
+
+@tokens_cli.command("label")
+@click.argument("token_id", type=TOKEN_ID)
+@click.argument("label")
+@fail_on_domain_error
+def label(token_id: int, label: str) -> None:
+    """Name a partner's, kiosk's or staff token (which device or key it is); audited as the command line."""
+    token = set_token_label(token_id=token_id, actor=None, actor_label="cli", label=label)
+    commit_unit_of_work()
+    click.echo(f"token {token.id} ({token.kind.value}) labelled {token.label}")
+
+
 @click.command("worker")
 @click.argument("queues", nargs=-1)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
@@ -67,4 +114,5 @@ def worker(queues: tuple[str, ...], burst: bool) -> None:
 def register(app) -> None:
     """Add the core commands to the app."""
     app.cli.add_command(operators_cli)
+    app.cli.add_command(tokens_cli)
     app.cli.add_command(worker)

@@ -216,6 +216,71 @@ def revoke_token(*, token_id: int, actor: User | None, reason: str, actor_label:
     return token
 
 
+MAX_TOKEN_LABEL = ApiToken.__table__.c.label.type.length
+LABELLED_KINDS = (TokenKind.partner, TokenKind.kiosk, TokenKind.staff)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class LabelNotEditable(Forbidden):
+    """A rider token's label is the platform's (how it was made); only partner, kiosk and staff tokens are named."""
+
+    code = "label_not_editable"
+    default_message = "Only partner, kiosk and staff tokens can be given a label."
+
+
+class EmptyTokenLabel(InvalidInput):
+    """A token label with nothing in it."""
+
+    code = "label_empty"
+    default_message = "Give the token a label."
+
+
+class TokenLabelTooLong(InvalidInput):
+    """A token label longer than its column."""
+
+    code = "label_too_long"
+    default_message = "The label is too long."
+
+
+class TokenLabelControlCharacters(InvalidInput):
+    """A token label with control characters (line breaks, tabs, escapes): it is shown in one table cell."""
+
+    code = "label_control_characters"
+    default_message = "The label may not contain control characters such as line breaks or tabs."
+
+
+def check_token_label(label: object) -> str:
+    """A token label as stored: stripped, 1 to MAX_TOKEN_LABEL characters, no control characters; the typed error
+    otherwise."""
+    text = label.strip() if isinstance(label, str) else ""
+    if not text:
+        raise EmptyTokenLabel(field="label")
+    if len(text) > MAX_TOKEN_LABEL:
+        raise TokenLabelTooLong(f"The label has at most {MAX_TOKEN_LABEL} characters.", field="label",
+                                max_length=MAX_TOKEN_LABEL)
+    if _CONTROL.search(text):
+        raise TokenLabelControlCharacters(field="label")
+    return text
+
+
+def set_token_label(*, token_id: int, actor: User | None, label: object, actor_label: str = "") -> ApiToken:
+    """Name a partner's, kiosk's or staff token (which device or key it is), audited with the old and the new label.
+    NotFound for no such token, LabelNotEditable for a rider token, InvalidInput for a bad label; the same label
+    again changes and records nothing."""
+    text = check_token_label(label)
+    token = db.session.get(ApiToken, token_id, with_for_update=True)
+    if token is None:
+        raise NotFound("No such token.")
+    if token.kind not in LABELLED_KINDS:
+        raise LabelNotEditable()
+    if token.label != text:
+        old, token.label = token.label, text
+        record_audit(actor=actor, actor_label=actor_label, action="token.label", subject=f"token:{token.id}",
+                     reason=f"{old} → {text}")
+        db.session.flush()
+    return token
+
+
 def log_out_token(*, raw: str, kind: TokenKind, now: datetime | None = None) -> bool:
     """The holder's own sign-out (a rider's `POST /auth/logout`): revoke the token it presents. A repeat, or a
     token already expired, changes nothing (False); InvalidToken for a value that is no token of ours, Forbidden

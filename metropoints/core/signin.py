@@ -154,6 +154,26 @@ def count_attempt(user: User, what: str) -> None:
         abort(429)
 
 
+def check_api_code(*, user: User, code: str | None, now: datetime | None = None) -> str | None:
+    """The second factor of a sign-in through the API (the POS's staff token), after the password matched: the same
+    check as the code page (`twofactor.check_code`: each code once, a recovery code spent) and the same limit
+    (`count_attempt`, "sign-in-code"). None for an account without a second factor that need not have one (its
+    `code` ignored), "totp" or "recovery" when the code passed; NotEnrolled for an account that must have one and
+    has none, CodeNeeded when the code is missing, wrong or used before."""
+    if not user.has_second_factor:
+        if twofactor.required_for(user):
+            raise twofactor.NotEnrolled()
+        return None
+    if not code:
+        raise twofactor.CodeNeeded()
+    count_attempt(user, "sign-in-code")
+    try:
+        return twofactor.check_code(user=user, code=code, now=now)
+    except twofactor.WrongCode:
+        raise twofactor.CodeNeeded("That code is not valid: send the current 6-digit code from the authenticator "
+                                   "app, or an unused recovery code; each code is taken once.") from None
+
+
 def verify_again(user: User, record: UserSession, form: StepUpForm, now: datetime | None = None) -> bool:
     """Check the account's factor again (the code, or the password without a second factor); True and the session
     marked as checked when it passes, a form error otherwise."""

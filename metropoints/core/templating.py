@@ -61,6 +61,8 @@ AUDIT_ACTIONS = {
     "staff.invite": _l("Cashier invited"),
     "staff.deactivate": _l("Cashier deactivated"),
     "store.deactivate": _l("Store closed"),
+    "token.label": _l("API token label changed"),
+    "token.revoke": _l("API token revoked"),
 }
 
 

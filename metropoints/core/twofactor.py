@@ -33,7 +33,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from metropoints.core import sessions, timeutil
 from metropoints.core.db import db
-from metropoints.core.errors import Conflict, Forbidden, InvalidInput
+from metropoints.core.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from metropoints.core.models import RecoveryCode, Role, User, UserSession
 from metropoints.core.operations import record_audit
 
@@ -58,6 +58,22 @@ class SecondFactorRequired(Conflict):
 
     code = "second_factor_required"
     default_message = "This account must keep a second factor."
+
+
+class CodeNeeded(Unauthorized):
+    """The API's sign-in (the POS's staff token) of an account with a second factor came without a valid code."""
+
+    code = "second_factor_required"
+    default_message = ("This account has a second factor: send `otp`, the current 6-digit code from the "
+                       "authenticator app or an unused recovery code.")
+
+
+class NotEnrolled(Forbidden):
+    """The account must have a second factor and has none yet: it enrols in the portal before the API signs it in."""
+
+    code = "second_factor_not_enrolled"
+    default_message = ("This account must have a second factor: sign in to the portal once and set it up there, "
+                       "then use the code from the app here.")
 
 
 class ResetOwnSecondFactor(Forbidden):

@@ -22,7 +22,9 @@ from metropoints.core.models import Rider, Station, TokenKind
 from metropoints.core.openapi import PAGE_QUERY, RATE_LIMITED, Param, Reply, api_operation
 from metropoints.core.replica import stale_ok
 from metropoints.core.schemas import width
+from metropoints.core.signin import check_api_code
 from metropoints.core.timeutil import utcnow
+from metropoints.core.twofactor import CodeNeeded, NotEnrolled
 from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
 from metropoints.marketplace.models import Category, Merchant
 from metropoints.marketplace.queries import portal_membership
@@ -290,16 +292,19 @@ STAFF_LOGIN_REFUSED = "Wrong e-mail or password."
 
 @bp.post("/staff/token")
 @limiter.limit(_login_limit)
-@api_operation(body=s.StaffTokenRequest, replies={200: s.StaffTokenReply}, errors=(core.BadCredentials, RATE_LIMITED),
+@api_operation(body=s.StaffTokenRequest, replies={200: s.StaffTokenReply},
+               errors=(core.BadCredentials, CodeNeeded, NotEnrolled, RATE_LIMITED),
                invalid=core.BadCredentials, invalid_message=STAFF_LOGIN_REFUSED, tag="counter")
 def staff_token(body: s.StaffTokenRequest):
-    """Staff log in (POS): exchange a cashier's or merchant owner's e-mail and password for a staff token; hammering
-    gets 429. Only active staff of an approved merchant get one."""
+    """Staff log in (POS): exchange a cashier's or merchant owner's e-mail and password, and `otp` where the account
+    has a second factor, for a staff token; hammering gets 429, and a code counts against the portal's code limit.
+    Only active staff of an approved merchant get one."""
     user = core.authenticate_user(email=body.email, password=body.password)
     try:
         portal_membership(user)
     except DomainError:
         raise core.BadCredentials(STAFF_LOGIN_REFUSED) from None
+    check_api_code(user=user, code=body.otp)
     raw, record = core.issue_token(kind=TokenKind.staff, subject_id=user.id,
                                    ttl=timedelta(hours=current_app.config.get("STAFF_TOKEN_HOURS", 12)),
                                    label="pos")

@@ -255,10 +255,16 @@ class CancelReply(ReplyBody):
 
 
 class StaffTokenRequest(RequestBody):
-    """The staff member's portal login."""
+    """The staff member's portal login, with the second factor where the account has one."""
 
     email: str
     password: str
+    otp: str | None = Field(default=None, max_length=64, description=(
+        "The second factor, as on the portal's code page: the current 6-digit code from the authenticator app, or "
+        "an unused recovery code (each code is taken once). Required of an account with a second factor: without "
+        "a valid one the reply is 401 `second_factor_required`. A cashier whose owner requires a second factor and "
+        "who has not set one up gets 403 `second_factor_not_enrolled` (enrol in the portal first). Ignored for an "
+        "account without one."))
 
 
 class StaffTokenReply(ReplyBody):

@@ -87,13 +87,17 @@ class StreamingReplica:
             conn.execute(sql)
 
     def catch_up(self, timeout: float = 30) -> None:
-        """Wait until the replica has replayed everything the primary had written when this was called."""
+        """Wait until the replica streams and has replayed everything the primary had written when this was called
+        (what the app's lag check calls caught up)."""
         with psycopg.connect(ADMIN_URL, autocommit=True) as primary:
             (target,) = primary.execute("SELECT pg_current_wal_lsn()").fetchone()
         deadline = time.monotonic() + timeout
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             while time.monotonic() < deadline:
-                if conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()[0]:
+                if conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn "
+                                "AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "
+                                "AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')",
+                                (target,)).fetchone()[0]:
                     return
                 time.sleep(0.05)
         raise RuntimeError("the replica did not catch up")

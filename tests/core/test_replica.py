@@ -66,6 +66,7 @@ def city(replica_app, create_rider, create_partner, streaming_replica):
 def test_the_replica_is_a_standby(replica_app, streaming_replica):
     """Inside read_replica() the session reads from a server in recovery (the streaming replica); outside, from the
     primary."""
+    streaming_replica.catch_up()
     with read_replica() as on_replica:
         assert on_replica and db.session.execute(text("SELECT pg_is_in_recovery()")).scalar() is True
     db.session.rollback()

@@ -29,14 +29,13 @@ def test_front_page_explains_and_links_to_the_application(client):
 
 
 def test_the_site_has_its_icon(client):
-    """Every page and the kiosk link the SVG icon; /favicon.ico, which browsers ask for, leads to it."""
-    assert '<link rel="icon" href="/static/favicon.svg"' in get(client, "/", ZH).get_data(as_text=True)
-    assert '<link rel="icon" href="/static/favicon.svg"' in get(client, "/kiosk", ZH).get_data(as_text=True)
-    ico = get(client, "/favicon.ico", ZH)
-    assert ico.status_code == 301 and ico.headers["Location"].endswith("/static/favicon.svg")
-    svg = get(client, "/static/favicon.svg", ZH)
-    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml" and b"#1b7f4b" in svg.data
-    svg.close()
+    """Every page and the kiosk link the SVG icon; /favicon.ico, which browsers ask for, answers with it too."""
+    assert '<link rel="icon" href="/favicon.svg"' in get(client, "/", ZH).get_data(as_text=True)
+    assert '<link rel="icon" href="/favicon.svg"' in get(client, "/kiosk", ZH).get_data(as_text=True)
+    for path in ("/favicon.svg", "/favicon.ico"):
+        svg = get(client, path, ZH)
+        assert svg.status_code == 200 and svg.mimetype == "image/svg+xml" and b"#1b7f4b" in svg.data, path
+        assert svg.cache_control.max_age == 86400
 
 
 def test_error_pages_and_the_login_prompt_are_translated(client):

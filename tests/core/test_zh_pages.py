@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.extensions import limiter
-from metropoints.core.models import AuditEntry, OutgoingMail, Role
+from metropoints.core.models import ApiToken, AuditEntry, OutgoingMail, Role, TokenKind
 from metropoints.core.timeutil import SERVICE_ZONE
 from tests.core.test_catalogue import CATALOGUE
 from tests.core.test_zh_scanner import problems, raw_codes, visible_text
@@ -29,7 +29,8 @@ ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 # Routes whose id arguments are not filled, and why. Any other route with an argument needs a filler below.
 SKIPPED = {
     "static": "the stylesheet and scripts, not a page",
-    "core.favicon": "a redirect to the SVG icon",
+    "core.favicon": "the SVG icon",
+    "core.favicon_ico": "the SVG icon",
     "campaigns.image": "an uploaded image file",
     "kiosk.qr": "an SVG image",
     "settlement.statement_csv": "a CSV download",
@@ -169,6 +170,8 @@ def build_world(app: Flask) -> World:
         "marketplace.merchant": [{"merchant_id": m.id} for m in merchants],
         "marketplace.accept_invite": [{"token": invite}],
         "account.reset_password": [{"token": reset_token(owner)}, {"token": "not-a-token"}],
+        "tokens.label": [{"token_id": db.session.scalar(select(ApiToken.id).where(ApiToken.kind == kind))}
+                         for kind in (TokenKind.partner, TokenKind.kiosk)],
     }
     return world
 
