@@ -7,18 +7,18 @@ from datetime import date, timedelta
 
 from flask_babel import gettext as _
 
+from metropoints.core.panels import DayWindow
 from metropoints.core.timeutil import SERVICE_ZONE, utcnow
-from metropoints.redemption.queries import Period
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 
 
-def period_from(args: Mapping[str, str]) -> tuple[Period, str | None, dict[str, str]]:
+def period_from(args: Mapping[str, str]) -> tuple[DayWindow, str | None, dict[str, str]]:
     """The period asked for (`from`, `to`; the last 30 days by default), an error message when the dates are
     invalid (the default period is returned with it), and the raw values for the form."""
     today = utcnow().astimezone(SERVICE_ZONE).date()
-    default = Period(today - timedelta(days=DEFAULT_DAYS - 1), today)
+    default = DayWindow(today - timedelta(days=DEFAULT_DAYS - 1), today)
     raw = {"from": args.get("from", "").strip(), "to": args.get("to", "").strip()}
     try:
         first = date.fromisoformat(raw["from"]) if raw["from"] else default.first
@@ -29,4 +29,4 @@ def period_from(args: Mapping[str, str]) -> tuple[Period, str | None, dict[str, 
         return default, _("The end date must not be before the start date."), raw
     if (last - first).days >= MAX_DAYS:
         return default, _("The period may span at most %(days)d days.", days=MAX_DAYS), raw
-    return Period(first, last), None, raw
+    return DayWindow(first, last), None, raw

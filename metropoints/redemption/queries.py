@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time
 
 from sqlalchemy import and_, func, select, union
 
 from metropoints.campaigns.models import Campaign
 from metropoints.core.db import db
+from metropoints.core.panels import DayWindow
 from metropoints.core.timeutil import SERVICE_ZONE, isoformat, utcnow
 from metropoints.marketplace.models import Store
 from metropoints.redemption.counter import GUESS_LIMIT, GUESS_WINDOW, lock_until
@@ -55,29 +56,7 @@ def store_name(store_id: int) -> str:
     return store.name if store else ""
 
 
-@dataclass(frozen=True)
-class Period:
-    """Asia/Shanghai days `first`..`last` (inclusive), as the UTC-aware half-open range [start, end)."""
-
-    first: date
-    last: date
-
-    @property
-    def start(self) -> datetime:
-        """The first day's midnight in Asia/Shanghai."""
-        return datetime.combine(self.first, time(), tzinfo=SERVICE_ZONE)
-
-    @property
-    def end(self) -> datetime:
-        """The midnight after the last day, in Asia/Shanghai."""
-        return datetime.combine(self.last + timedelta(days=1), time(), tzinfo=SERVICE_ZONE)
-
-    def holds(self, column):
-        """SQL: the column's moment lies in the period."""
-        return and_(column >= self.start, column < self.end)
-
-
-def campaign_activity(merchant_id: int, period: Period) -> list:
+def campaign_activity(merchant_id: int, period: DayWindow) -> list:
     """Per campaign of the merchant: coupons bought, used, cancelled and expired on the period's days, and the points
     spent net of the refunds made on those days; from the coupons' rollup (a row per campaign and day), one query."""
     own = select(Campaign.id).where(Campaign.merchant_id == merchant_id)
@@ -99,7 +78,7 @@ def campaign_activity(merchant_id: int, period: Period) -> list:
     return list(db.session.execute(query))
 
 
-def store_activity(merchant_id: int, period: Period) -> list:
+def store_activity(merchant_id: int, period: DayWindow) -> list:
     """Per store of the merchant: coupons used there in the period; one GROUP BY query."""
     query = (
         select(Store.id, Store.name, func.count(Coupon.id).label("validations"))
@@ -112,7 +91,7 @@ def store_activity(merchant_id: int, period: Period) -> list:
     return list(db.session.execute(query))
 
 
-def coupon_rows(merchant_id: int, period: Period) -> Iterator[tuple]:
+def coupon_rows(merchant_id: int, period: DayWindow) -> Iterator[tuple]:
     """One CSV row (as CSV_HEADER) per coupon of the merchant issued or used in the period, streamed."""
     query = (
         select(Coupon.id, Coupon.campaign_id, Campaign.title, Coupon.status, Coupon.points_spent, Coupon.issued_at,

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from metropoints.core.csvexport import csv_download
 from metropoints.core.errors import DomainError, InvalidInput
 from metropoints.core.models import Role
+from metropoints.core.panels import DayWindow
 from metropoints.core.portal import add_nav, portal_user, role_required
 from metropoints.core.replica import stale_ok, stale_ok_rows
 from metropoints.core.signin import set_home
@@ -27,7 +28,6 @@ from metropoints.redemption.forms import period_from
 from metropoints.redemption.operations import validate
 from metropoints.redemption.queries import (
     CSV_HEADER,
-    Period,
     active_counter_locks,
     campaign_activity,
     coupon_rows,
@@ -143,7 +143,7 @@ def validate_json():
 # -- the owner's activity ----------------------------------------------------------------------------------------
 
 
-def _activity_page(merchant_id: int, period: Period, error: str | None, raw: dict[str, str]):
+def _activity_page(merchant_id: int, period: DayWindow, error: str | None, raw: dict[str, str]):
     """The page; 422 with the form error when the dates were invalid."""
     if error:
         return render_template("redemption/activity.html", error=error, form=raw, period=None, campaigns=[],

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Date, Select, case, distinct, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, distinct, func, or_, select
 
 from metropoints.accrual.models import RuleVersion, TripDay
 from metropoints.campaigns.models import Campaign, CampaignStatus
 from metropoints.core.db import db
 from metropoints.core.models import AuditEntry, RiderDay
-from metropoints.core.timeutil import SERVICE_OFFSET, SERVICE_ZONE, service_day, utcnow
+from metropoints.core.panels import DayWindow, day_window, service_date
+from metropoints.core.timeutil import SERVICE_ZONE, utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus
 from metropoints.redemption.models import CouponDay
 
@@ -27,45 +28,9 @@ PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The service days a report covers: `days` days ending today (Asia/Shanghai), both ends included."""
-
-    first: date
-    last: date
-
-    @property
-    def days(self) -> list[date]:
-        """Every service day of the window, oldest first."""
-        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
-
-    @property
-    def starts_at(self) -> datetime:
-        """The moment the window's first service day begins (aware; compared with UTC timestamps)."""
-        return datetime.combine(self.first, time(0), tzinfo=SERVICE_OFFSET)
-
-
-def window(days: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Window:
-    """The window of the last `days` service days up to today."""
-    today = service_day(now or utcnow())
-    return Window(today - timedelta(days=days - 1), today)
-
-
 def parse_period(raw: str | None) -> int:
     """A period the page offers (7, 30, 90 or 365 days); anything else is the default."""
     return int(raw) if raw in {str(p) for p in PERIODS} else DEFAULT_PERIOD
-
-
-def local_date(column: ColumnElement) -> ColumnElement:
-    """SQL for the Asia/Shanghai date of a UTC timestamp column, on whichever database is bound.
-
-    PostgreSQL stores timestamptz: convert to local wall time first, or a rider who registered at 07:00 in
-    Shenyang would count on the day before. SQLite stores naive UTC text: shift it by the fixed +8 hours
-    (Asia/Shanghai has no daylight saving).
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        return func.date(func.timezone("Asia/Shanghai", column), type_=Date)
-    return func.date(column, "+8 hours", type_=Date)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +45,7 @@ class Series:
         return list(zip(self.days, self.values, strict=True))
 
 
-def _per_day(query: Select, win: Window) -> dict[date, int]:
+def _per_day(query: Select, win: DayWindow) -> dict[date, int]:
     """Run a (day, value) GROUP BY query; the days as dates (SQLite returns text for date())."""
     result = {}
     for day, value in db.session.execute(query).all():
@@ -89,7 +54,7 @@ def _per_day(query: Select, win: Window) -> dict[date, int]:
     return {day: value for day, value in result.items() if win.first <= day <= win.last}
 
 
-def _fill(per_day: dict[date, int], win: Window, *, start: int = 0, cumulative: bool) -> Series:
+def _fill(per_day: dict[date, int], win: DayWindow, *, start: int = 0, cumulative: bool) -> Series:
     """The window's days with their values; a cumulative series starts from what came before the window."""
     values, running = [], start
     for day in win.days:
@@ -106,7 +71,7 @@ def _scalar(query: Select) -> int:
     return int(db.session.scalar(query) or 0)
 
 
-def _rollup_series(column: ColumnElement, day: ColumnElement, win: Window) -> tuple[int, Series]:
+def _rollup_series(column: ColumnElement, day: ColumnElement, win: DayWindow) -> tuple[int, Series]:
     """A rollup column's total now, and its cumulative series over the window: two queries over the rollup's rows
     (one per day, or per campaign or rule version and day), never the raw rows."""
     total, before = db.session.execute(select(
@@ -116,27 +81,27 @@ def _rollup_series(column: ColumnElement, day: ColumnElement, win: Window) -> tu
     return int(total), _fill(per_day, win, start=int(before), cumulative=True)
 
 
-def riders_series(win: Window) -> tuple[int, Series]:
+def riders_series(win: DayWindow) -> tuple[int, Series]:
     """Registered riders now, and the cumulative count at the end of each day (by their Asia/Shanghai date)."""
     return _rollup_series(RiderDay.registered, RiderDay.service_day, win)
 
 
-def redemptions_series(win: Window) -> tuple[int, Series]:
+def redemptions_series(win: DayWindow) -> tuple[int, Series]:
     """Redemption orders (coupons bought, cancelled ones too: a refund is not an order) now, and cumulative by the
     service day they were bought on."""
     return _rollup_series(CouponDay.bought, CouponDay.service_day, win)
 
 
-def merchants_series(win: Window) -> tuple[int, int, Series]:
+def merchants_series(win: DayWindow) -> tuple[int, int, Series]:
     """(approved merchants, all merchants) now, and the approved ones cumulative by the day they were approved."""
     approved = Merchant.status == MerchantStatus.approved
     total = _scalar(select(func.count(Merchant.id)))
     count = _scalar(select(func.count(Merchant.id)).where(approved))
     before = _scalar(select(func.count(Merchant.id)).where(
-        approved, or_(Merchant.decided_at.is_(None), Merchant.decided_at < win.starts_at)))
-    day = local_date(Merchant.decided_at).label("day")
+        approved, or_(Merchant.decided_at.is_(None), Merchant.decided_at < win.start)))
+    day = service_date(Merchant.decided_at).label("day")
     per_day = _per_day(select(day, func.count(Merchant.id))
-                       .where(approved, Merchant.decided_at >= win.starts_at).group_by(day), win)
+                       .where(approved, Merchant.decided_at >= win.start).group_by(day), win)
     return count, total, _fill(per_day, win, start=before, cumulative=True)
 
 
@@ -147,20 +112,20 @@ def live_campaigns_count(now: datetime) -> int:
         Campaign.stock_left > 0, Merchant.status == MerchantStatus.approved))
 
 
-def campaigns_approved_series(win: Window) -> Series:
+def campaigns_approved_series(win: DayWindow) -> Series:
     """Campaigns approved on each day (those approved now, by the day of the decision); not cumulative."""
-    day = local_date(Campaign.decided_at).label("day")
+    day = service_date(Campaign.decided_at).label("day")
     per_day = _per_day(select(day, func.count(Campaign.id)).where(
-        Campaign.status == CampaignStatus.approved, Campaign.decided_at >= win.starts_at).group_by(day), win)
+        Campaign.status == CampaignStatus.approved, Campaign.decided_at >= win.start).group_by(day), win)
     return _fill(per_day, win, cumulative=False)
 
 
-def points_series(win: Window) -> tuple[int, Series]:
+def points_series(win: DayWindow) -> tuple[int, Series]:
     """Points issued for trips now, and cumulative by the service day they were earned."""
     return _rollup_series(TripDay.points, TripDay.service_day, win)
 
 
-def co2e_series(win: Window) -> tuple[int, Series]:
+def co2e_series(win: DayWindow) -> tuple[int, Series]:
     """Grams CO2e saved by credited and capped trips now, and cumulative by service day."""
     return _rollup_series(TripDay.co2e_grams, TripDay.service_day, win)
 
@@ -193,7 +158,7 @@ def co2e_factors_used() -> list[FactorUse]:
 class Kpis:
     """The headline figures and their daily series over one window."""
 
-    window: Window
+    window: DayWindow
     riders: int
     riders_series: Series
     redemptions: int
@@ -213,7 +178,7 @@ class Kpis:
 def kpis(days: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Kpis:
     """Every headline figure with its series over the last `days` service days."""
     now = now or utcnow()
-    win = window(days, now=now)
+    win = day_window(days, now=now)
     riders, riders_s = riders_series(win)
     redemptions, redemptions_s = redemptions_series(win)
     approved, merchants, merchants_s = merchants_series(win)
