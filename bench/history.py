@@ -30,6 +30,7 @@ from datetime import timedelta
 
 import psycopg
 import pyotp
+import redis
 from common import BIN, ROOT, fresh_database, gunicorn
 
 from metropoints.accrual.operations import get_partner, receive_trips
@@ -95,10 +96,11 @@ HISTORY_SQL = [
     "now() - interval '370 days', now() - (g %% 365) * interval '1 day' FROM generate_series(1, %(campaigns)s) g",
     "INSERT INTO campaign_stores (campaign_id, store_id) SELECT c.id, s.id FROM campaigns c "
     "JOIN stores s ON s.merchant_id = c.merchant_id",
-    "INSERT INTO coupons (campaign_id, rider_id, code, status, points_spent, issued_at, expires_at, used_at, "
-    "used_store_id, cancelled_at, expired_at) "
-    "SELECT c.id, 1 + g %% %(riders)s, 'H-' || g, st, c.point_price, at, at + interval '30 days', "
-    "CASE WHEN st = 'used' THEN at + interval '2 days' END, CASE WHEN st = 'used' THEN s.id END, "
+    "INSERT INTO coupons (campaign_id, rider_id, code, counter_code, status, points_spent, issued_at, expires_at, "
+    "used_at, used_store_id, cancelled_at, expired_at) "
+    "SELECT c.id, 1 + g %% %(riders)s, 'H-' || g, lpad(g::text, 12, '0'), st, c.point_price, at, "
+    "at + interval '30 days', CASE WHEN st = 'used' THEN at + interval '2 days' END, "
+    "CASE WHEN st = 'used' THEN s.id END, "
     "CASE WHEN st = 'cancelled' THEN at + interval '1 day' END, "
     "CASE WHEN st = 'expired' THEN at + interval '30 days' END FROM ("
     "SELECT g, 1 + g %% %(campaigns)s AS cid, now() - interval '1 hour' - (g::float8 / %(coupons)s) * "
@@ -113,10 +115,18 @@ HISTORY_SQL = [
 ]
 
 
-def flask(url: str, *args: str) -> float:
-    """Run a CLI command on the database; its wall time in seconds (start-up included)."""
+# The settlement run queues each statement's invoicing (a provider call) on rq, as in production; the bench gives
+# it a Redis database of its own, emptied before and after, and no worker: the figure is the run, not the provider.
+BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def flask(url: str, *args: str, redis_url: str | None = None) -> float:
+    """Run a CLI command on the database (jobs inline, or queued on `redis_url`); its wall time in seconds (start-up
+    included)."""
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret-" + "x" * 32}
     env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     started = time.perf_counter()
     subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=env, check=True, capture_output=True,
                    timeout=3600)
@@ -216,7 +226,9 @@ def run_size(trips: int, args: argparse.Namespace) -> dict[str, float]:
         with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.threads, extra_env=env) as base:
             figures = time_paths(base, tokens, args.repeat)
         period = (utcnow().astimezone(SERVICE_OFFSET).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-        figures["settlement run (CLI)"] = flask(url, "settlement", "run", "--period", period)
+        redis.Redis.from_url(BENCH_REDIS).flushdb()
+        figures["settlement run (CLI)"] = flask(url, "settlement", "run", "--period", period, redis_url=BENCH_REDIS)
+        redis.Redis.from_url(BENCH_REDIS).flushdb()
         figures["year-end expiry (CLI)"] = flask(url, "points", "expire", "--year", str(utcnow().year))
         figures["accrual, trips/s"] = accrual_rate(url, args.accrual, args.riders)
     return figures
@@ -242,7 +254,7 @@ def main() -> int:
         ratio = big[name] / small[name]
         shown = [f"{v:,.0f}" if rate else f"{v * 1000:,.0f} ms" for v in (small[name], big[name])]
         print(f"| {name} | {shown[0]} | {shown[1]} | ×{ratio:.2f} |")
-        if (rate and ratio < 0.8) or (not rate and ratio > 1.5 and "CLI" not in name):
+        if (rate and ratio < 0.8) or (not rate and ratio > 1.5):
             failed.append(name)
     if big["KPI page, 30 days"] > 0.3:
         failed.append("KPI page over 300 ms on the big history")

@@ -58,9 +58,10 @@ def expire_points(*, year: int, rider_ids: list[int] | None = None, now: datetim
 
     Spending takes the oldest points first, so what is left of the old points is what they add up to less
     everything ever debited, and never more than the balance. Since the balance is the sum of all entries, that
-    is the balance less the points credited since 1 January of `year`: the ledger is read from that day on only
-    (on PostgreSQL, the months of `year` and after), the riders' balances for the rest. One expiry entry per rider
-    and year: running this twice changes nothing. Returns the number of riders whose points expired.
+    is the balance less the points credited since 1 January of `year`, which the rollup of credits per rider and
+    year (rollup_rider_years) holds: the job reads a row or two per rider and the riders' balances, never the
+    entries themselves (but for a probe of the cutoff month for an earlier expiry). One expiry entry per rider and
+    year: running this twice changes nothing. Returns the number of riders whose points expired.
     """
     if year < 2000 or year > 2200:
         raise InvalidInput("year out of range", field="year")
@@ -69,7 +70,7 @@ def expire_points(*, year: int, rider_ids: list[int] | None = None, now: datetim
     session = db.session
     only = "" if rider_ids is None else f" AND r.id IN ({', '.join(str(int(i)) for i in rider_ids)})"
     candidates = f"SELECT r.id FROM riders r WHERE r.points_balance > 0{only}"
-    params = {"cutoff": sql_param(cutoff), "ref": str(year), "now": sql_param(now)}
+    params = {"cutoff": sql_param(cutoff), "year": cutoff.year, "ref": str(year), "now": sql_param(now)}
     lock_riders(candidates, params)
     session.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS expiry_calc (rider_id integer, amount bigint)"))
     session.execute(text("DELETE FROM expiry_calc"))
@@ -77,8 +78,8 @@ def expire_points(*, year: int, rider_ids: list[int] | None = None, now: datetim
     session.execute(text(
         "INSERT INTO expiry_calc (rider_id, amount) "
         "SELECT r.id, r.points_balance - COALESCE(s.recent, 0) "
-        "FROM riders r LEFT JOIN (SELECT e.rider_id, SUM(e.points) AS recent FROM ledger_entries e "
-        f"WHERE e.points > 0 AND e.earned_on >= :cutoff AND e.rider_id IN ({candidates}) GROUP BY e.rider_id) s "
+        "FROM riders r LEFT JOIN (SELECT y.rider_id, SUM(y.points_earned) AS recent FROM rollup_rider_years y "
+        f"WHERE y.year >= :year AND y.rider_id IN ({candidates}) GROUP BY y.rider_id) s "
         f"ON s.rider_id = r.id WHERE r.points_balance > COALESCE(s.recent, 0){only} AND NOT EXISTS ("
         "SELECT 1 FROM ledger_entries x WHERE x.rider_id = r.id AND x.kind = 'expiry' AND x.ref = :ref "
         "AND x.earned_on = :cutoff)"), params)

@@ -259,6 +259,21 @@ class TripDay(db.Model):
     co2e_grams: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class RiderYear(db.Model):
+    """A rollup: the points a rider was credited (positive ledger entries) with an `earned_on` in a calendar year.
+
+    A trigger on ledger_entries adds each statement's credits (on PostgreSQL once per statement, from its new rows),
+    so every writer of the ledger keeps it without knowing of it. The year-end expiry reads it instead of a year of
+    entries: what is left of the old points is the balance less what was credited since the year began.
+    """
+
+    __tablename__ = "rollup_rider_years"
+
+    rider_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class LedgerKey(db.Model):
     """What may be posted once across every month of the ledger, claimed by a trigger as the entry is inserted:
     a coupon's redemption and its refund (key "coupon:<id>") and a rider's expiry of a year (key "<rider>:<year>").

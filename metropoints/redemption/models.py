@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from metropoints.core.db import UTCDateTime, db
@@ -24,6 +24,7 @@ class CouponStatus(enum.StrEnum):
 
 
 ISSUED = "status = 'issued'"
+UNBILLED = "status = 'used' AND NOT billed"
 
 
 class Coupon(db.Model):
@@ -41,6 +42,8 @@ class Coupon(db.Model):
         Index("ix_coupons_counter_code_issued", "counter_code", unique=True, postgresql_where=text(ISSUED),
               sqlite_where=text(ISSUED)),
         Index("ix_coupons_campaign_issued", "campaign_id", "issued_at"),
+        # The used coupons no statement has billed yet: a month's worth, whatever the years behind them.
+        Index("ix_coupons_unbilled", "used_at", postgresql_where=text(UNBILLED), sqlite_where=text(UNBILLED)),
         CheckConstraint("points_spent > 0", name="points_positive"),
         CheckConstraint("(status = 'used') = (used_at IS NOT NULL)", name="used_iff_used_at"),
     )
@@ -60,6 +63,8 @@ class Coupon(db.Model):
     used_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the cashier
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the settlement run that puts the used coupon on its merchant's statement (statement_lines holds which).
+    billed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class UnknownCodeAttempt(db.Model):
@@ -82,6 +87,7 @@ class CouponDay(db.Model):
     """
 
     __tablename__ = "rollup_coupon_days"
+    __table_args__ = (Index("ix_rollup_coupon_days_day", "service_day"),)  # a window of days, all campaigns
 
     campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     service_day: Mapped[date] = mapped_column(Date, primary_key=True)

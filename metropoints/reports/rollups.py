@@ -2,7 +2,8 @@
 compares them and lists every difference.
 
 Each rollup is one GROUP BY over its raw rows (riders by registration day; credited and capped trips by service day
-and rule version; coupons by campaign and the day of each event), the same figures the writers add as they go.
+and rule version; coupons by campaign and the day of each event; each rider's credits by year), the same figures the
+writers (or, for the credits per year, a trigger on the ledger) add as they go.
 Rebuilding on PostgreSQL first locks the rollup tables against writers (EXCLUSIVE: reads go on), then reads the raw
 rows: every writer that already counted something has committed by then and is in the rebuild, and every later one
 waits and adds its own on top. It reads all history, so it is a maintenance command, never a request or a job.
@@ -58,10 +59,19 @@ def _coupons_sql() -> str:
             "GROUP BY campaign_id, d")
 
 
+def _rider_years_sql() -> str:
+    """Each rider's credits (positive ledger entries) by the calendar year of their `earned_on`."""
+    year = ("CAST(EXTRACT(YEAR FROM earned_on) AS integer)" if is_postgres()
+            else "CAST(strftime('%Y', earned_on) AS integer)")
+    return (f"SELECT rider_id, {year} AS year, SUM(points) AS points_earned FROM ledger_entries WHERE points > 0 "
+            f"GROUP BY rider_id, {year}")
+
+
 ROLLUPS = (
     Rollup("rollup_rider_days", ("service_day",), ("registered",), _riders_sql),
     Rollup(trip_rollups.TABLE, trip_rollups.KEYS, trip_rollups.COUNTERS, _trips_sql),
     Rollup(coupon_rollups.TABLE, coupon_rollups.KEYS, coupon_rollups.COUNTERS, _coupons_sql),
+    Rollup("rollup_rider_years", ("rider_id", "year"), ("points_earned",), _rider_years_sql),
 )
 
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from metropoints.campaigns.models import Campaign
@@ -26,7 +26,7 @@ from metropoints.core.operations import record_audit
 from metropoints.core.timeutil import utcnow
 from metropoints.marketplace.models import Merchant, MerchantStatus
 from metropoints.marketplace.queries import get_merchant
-from metropoints.redemption.models import Coupon, CouponStatus
+from metropoints.redemption.models import Coupon, CouponDay, CouponStatus
 from metropoints.settlement.declines import decline_of
 from metropoints.settlement.errors import (
     BadSignature,
@@ -114,11 +114,11 @@ class RunResult:
 
 
 def _unbilled_used_coupons(end: datetime):
-    """SQL: used coupons, used before `end`, on no statement yet, with their campaign's merchant."""
+    """SQL: used coupons, used before `end`, on no statement yet, with their campaign's merchant (the partial index
+    of unbilled used coupons: the run reads the coupons it bills, not every coupon ever used)."""
     return (select(Coupon.id, Coupon.campaign_id, Coupon.used_store_id, Coupon.used_at, Campaign.merchant_id)
             .join(Campaign, Campaign.id == Coupon.campaign_id)
-            .where(Coupon.status == CouponStatus.used, Coupon.used_at < end,
-                   ~select(StatementLine.id).where(StatementLine.coupon_id == Coupon.id).exists()))
+            .where(Coupon.status == CouponStatus.used, Coupon.billed.is_(False), Coupon.used_at < end))
 
 
 def run_period(period: date, *, now: datetime | None = None) -> RunResult:
@@ -139,9 +139,11 @@ def run_period(period: date, *, now: datetime | None = None) -> RunResult:
     unbilled = _unbilled_used_coupons(end).subquery()
     used_by_merchant = dict(db.session.execute(
         select(unbilled.c.merchant_id, func.count()).group_by(unbilled.c.merchant_id)).tuples().all())
+    # Coupons bought during the month, from the rollup of the month's days (an Asia/Shanghai month, as the period).
     bought = set(db.session.scalars(
-        select(Campaign.merchant_id).join(Coupon, Coupon.campaign_id == Campaign.id)
-        .where(Coupon.issued_at >= period_start(period), Coupon.issued_at < end).distinct()))
+        select(Campaign.merchant_id).join(CouponDay, CouponDay.campaign_id == Campaign.id)
+        .where(CouponDay.service_day >= period, CouponDay.service_day < next_period(period), CouponDay.bought > 0)
+        .distinct()))
     existing = set(db.session.scalars(select(Statement.merchant_id).where(Statement.period == period)))
     approved = set(db.session.scalars(select(Merchant.id).where(Merchant.status == MerchantStatus.approved)))
     created: list[Statement] = []
@@ -185,6 +187,10 @@ def _add_lines(statement_ids: list[int], end: datetime) -> None:
     db.session.execute(
         insert(StatementLine.__table__).from_select(["statement_id", "coupon_id", "campaign_id", "store_id",
                                                      "used_at", "fee_fen"], rows))
+    db.session.execute(
+        update(Coupon).where(Coupon.id.in_(select(StatementLine.coupon_id)
+                                           .where(StatementLine.statement_id.in_(statement_ids))))
+        .values(billed=True).execution_options(synchronize_session=False))
 
 
 def retry_invoicing(statement_id: int, *, actor: User | None, actor_label: str = "") -> Statement:
