@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from metropoints.accrual import rollups as trip_rollups
+from metropoints.accrual.models import RiderYear
 from metropoints.core.db import db, is_postgres
 from metropoints.core.rollups import local_day_sql
 from metropoints.redemption import rollups as coupon_rollups
@@ -71,7 +72,7 @@ ROLLUPS = (
     Rollup("rollup_rider_days", ("service_day",), ("registered",), _riders_sql),
     Rollup(trip_rollups.TABLE, trip_rollups.KEYS, trip_rollups.COUNTERS, _trips_sql),
     Rollup(coupon_rollups.TABLE, coupon_rollups.KEYS, coupon_rollups.COUNTERS, _coupons_sql),
-    Rollup("rollup_rider_years", ("rider_id", "year"), ("points_earned",), _rider_years_sql),
+    Rollup(RiderYear.__tablename__, ("rider_id", "year"), ("points_earned",), _rider_years_sql),
 )
 
 
