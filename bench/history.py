@@ -4,10 +4,10 @@
                             [--accrual 100000] [--workers 2] [--threads 2]
 
 For each size, a fresh database (migrated, stations loaded) gets a history built set-wise in SQL, not through the
-app: riders, credited trips over the last 365 days with a ledger entry each, 275 approved merchants with a store,
-606 campaigns, coupons bought, used, cancelled and expired over the year, audit entries; then the rollups are
-rebuilt from those rows (`flask reports rebuild`, as the migration fills them), the tables analysed and a checkpoint
-taken (needs a superuser). The app runs
+app: riders (each with a welcome credit in December of the year before), credited trips over the last 365 days with
+a ledger entry each, 275 approved merchants with a store, 606 campaigns, coupons bought, used, cancelled and expired
+over the year, audit entries; then the rollups are rebuilt from those rows (`flask reports rebuild`, as the
+migration fills them), the tables analysed and a checkpoint taken (needs a superuser). The app runs
 under gunicorn (its kiosk caches off, so every feed is a first build) and each path is timed over HTTP, best of
 `--repeat`: the KPI page (30 and 365 days), the kiosk feed, the owner's activity page and CSV, the audit log, rider
 /me, /me/trips, /me/ledger, the catalogue; from the CLI the month's settlement run and the year-end expiry (each
@@ -44,6 +44,7 @@ from metropoints.kiosk.operations import create_kiosk
 
 PASSWORD = "bench-password"
 MERCHANTS, CAMPAIGNS = 275, 606
+WELCOME = 50  # points each rider is credited on joining
 STATION = "0119"
 PATHS = {  # name: (path, who)
     "KPI page, 30 days": ("/backoffice/?days=30", "operator"),
@@ -71,9 +72,15 @@ HISTORY_SQL = [
     "CAST(timezone('Asia/Shanghai', ex) AS date), 6065, 1, 6, 267, 'credited', ex FROM ("
     "SELECT g, 1 + g %% %(riders)s AS r, now() - interval '2 hours' - (g::float8 / %(trips)s) * interval '365 days' "
     "AS ex FROM generate_series(1, %(trips)s) g) s",
+    # Every rider starts with a welcome credit in December of the year before, so at both sizes the year-end expiry
+    # has the same 345,000 riders' old points to expire: its figure compares history, not how many riders the
+    # small history happens to reach (50,000 trips touch 50,000 of them).
+    "INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after) "
+    f"SELECT id, w, CAST(w AS date), {WELCOME}, 'adjustment', '', 'welcome credit', 'bench', {WELCOME} FROM riders, "
+    "(SELECT date_trunc('year', now()) - interval '1 month' AS w) d",
     "INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, trip_pk, rule_version_id, ref, reason, actor, "
     "balance_after) SELECT rider_id, exited_at, service_day, points, 'trip', id, 1, source || ':' || trip_id, '', '', "
-    "SUM(points) OVER (PARTITION BY rider_id ORDER BY id) FROM trips",
+    f"{WELCOME} + SUM(points) OVER (PARTITION BY rider_id ORDER BY id) FROM trips",
     "UPDATE riders SET points_balance = s.total FROM (SELECT rider_id, SUM(points) AS total FROM ledger_entries "
     "GROUP BY rider_id) s WHERE riders.id = s.rider_id",
     # Merchants, each with its owner, a store and campaigns; coupons over the year in every state.
@@ -230,6 +237,9 @@ def run_size(trips: int, args: argparse.Namespace) -> dict[str, float]:
         figures["settlement run (CLI)"] = flask(url, "settlement", "run", "--period", period, redis_url=BENCH_REDIS)
         redis.Redis.from_url(BENCH_REDIS).flushdb()
         figures["year-end expiry (CLI)"] = flask(url, "points", "expire", "--year", str(utcnow().year))
+        with psycopg.connect(url) as conn:
+            expired = conn.execute("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'expiry'").fetchone()[0]
+        print(f"  {trips:,} trips: the year-end expiry expired the points of {expired:,} riders", flush=True)
         figures["accrual, trips/s"] = accrual_rate(url, args.accrual, args.riders)
     return figures
 
