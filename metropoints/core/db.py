@@ -94,6 +94,12 @@ def is_postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
+def primary_is_postgres() -> bool:
+    """True when the app's primary database is PostgreSQL; unlike is_postgres it opens no session (a hot path that
+    may answer without the database asks this first)."""
+    return db.engine.dialect.name == "postgresql"
+
+
 # Called after each commit / rollback of a unit of work. core.jobs adds its hand-over of queued jobs here, so the
 # database layer knows nothing of queues (and the two modules import in one direction only).
 _after_commit: list[Callable[[], None]] = []
@@ -109,14 +115,21 @@ def on_unit_of_work_end(*, commit: Callable[[], None], rollback: Callable[[], No
 
 
 def commit_unit_of_work() -> None:
-    """Commit the session, then run what waits for the commit (jobs queued during the unit of work are handed over)."""
+    """Commit the session, then run what waits for the commit (jobs queued during the unit of work are handed over).
+    A unit of work that never opened a session (a sold-out reply from its mark, say) has nothing to commit and
+    nothing waiting, so none is made for it."""
+    if not db.session.registry.has():
+        return
     db.session.commit()
     for hook in _after_commit:
         hook()
 
 
 def rollback_unit_of_work() -> None:
-    """Roll back the session and forget what waited for its commit (the jobs it had queued)."""
+    """Roll back the session and forget what waited for its commit (the jobs it had queued); nothing to do for a
+    unit of work that never opened a session."""
+    if not db.session.registry.has():
+        return
     db.session.rollback()
     for hook in _after_rollback:
         hook()

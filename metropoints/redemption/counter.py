@@ -125,8 +125,9 @@ WHERE u.id = :user
 
 def counter_facts(*, user_id: int, store_id: int | None, code: str | None, counter_code: str | None,
                   now: datetime) -> CounterFacts | None:
-    """The facts of one validation (None when the user is no staff member at all); one statement."""
-    row = db.session.execute(_COUNTER_FACTS, {
+    """The facts of one validation (None when the user is no staff member at all); one statement, Core SQL on the
+    session's connection (no ORM work)."""
+    row = db.session.connection().execute(_COUNTER_FACTS, {
         "user": user_id, "store": store_id, "code": code, "counter_code": counter_code,
         "since": sql_param(now - GUESS_WINDOW), "offset": GUESS_LIMIT - 1}).first()
     if row is None:
