@@ -18,6 +18,7 @@ from metropoints.accrual import queries as accrual_queries
 from metropoints.accrual.rules import current_rules
 from metropoints.campaigns import cli as campaign_cli
 from metropoints.campaigns import panels as campaign_panels
+from metropoints.campaigns import soldout
 from metropoints.campaigns import views as campaign_views
 from metropoints.core import account_views, lean, security, templating, token_cache, token_views, twofactor_views
 from metropoints.core import cli as core_cli
@@ -78,6 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.converters["id"] = IdConverter  # before any blueprint's rules are bound
     db.init_app(app)
     token_cache.init_app(app)
+    soldout.init_app(app)  # the flash sale's sold-out marks (Redis)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     login_manager.login_message = _l("Please log in to open this page.")
