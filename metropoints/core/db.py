@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
@@ -92,6 +93,30 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 def is_postgres() -> bool:
     """True when the bound database is PostgreSQL (set-wise paths use COPY and row locks there)."""
     return db.session.get_bind().dialect.name == "postgresql"
+
+
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def driver_sql(statement: str) -> str:
+    """A statement written with `:name` parameters in the form psycopg takes them (`%(name)s`), for `hot_row`."""
+    return _NAMED_PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))
+
+
+def hot_row(statement: str, params: dict[str, Any]) -> Any:
+    """The first row of a statement in driver form (`driver_sql`) on PostgreSQL, sent on the unit of work's
+    connection as it is: no compilation, no typed result processing, no ORM. The hot paths' statements take this
+    way; their times come back as psycopg makes them (aware, in the connection's zone)."""
+    return db.session.connection().exec_driver_sql(statement, params).first()
+
+
+def autocommit_row(statement: str, params: dict[str, Any]) -> Any:
+    """The first row of a statement in driver form, sent on a pooled connection of its own in autocommit (PostgreSQL):
+    no BEGIN and no ROLLBACK round trip around it, and any write it makes is committed at once, whatever the unit of
+    work does later. Only for a statement that stands alone (a hot path's token probe, before its unit of work has
+    a transaction)."""
+    with db.engine.connect() as connection:
+        return connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(statement, params).first()
 
 
 def primary_is_postgres() -> bool:

@@ -28,7 +28,7 @@ from metropoints.accrual.ledger import post_entry
 from metropoints.accrual.models import EntryKind
 from metropoints.campaigns import soldout
 from metropoints.campaigns.models import Campaign, CampaignStatus
-from metropoints.core.db import MAX_ID, db, is_postgres, primary_is_postgres, sql_param
+from metropoints.core.db import MAX_ID, db, hot_row, is_postgres, primary_is_postgres, sql_param
 from metropoints.core.errors import NotFound
 from metropoints.core.models import Rider, User
 from metropoints.core.timeutil import service_day, utcnow
@@ -38,6 +38,7 @@ from metropoints.redemption import rollups, sale_sql
 from metropoints.redemption.codes import new_code, new_counter_code, normalise_code, normalise_counter_code
 from metropoints.redemption.counter import (
     USE_COUPON,
+    USE_COUPON_PG,
     check_id,
     counter_facts,
     counter_store_id,
@@ -116,9 +117,9 @@ def _sale_terms(campaign_id: int, rider_id: int, now: datetime, postgres: bool,
     """The campaign's terms with the rider's row locked; OutOfStock when it would be on sale but for its stock (and
     then the campaign is marked sold out: campaigns.soldout), NotLive otherwise (unknown, not approved, outside its
     sale window, or its merchant is not approved). Core SQL on the session's connection: no ORM work."""
-    row = db.session.connection().execute(
-        sale_sql.SALE_TERMS["postgresql" if postgres else "sqlite"],
-        {"c": campaign_id, "r": rider_id, "now": now if postgres else sql_param(now)}).first()
+    params = {"c": campaign_id, "r": rider_id, "now": now if postgres else sql_param(now)}
+    row = (hot_row(sale_sql.SALE_TERMS_PG, params) if postgres
+           else db.session.connection().execute(sale_sql.SALE_TERMS["sqlite"], params).first())
     if row is None or not row[4]:
         raise NotLive()
     price, limit, valid_days, stock_left, _, balance = row
@@ -152,10 +153,10 @@ def redeem(*, rider_id: int, campaign_id: object, now: datetime | None = None) -
     code, counter_code = new_code(), new_counter_code()
     expires_at = now + timedelta(days=terms.coupon_valid_days)
     if postgres:
-        held, stock, coupon_id, balance_after, stock_left = db.session.connection().execute(sale_sql.REDEEM, {
+        held, stock, coupon_id, balance_after, stock_left = hot_row(sale_sql.REDEEM_PG, {
             "c": campaign_id, "r": rider_id, "price": price, "limit": terms.per_rider_limit, "balance": balance,
             "code": code, "counter_code": counter_code, "now": now, "expires": expires_at,
-            "day": service_day(now)}).one()
+            "day": service_day(now)})
     else:
         held = db.session.execute(sale_sql.HELD, {"c": campaign_id, "r": rider_id}).scalar_one()
         stock = coupon_id = balance_after = stock_left = None
@@ -334,9 +335,10 @@ def validate(*, cashier: User | int, code: object, store_id: object = None, now:
         raise WrongStore()
     postgres = is_postgres()
     connection = db.session.connection()
-    rider_name = connection.execute(USE_COUPON["postgresql" if postgres else "sqlite"], {
-        "now": sql_param(now), "store": store, "user": user_id, "coupon": facts.coupon_id,
-        "day": sql_param(service_day(now))}).scalar()
+    params = {"now": sql_param(now), "store": store, "user": user_id, "coupon": facts.coupon_id,
+              "day": sql_param(service_day(now))}
+    found = hot_row(USE_COUPON_PG, params) if postgres else connection.execute(USE_COUPON["sqlite"], params).first()
+    rider_name = found[0] if found is not None else None
     if rider_name is None:
         coupon = connection.execute(_WHY_NOT_USED, {"coupon": facts.coupon_id}).one()
         status = CouponStatus(coupon.status)

@@ -1,12 +1,14 @@
 """The statements of a sale (redemption.operations.redeem), in the order it sends them, with the lock order each
 keeps: the rider's row first (the terms), the campaign's stock row last (the sale), then the campaign's day row
-(redemption.rollups). Core SQL, sent on the session's connection: a sale builds no ORM object.
+(redemption.rollups). Sent on the session's connection as they are on PostgreSQL (core.db.hot_row): a sale builds
+no ORM object and compiles nothing.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import text
 
+from metropoints.core.db import driver_sql
 from metropoints.redemption import rollups
 
 # The campaign first: in a flash sale most requests come after the stock is gone, and those take no lock at all. Only
@@ -67,3 +69,6 @@ REDEMPTION_ENTRY = text("""
 INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after)
 VALUES (:r, :now, :day, -:price, 'redemption', :ref, '', '', :balance)
 """)
+# PostgreSQL's forms, sent as they are (core.db.hot_row).
+SALE_TERMS_PG = driver_sql(SALE_TERMS["postgresql"].text)
+REDEEM_PG = driver_sql(REDEEM.text)
