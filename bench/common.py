@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent
+SECRET_KEY = "bench-secret-" + "x" * 32  # the app's under gunicorn, so a benchmark can sign coupon codes for it
 
 
 def free_port() -> int:
@@ -35,7 +38,7 @@ def fresh_database(prefix: str):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret-" + "x" * 32}
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": SECRET_KEY}
     for command in (["db", "upgrade"], ["network", "load"]):
         subprocess.run([str(BIN / "flask"), "--app", "wsgi", *command], cwd=ROOT, env=env, check=True,
                        capture_output=True, timeout=300)
@@ -51,11 +54,11 @@ def gunicorn(url: str, *, workers: int, threads: int, pool: int, extra_env: dict
              worker_class: str = "gthread"):
     """The app under gunicorn on a free loopback port (gthread workers unless told, `pool` DB connections each)."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret-" + "x" * 32,
-           "FLASK_SQLALCHEMY_ENGINE_OPTIONS": json.dumps({"pool_size": pool, "max_overflow": 0,
-                                                           "pool_pre_ping": False}),
-           "FLASK_LOGIN_RATE_LIMIT": "100000 per second", **(extra_env or {})}
-    env.pop("REDIS_URL", None)
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # Redis only when told
+    env |= {"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY,
+            "FLASK_SQLALCHEMY_ENGINE_OPTIONS": json.dumps({"pool_size": pool, "max_overflow": 0,
+                                                            "pool_pre_ping": False}),
+            "FLASK_LOGIN_RATE_LIMIT": "100000 per second", **(extra_env or {})}
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "-w", str(workers), "-k", worker_class, "--threads", str(threads), "--backlog", "2048",
          "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
@@ -117,3 +120,91 @@ def wrk(base: str, *, script: Path | None, connections: int, threads: int = 2, d
         figures["seconds"] = finished_at - started
         figures["rps"] = figures.get("COUNT_replies", 0) / figures["seconds"]
     return out, figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (0 once it is gone), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gunicorn_workers(base: str, count: int) -> list[int]:
+    """The pids of the gunicorn workers serving `base` (the processes whose parent is its master); waits a while
+    for `count` of them, since the master listens before its workers have booted."""
+    workers: list[int] = []
+    for _ in range(100):
+        workers = _children_serving(base.removeprefix("http://"))
+        if len(workers) >= count:
+            break
+        time.sleep(0.1)
+    return workers
+
+
+def _children_serving(bind: str) -> list[int]:
+    """The pids of processes whose command line names `bind` and whose parent does too."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if bind in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+    return sorted(pid for pid, parent in found.items() if parent in found)
+
+
+def backend_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the bench database (the app's pooled connections),
+    by pid; the asking connection left out. The server runs on this machine, so /proc has them."""
+    with psycopg.connect(url) as conn:
+        pids = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+class CpuMeter:
+    """CPU used by the gunicorn workers and by the database's backends between `start()` and `stop()`."""
+
+    def __init__(self, url: str, workers: list[int]) -> None:
+        """Watch `workers` (pids) and the backends of the database at `url`."""
+        self.url, self.workers = url, workers
+        self.app = self.database = 0.0
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self._app = {pid: cpu_seconds(pid) for pid in self.workers}
+        self._db = backend_cpu(self.url)
+
+    def stop(self) -> None:
+        """Take the second reading (while the app still runs, so its connections are still there)."""
+        self.app = sum(cpu_seconds(pid) - start for pid, start in self._app.items())
+        self.database = sum(cpu - self._db.get(pid, 0.0) for pid, cpu in backend_cpu(self.url).items())
+
+    def per(self, count: int, what: str) -> str:
+        """`CPU per <what>: X ms (app A ms, PostgreSQL P ms)` over `count` requests."""
+        count = max(count, 1)
+        app, database = 1000 * self.app / count, 1000 * self.database / count
+        return f"CPU per {what}: {app + database:.2f} ms (app {app:.2f} ms, PostgreSQL {database:.2f} ms)"
+
+
+PGBENCH = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+
+
+def pgbench_rate(url: str, script: str, *, clients: int, seconds: int) -> float:
+    """Transactions/s of a pgbench custom script run by `clients` connections for `seconds` (prepared statements,
+    as the app's driver uses after a statement's first few runs)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
+        file.write(script)
+    try:
+        done = subprocess.run([PGBENCH, "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+                               "-T", str(seconds), "-f", file.name, url],
+                              capture_output=True, text=True, timeout=seconds + 120)
+    finally:
+        Path(file.name).unlink()
+    for line in done.stdout.splitlines():
+        if line.startswith("tps"):
+            return float(line.split("=")[1].split()[0])
+    raise RuntimeError(done.stdout + done.stderr)

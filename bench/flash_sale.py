@@ -1,27 +1,35 @@
 """Flash-sale benchmark: 10,000 redemption attempts from 200 concurrent clients on one campaign of stock 1,000.
 
     python bench/flash_sale.py [--attempts 10000] [--clients 200] [--stock 1000] [--workers 2] [--threads 2]
+                               [--pool 2] [--warmup 2000] [--redis URL|none] [--profile]
 
-The app runs under gunicorn on loopback against a fresh PostgreSQL database; wrk (with bench/flash_sale.lua) sends
-each attempt as a different rider over HTTP. Prints redemptions/s, p50/p99 latency, the oversold count (must be
-0), and, in the same run, the rate of the bare SQL statement that takes one unit of stock (pgbench), the ceiling.
-Targets: >= 1,000 redemptions/s, p99 <= 100 ms, 0 oversold.
+The app runs under gunicorn on loopback against a fresh PostgreSQL database (and Redis, for the sold-out mark, with
+a key prefix of its own); wrk (with bench/flash_sale.lua) sends each attempt as a different rider over HTTP. Prints
+attempts/s, p50/p99 latency, the oversold count (must be 0), the CPU per attempt of the gunicorn workers and of the
+app's PostgreSQL backends (/proc/<pid>/stat before and after the sale), and, in the same run, two ceilings measured
+with pgbench at the app's database concurrency (workers x pool connections): the bare statement that takes one unit
+of stock, and a whole redemption written as one statement; with the ratio of attempts/s to each. `--profile`
+samples the workers with py-spy during the sale and prints where their time went (bench/spy.py).
+Targets (issue 13): attempts/s >= 0.8 x the ceiling, p99 <= 200 ms, 0 oversold, CPU per attempt <= 0.6 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import re
 import resource
 import secrets
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
-from common import ROOT, fresh_database, gunicorn, wrk  # bench/ is on the path when run as a script
+import spy  # bench/ is on the path when run as a script
+from common import ROOT, CpuMeter, fresh_database, gunicorn, gunicorn_workers, pgbench_rate, wrk
+
+from metropoints.redemption.rollups import BOUGHT_CTE
 
 PRICE, BALANCE = 100, 1_000
 
@@ -79,68 +87,75 @@ def warmup_campaign(url: str, campaign: int, *, stock: int) -> int:
     return copy
 
 
-def bare_sql_rate(url: str, *, clients: int, seconds: int) -> float:
-    """Transactions/s of the bare statement that takes one unit of stock (pgbench, on a campaign of its own)."""
+
+def ceiling_campaign(url: str) -> int:
+    """A campaign of its own for the pgbench ceilings: stock that never runs out, a price of 1 and no real limit."""
     with psycopg.connect(url) as conn:
-        campaign = conn.execute(
+        return conn.execute(
             "INSERT INTO campaigns (merchant_id, status, title, description, category, benefit_type, point_price,"
             " stock_total, stock_left, per_rider_limit, valid_from, valid_until, coupon_valid_days, terms,"
             " image_name, decision_reason, created_at) SELECT merchant_id, 'approved', 'ceiling', '', 'dining', "
-            "'free_item', 10, 1000000000, 1000000000, 1, valid_from, valid_until, 1, '', '', '', now() "
+            "'free_item', 1, 1000000000, 1000000000, 1000000, valid_from, valid_until, 1, '', '', '', now() "
             "FROM campaigns LIMIT 1 RETURNING id").fetchone()[0]
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-        script.write(f"UPDATE campaigns SET stock_left = stock_left - 1 WHERE id = {campaign} AND stock_left > 0;\n")
-    done = subprocess.run(["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", script.name,
-                           url], capture_output=True, text=True, timeout=seconds + 60)
-    Path(script.name).unlink()
-    for line in done.stdout.splitlines():
-        if line.startswith("tps"):
-            return float(line.split("=")[1].split()[0])
-    raise RuntimeError(done.stdout + done.stderr)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far (0 once it is gone)."""
+def bare_update_script(campaign: int) -> str:
+    """pgbench: the bare statement that takes one unit of stock, a transaction each."""
+    return f"UPDATE campaigns SET stock_left = stock_left - 1 WHERE id = {campaign} AND stock_left > 0;\n"
+
+
+def one_statement_script(campaign: int, riders: int) -> str:
+    """pgbench: a whole redemption as one statement, a transaction each: a random rider's row locked, their coupons
+    of the campaign counted, one unit of stock taken, the points debited, the coupon issued, the ledger entry posted
+    and the campaign's day row counted (the rollup's own upsert, redemption.rollups.BOUGHT_CTE)."""
+    tally = BOUGHT_CTE.replace(":day", "(now() AT TIME ZONE 'Asia/Shanghai')::date")
+    script = f"""\\set r random(1, {riders})
+WITH rider AS (
+    SELECT points_balance FROM riders WHERE id = :r FOR UPDATE),
+held AS (
+    SELECT count(*) AS n FROM coupons WHERE campaign_id = :c AND rider_id = :r AND status <> 'cancelled'),
+stock AS (
+    UPDATE campaigns SET stock_left = stock_left - 1
+    WHERE id = :c AND stock_left > 0 AND status = 'approved' AND valid_from <= now() AND valid_until > now()
+        AND (SELECT n FROM held) < per_rider_limit AND (SELECT points_balance FROM rider) >= :price
+    RETURNING id),
+debit AS (
+    UPDATE riders SET points_balance = points_balance - :price
+    WHERE id = :r AND points_balance >= :price AND EXISTS (SELECT 1 FROM stock)
+    RETURNING points_balance),
+coupon AS (
+    INSERT INTO coupons (campaign_id, rider_id, code, counter_code, status, points_spent, issued_at, expires_at)
+    SELECT :c, :r, md5(random()::text), lpad(floor(random() * 1e12)::bigint::text, 12, '0'), 'issued', :price,
+           now(), now() + interval '1 day' FROM debit
+    ON CONFLICT (counter_code) WHERE status = 'issued' DO NOTHING
+    RETURNING id),
+entry AS (
+    INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after)
+    SELECT :r, now(), (now() AT TIME ZONE 'Asia/Shanghai')::date, -:price, 'redemption',
+           'coupon:' || coupon.id::text, '', '', debit.points_balance
+    FROM coupon, debit
+    RETURNING id),
+{tally}
+SELECT (SELECT id FROM coupon);
+"""
+    # Literal numbers for the campaign and the price (prepared statements would leave their types unknown); the
+    # rider is pgbench's variable, cast.
+    return re.sub(r":c\b", str(campaign), script).replace(":price", "1").replace(":r", ":r::int")
+
+
+def sale(base: str, token_file: Path, campaign: int, attempts: int, clients: int) -> tuple[str, dict]:
+    """One wrk run of `attempts` redemption attempts on `campaign` by `clients` connections, each a different rider;
+    wrk's output and figures (bench/flash_sale.lua stops once every attempt was answered)."""
+    done_file = Path(f"{token_file}.{campaign}.done")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def gunicorn_workers(base: str, count: int) -> list[int]:
-    """The pids of the gunicorn workers serving `base` (the processes whose parent is its master); waits a while
-    for `count` of them, since the master listens before its workers have booted."""
-    for _ in range(100):
-        workers = _children_serving(base.removeprefix("http://"))
-        if len(workers) >= count:
-            break
-        time.sleep(0.1)
-    return workers
-
-
-def _children_serving(bind: str) -> list[int]:
-    """The pids of processes whose command line names `bind` and whose parent does too."""
-    found: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if bind in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except OSError:
-                continue
-    return sorted(pid for pid, parent in found.items() if parent in found)
-
-
-def backend_pids(url: str) -> list[int]:
-    """The pids of the PostgreSQL backends connected to the bench database (the app's pooled connections)."""
-    with psycopg.connect(url) as conn:
-        return [row[0] for row in conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        return wrk(base, script=ROOT / "bench" / "flash_sale.lua", connections=clients, threads=2, duration=300,
+                   done_file=done_file, args=(str(token_file), str(campaign), str(attempts), "2", str(done_file)))
+    finally:
+        done_file.unlink(missing_ok=True)
 
 
 def main() -> None:
-    """Seed, serve, load, check, print."""
+    """Seed, serve, load, check, measure the ceilings, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attempts", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=200)
@@ -153,42 +168,53 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2_000,
                         help="attempts on a campaign of its own before the measured sale (0: none), so the workers' "
                              "threads, connections and code paths are warm, as a server is when a sale starts")
+    parser.add_argument("--ceiling-seconds", type=int, default=10, help="how long each pgbench ceiling runs")
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                        help="REDIS_URL of the app (the sold-out mark); 'none' runs without Redis")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the gunicorn workers with py-spy during the measured sale and print where their "
+                             "time went (sampling slows them: take the figures from a run without it)")
+    parser.add_argument("--profile-raw", default="/tmp/flash_profile.txt",
+                        help="where --profile keeps the merged raw stacks (python bench/spy.py FILE summarises them)")
     args = parser.parse_args()
+    connections = args.workers * args.pool
+    extra_env = {"FLASK_QUEUE_PREFIX": json.dumps(f"bench-flash-{os.getpid()}")}
+    if args.redis != "none":
+        extra_env["REDIS_URL"] = args.redis
     with fresh_database("mp_bench_flash") as url:
         campaign, tokens = seed(url, riders=args.attempts, stock=args.stock)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as token_file:
             token_file.write("\n".join(tokens) + "\n")
+        tokens_path = Path(token_file.name)
         print(f"seeded: campaign {campaign} (stock {args.stock}, price {PRICE}), {args.attempts:,} riders; "
-              f"gunicorn {args.workers} workers x {args.threads} threads, {args.pool} DB connections each",
-              flush=True)
-        done_file = Path(token_file.name + ".done")
+              f"gunicorn {args.workers} workers x {args.threads} threads, {args.pool} DB connections each; "
+              f"Redis: {args.redis}", flush=True)
         # wrk opens all its connections at once and keeps them; without a cap one worker can accept most of them
         # and leave the other core idle, so each worker takes its share (and room for its threads) and no more.
         share = -(-args.clients // args.workers) + args.threads
-        with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.pool,
-                      extra_env={"GUNICORN_CMD_ARGS": f"--worker-connections {share}"}) as base:
+        extra_env["GUNICORN_CMD_ARGS"] = f"--worker-connections {share}"
+        profile_lines: list[str] = []
+        with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.pool, extra_env=extra_env) as base:
             if args.warmup:
                 warm_campaign = warmup_campaign(url, campaign, stock=args.warmup // 10)
-                warm_done = Path(token_file.name + ".warm")
-                _, warm = wrk(base, script=ROOT / "bench" / "flash_sale.lua", connections=args.clients, threads=2,
-                              duration=120, done_file=warm_done,
-                              args=(token_file.name, str(warm_campaign), str(args.warmup), "2", str(warm_done)))
-                warm_done.unlink(missing_ok=True)
+                _, warm = sale(base, tokens_path, warm_campaign, args.warmup, args.clients)
                 print(f"warm-up: {int(warm.get('COUNT_replies', 0)):,} attempts on campaign {warm_campaign} "
                       f"({int(warm.get('COUNT_created', 0)):,} sold), not measured", flush=True)
-            # Where the 2 cores went during the run: the workers, the app's PostgreSQL backends and wrk.
             workers = gunicorn_workers(base, args.workers)
-            before = [cpu_seconds(pid) for pid in workers]
+            meter = CpuMeter(url, workers)
             children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            out, figures = wrk(base, script=ROOT / "bench" / "flash_sale.lua", connections=args.clients,
-                               threads=2, duration=300, done_file=done_file,
-                               args=(token_file.name, str(campaign), str(args.attempts), "2", str(done_file)))
+            meter.start()
+            if args.profile:
+                with spy.sample(workers, keep=Path(args.profile_raw)) as profile:
+                    out, figures = sale(base, tokens_path, campaign, args.attempts, args.clients)
+            else:
+                out, figures = sale(base, tokens_path, campaign, args.attempts, args.clients)
+            meter.stop()
+            if args.profile:
+                profile_lines = profile["lines"]
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
-            worker_cpu = [cpu_seconds(pid) - start for pid, start in zip(workers, before, strict=True)]
-            backend_cpu = sum(cpu_seconds(pid) for pid in backend_pids(url))
         wrk_cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
-        Path(token_file.name).unlink()
-        done_file.unlink(missing_ok=True)
+        tokens_path.unlink()
         with psycopg.connect(url) as conn:
             coupons, stock_left = conn.execute(
                 "SELECT (SELECT count(*) FROM coupons WHERE campaign_id = %s), "
@@ -196,26 +222,40 @@ def main() -> None:
             books = conn.execute(
                 "SELECT count(*) FROM riders r WHERE r.points_balance <> "
                 "(SELECT sum(points) FROM ledger_entries e WHERE e.rider_id = r.id)").fetchone()[0]
-        ceiling = bare_sql_rate(url, clients=8, seconds=10)
+        ceiling_id = ceiling_campaign(url)
+        bare = pgbench_rate(url, bare_update_script(ceiling_id), clients=connections, seconds=args.ceiling_seconds)
+        whole = pgbench_rate(url, one_statement_script(ceiling_id, args.attempts), clients=connections,
+                             seconds=args.ceiling_seconds)
     seconds = figures.get("seconds", 0) or 1
     created = int(figures.get("COUNT_created", 0))
+    replies = int(figures.get("COUNT_replies", 0))
+    rate = figures.get("rps", 0)
     oversold = max(0, coupons - args.stock) + (1 if stock_left < 0 else 0)
     print(out.strip())
+    if profile_lines:
+        print("\n==== profile of the gunicorn workers during the sale (py-spy) ====")
+        print("\n".join(profile_lines))
     print("\n==== summary ====")
     conflicts, other = int(figures.get("COUNT_conflicts", 0)), int(figures.get("COUNT_other", 0))
-    print(f"attempts answered: {int(figures.get('COUNT_replies', 0)):,} in {seconds:.2f} s = "
-          f"{figures.get('rps', 0):,.0f} requests/s; 201 created {created:,}, 409 {conflicts:,}, other {other:,}")
+    print(f"attempts answered: {replies:,} in {seconds:.2f} s; 201 created {created:,}, 409 {conflicts:,}, "
+          f"other {other:,}{'  (profiled: slower than an unprofiled run)' if args.profile else ''}")
+    print(f"attempts/s: {rate:,.0f}")
+    print(f"latency p50 {figures.get('LAT_p50_ms', 0):.1f} ms, p99 {figures.get('LAT_p99_ms', 0):.1f} ms   "
+          f"target p99 <= 200 ms  {'PASS' if figures.get('LAT_p99_ms', 1e9) <= 200 else 'MISS'}")
     print(f"redemptions: {coupons:,} coupons, stock left {stock_left}; oversold: {oversold}   target 0  "
           f"{'PASS' if oversold == 0 else 'MISS'}")
-    print(f"redemption attempts/s (sales and sold-out replies): {figures.get('rps', 0):,.0f}   target >= 1,000  "
-          f"{'PASS' if figures.get('rps', 0) >= 1000 else 'MISS'}")
-    print(f"latency p50 {figures.get('LAT_p50_ms', 0):.1f} ms, p99 {figures.get('LAT_p99_ms', 0):.1f} ms   "
-          f"target p99 <= 100 ms  {'PASS' if figures.get('LAT_p99_ms', 1e9) <= 100 else 'MISS'}")
     print(f"riders whose balance differs from their ledger: {books}")
+    print(f"{meter.per(replies, 'attempt')}   target <= 0.6 ms  "
+          f"{'PASS' if (meter.app + meter.database) / max(replies, 1) <= 0.0006 else 'MISS'}")
     cores = os.cpu_count() or 1
-    print(f"CPU during the run: gunicorn workers {' + '.join(f'{cpu:.1f}' for cpu in worker_cpu)} s, PostgreSQL "
-          f"backends {backend_cpu:.1f} s, wrk {wrk_cpu:.1f} s (of {cores * seconds:.1f} core-seconds on {cores} cores)")
-    print(f"ceiling: bare stock-taking UPDATE via pgbench, 8 connections: {ceiling:,.0f} statements/s")
+    print(f"CPU during the sale: gunicorn workers {meter.app:.1f} s, PostgreSQL backends {meter.database:.1f} s, "
+          f"wrk {wrk_cpu:.1f} s (of {cores * seconds:.1f} core-seconds on {cores} cores)")
+    for name, ceiling in (("bare stock-taking UPDATE", bare), ("whole redemption as one statement", whole)):
+        ratio = rate / ceiling if ceiling else 0
+        print(f"ceiling, {name} (pgbench, {connections} connections): {ceiling:,.0f}/s; ratio to ceiling: "
+              f"{ratio:.2f}")
+    print("target (issue 13): attempts/s >= 0.8 x the bare UPDATE's ceiling  "
+          f"{'PASS' if rate >= 0.8 * bare else 'MISS'}")
 
 
 if __name__ == "__main__":

@@ -18,15 +18,16 @@ from metropoints.accrual import queries as accrual_queries
 from metropoints.accrual.rules import current_rules
 from metropoints.campaigns import cli as campaign_cli
 from metropoints.campaigns import panels as campaign_panels
+from metropoints.campaigns import soldout
 from metropoints.campaigns import views as campaign_views
-from metropoints.core import account_views, security, templating, token_views, twofactor_views
+from metropoints.core import account_views, lean, security, templating, token_cache, token_views, twofactor_views
 from metropoints.core import cli as core_cli
 from metropoints.core import views as core_views
 from metropoints.core.api import domain_error_reply, error_reply
 from metropoints.core.config import load_config
 from metropoints.core.db import commit_unit_of_work, db, migrate, rollback_unit_of_work
 from metropoints.core.errors import DomainError
-from metropoints.core.extensions import babel, csrf, limiter, login_manager, mail, select_locale
+from metropoints.core.extensions import babel, csrf, limiter, login_manager, mail, select_locale, view_is_limited
 from metropoints.core.portal import message_for, nav_for, role_label
 from metropoints.core.urls import IdConverter
 from metropoints.kiosk import api as kiosk_api
@@ -77,6 +78,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.url_map.converters["id"] = IdConverter  # before any blueprint's rules are bound
     db.init_app(app)
+    token_cache.init_app(app)
+    soldout.init_app(app)  # the flash sale's sold-out marks (Redis)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     login_manager.login_message = _l("Please log in to open this page.")
@@ -111,6 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     core_views.show_rules_on_front_page(_rules_in_force)
     _register_unit_of_work(app)
     _register_error_handlers(app)
+    lean.init_app(app, limiter=limiter, login_manager=login_manager, limited=view_is_limited)  # last: every hook is in
     return app
 
 

@@ -16,6 +16,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 
+from metropoints.campaigns import soldout
 from metropoints.campaigns.errors import (
     CampaignLocked,
     CampaignNotFound,
@@ -288,6 +289,7 @@ def raise_stock(*, owner: User, campaign: Campaign, amount: int) -> None:
                        .values(stock_total=Campaign.stock_total + amount, stock_left=Campaign.stock_left + amount)
                        .execution_options(synchronize_session=False))
     db.session.expire(campaign, ["stock_total", "stock_left"])
+    soldout.clear_on_commit(campaign.id)  # on sale again once this commits
     record_audit(actor=owner, action="campaign.stock.raise", subject=audit_subject(campaign), reason=f"+{amount}")
     db.session.flush()
 

@@ -19,7 +19,16 @@ from flask import Response, g, jsonify, make_response, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Integer, Select, String, text
 
-from metropoints.core.db import UTCDateTime, db, is_postgres, sql_param
+from metropoints.core.db import (
+    UTCDateTime,
+    autocommit_row,
+    db,
+    driver_sql,
+    hot_row,
+    is_postgres,
+    primary_is_postgres,
+    sql_param,
+)
 from metropoints.core.errors import (
     DomainError,
     Forbidden,
@@ -32,6 +41,7 @@ from metropoints.core.errors import (
 from metropoints.core.models import TokenKind
 from metropoints.core.operations import TOKEN_USE_RESOLUTION, hash_token, touch_token
 from metropoints.core.timeutil import isoformat, utcnow
+from metropoints.core.token_cache import token_cache
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 MAX_KEYSET_ID = 2**63 - 1  # the largest BIGINT
@@ -104,8 +114,9 @@ class BearerToken:
 # the last use read with it is stale, and SKIP LOCKED leaves a row another request is writing alone, so a fresh
 # token takes no lock and costs no write, and no request waits on another for its token. SQLite (development) sends
 # the probe alone and the write, when stale, as a second statement.
-_TOKEN_COLUMNS = {"id": Integer, "kind": String, "subject_id": Integer, "last_used_at": UTCDateTime}
-_LIVE = ("SELECT id, kind, subject_id, last_used_at FROM api_tokens WHERE token_hash = :token_hash "
+_TOKEN_COLUMNS = {"id": Integer, "kind": String, "subject_id": Integer, "last_used_at": UTCDateTime,
+                  "expires_at": UTCDateTime}
+_LIVE = ("SELECT id, kind, subject_id, last_used_at, expires_at FROM api_tokens WHERE token_hash = :token_hash "
          "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)")
 _LIVE_TOKEN = text(_LIVE).columns(**_TOKEN_COLUMNS)
 _LIVE_TOKEN_RECORDING_USE = text(
@@ -113,7 +124,8 @@ _LIVE_TOKEN_RECORDING_USE = text(
     "used AS (UPDATE api_tokens SET last_used_at = :now WHERE id = ("
     "SELECT token.id FROM api_tokens AS token JOIN live ON token.id = live.id "
     "WHERE live.last_used_at IS NULL OR live.last_used_at <= :stale FOR UPDATE OF token SKIP LOCKED)) "
-    "SELECT id, kind, subject_id, last_used_at FROM live").columns(**_TOKEN_COLUMNS)
+    "SELECT id, kind, subject_id, last_used_at, expires_at FROM live").columns(**_TOKEN_COLUMNS)
+_LIVE_TOKEN_RECORDING_USE_SQL = driver_sql(_LIVE_TOKEN_RECORDING_USE.element.text)  # as psycopg takes it
 
 
 def bearer_value() -> str:
@@ -125,28 +137,46 @@ def bearer_value() -> str:
     return raw
 
 
-def bearer_token() -> BearerToken:
-    """The live token of this request's `Authorization: Bearer` header."""
+def bearer_token(*, cached: bool = False) -> BearerToken:
+    """The live token of this request's `Authorization: Bearer` header. `cached`: from this process's short-lived
+    cache of live tokens when it has it (core.token_cache: a revoked token is refused within 5 seconds)."""
     raw = bearer_value()
+    token_hash = hash_token(raw)
+    cache = token_cache() if cached else None
+    if cache is not None and (hit := cache.get(token_hash)) is not None:
+        return hit
     now = utcnow()
-    folded = is_postgres()
-    params = {"token_hash": hash_token(raw), "now": sql_param(now)}
+    alone = cache is not None and primary_is_postgres()
+    folded = alone or is_postgres()
+    params = {"token_hash": token_hash, "now": sql_param(now)}
     if folded:
         params["stale"] = now - TOKEN_USE_RESOLUTION
-    row = db.session.execute(_LIVE_TOKEN_RECORDING_USE if folded else _LIVE_TOKEN, params).first()
+    if alone:
+        # The hot paths probe in autocommit: a sold-out reply from its mark then costs this one round trip and no
+        # transaction, and the use it records stays recorded even when the request is refused.
+        row = autocommit_row(_LIVE_TOKEN_RECORDING_USE_SQL, params)
+    elif folded:
+        row = hot_row(_LIVE_TOKEN_RECORDING_USE_SQL, params)
+    else:
+        row = db.session.execute(_LIVE_TOKEN, params).first()
     if row is None:
         raise InvalidToken()
     touch_token(token_id=row.id, last_used_at=row.last_used_at, now=now, written=folded)
-    return BearerToken(id=row.id, kind=TokenKind(row.kind), subject_id=row.subject_id)
+    token = BearerToken(id=row.id, kind=TokenKind(row.kind), subject_id=row.subject_id)
+    if cache is not None:
+        cache.put(token_hash, row.id, token, row.expires_at.timestamp() if row.expires_at is not None else None)
+    return token
 
 
-def require_token(*kinds: TokenKind) -> Callable:
-    """Let through only requests bearing a live token of one of `kinds`; the token is in `g.api_token`."""
+def require_token(*kinds: TokenKind, cached: bool = False) -> Callable:
+    """Let through only requests bearing a live token of one of `kinds`; the token is in `g.api_token`. `cached`
+    (the hot paths only): the token may come from the process's cache of live tokens, so a revocation reaches this
+    view up to core.token_cache.MAX_TOKEN_CACHE_SECONDS later in other processes."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            token = bearer_token()
+            token = bearer_token(cached=cached)
             if token.kind not in kinds:
                 raise Forbidden(f"This needs a {' or '.join(k.value for k in kinds)} token.")
             g.api_token = token

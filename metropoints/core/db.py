@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
@@ -94,6 +95,36 @@ def is_postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def driver_sql(statement: str) -> str:
+    """A statement written with `:name` parameters in the form psycopg takes them (`%(name)s`), for `hot_row`."""
+    return _NAMED_PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))
+
+
+def hot_row(statement: str, params: dict[str, Any]) -> Any:
+    """The first row of a statement in driver form (`driver_sql`) on PostgreSQL, sent on the unit of work's
+    connection as it is: no compilation, no typed result processing, no ORM. The hot paths' statements take this
+    way; their times come back as psycopg makes them (aware, in the connection's zone)."""
+    return db.session.connection().exec_driver_sql(statement, params).first()
+
+
+def autocommit_row(statement: str, params: dict[str, Any]) -> Any:
+    """The first row of a statement in driver form, sent on a pooled connection of its own in autocommit (PostgreSQL):
+    no BEGIN and no ROLLBACK round trip around it, and any write it makes is committed at once, whatever the unit of
+    work does later. Only for a statement that stands alone (a hot path's token probe, before its unit of work has
+    a transaction)."""
+    with db.engine.connect() as connection:
+        return connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(statement, params).first()
+
+
+def primary_is_postgres() -> bool:
+    """True when the app's primary database is PostgreSQL; unlike is_postgres it opens no session (a hot path that
+    may answer without the database asks this first)."""
+    return db.engine.dialect.name == "postgresql"
+
+
 # Called after each commit / rollback of a unit of work. core.jobs adds its hand-over of queued jobs here, so the
 # database layer knows nothing of queues (and the two modules import in one direction only).
 _after_commit: list[Callable[[], None]] = []
@@ -109,14 +140,21 @@ def on_unit_of_work_end(*, commit: Callable[[], None], rollback: Callable[[], No
 
 
 def commit_unit_of_work() -> None:
-    """Commit the session, then run what waits for the commit (jobs queued during the unit of work are handed over)."""
+    """Commit the session, then run what waits for the commit (jobs queued during the unit of work are handed over).
+    A unit of work that never opened a session (a sold-out reply from its mark, say) has nothing to commit and
+    nothing waiting, so none is made for it."""
+    if not db.session.registry.has():
+        return
     db.session.commit()
     for hook in _after_commit:
         hook()
 
 
 def rollback_unit_of_work() -> None:
-    """Roll back the session and forget what waited for its commit (the jobs it had queued)."""
+    """Roll back the session and forget what waited for its commit (the jobs it had queued); nothing to do for a
+    unit of work that never opened a session."""
+    if not db.session.registry.has():
+        return
     db.session.rollback()
     for hook in _after_rollback:
         hook()

@@ -30,8 +30,14 @@ def _view_without_limits() -> bool:
     blueprint-wide limits, only the login views' own, so every other request — a flash sale's, a kiosk's poll —
     skips the limiter's per-request bookkeeping (about 6% of a redemption's CPU). Adding default or blueprint
     limits means removing this filter."""
+    return not view_is_limited()
+
+
+def view_is_limited() -> bool:
+    """True when the request's view carries a `limiter.limit` of its own (core.lean runs the limiter's other hooks
+    only then)."""
     view = current_app.view_functions.get(request.endpoint or "")
-    return getattr(view, LIMITED_VIEW_MARK, None) != limiter  # a weak proxy of the limiter: compare by ==
+    return getattr(view, LIMITED_VIEW_MARK, None) == limiter  # a weak proxy of the limiter: compare by ==
 
 
 @login_manager.user_loader

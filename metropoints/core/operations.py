@@ -17,6 +17,7 @@ from metropoints.core.errors import Conflict, Forbidden, InvalidInput, InvalidTo
 from metropoints.core.models import ApiToken, AuditEntry, Rider, Role, TokenKind, User
 from metropoints.core.rollups import count_registration
 from metropoints.core.timeutil import utcnow
+from metropoints.core.token_cache import forget_token
 
 PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
 MIN_PASSWORD = 8
@@ -306,6 +307,8 @@ def _revoke(token_id: int, *, by: str, reason: str, now: datetime) -> ApiToken:
         update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=now, revoked_by=by[:120], revoke_reason=reason)
         .returning(ApiToken.id).execution_options(synchronize_session=False)).scalar()
+    if revoked is not None:
+        forget_token(db.session, token_id)  # the hot paths' cache (core.token_cache) refuses it from now on
     token = db.session.get(ApiToken, token_id, populate_existing=True)
     if token is None:
         raise NotFound("No such token.")

@@ -24,7 +24,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from metropoints.core.db import MAX_ID, UTCDateTime, db, is_postgres, on_unit_of_work_end, sql_param
+from metropoints.core.db import (
+    MAX_ID,
+    UTCDateTime,
+    db,
+    driver_sql,
+    hot_row,
+    is_postgres,
+    on_unit_of_work_end,
+    sql_param,
+)
 from metropoints.core.errors import InvalidInput
 from metropoints.core.models import Role, User
 from metropoints.core.operations import record_audit
@@ -121,14 +130,17 @@ LEFT JOIN coupons cp ON cp.code = :code OR (cp.counter_code = :counter_code AND 
 LEFT JOIN campaigns ca ON ca.id = cp.campaign_id
 WHERE u.id = :user
 """).columns(locked_from=UTCDateTime)
+_COUNTER_FACTS_PG = driver_sql(_COUNTER_FACTS.element.text)
 
 
 def counter_facts(*, user_id: int, store_id: int | None, code: str | None, counter_code: str | None,
                   now: datetime) -> CounterFacts | None:
-    """The facts of one validation (None when the user is no staff member at all); one statement."""
-    row = db.session.execute(_COUNTER_FACTS, {
-        "user": user_id, "store": store_id, "code": code, "counter_code": counter_code,
-        "since": sql_param(now - GUESS_WINDOW), "offset": GUESS_LIMIT - 1}).first()
+    """The facts of one validation (None when the user is no staff member at all); one statement on the session's
+    connection, sent as it is on PostgreSQL (core.db.hot_row: no ORM work, nothing compiled)."""
+    params = {"user": user_id, "store": store_id, "code": code, "counter_code": counter_code,
+              "since": sql_param(now - GUESS_WINDOW), "offset": GUESS_LIMIT - 1}
+    row = (hot_row(_COUNTER_FACTS_PG, params) if is_postgres()
+           else db.session.connection().execute(_COUNTER_FACTS, params).first())
     if row is None:
         return None
     facts = row._asdict()
@@ -146,6 +158,7 @@ RETURNING (SELECT display_name FROM riders WHERE riders.id = coupons.rider_id) A
 # On PostgreSQL the use is counted on its campaign's day row by the same statement (redemption.rollups); on SQLite
 # the caller counts it after.
 USE_COUPON = {"postgresql": text(rollups.use_counted_sql(_USE_SQL)), "sqlite": text(_USE_SQL)}
+USE_COUPON_PG = driver_sql(rollups.use_counted_sql(_USE_SQL))
 
 
 def lock_until(locked_from: datetime) -> datetime:

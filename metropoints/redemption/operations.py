@@ -19,24 +19,26 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from metropoints.accrual.errors import InsufficientPoints
 from metropoints.accrual.ledger import post_entry
 from metropoints.accrual.models import EntryKind
+from metropoints.campaigns import soldout
 from metropoints.campaigns.models import Campaign, CampaignStatus
-from metropoints.core.db import MAX_ID, db, is_postgres, sql_param
+from metropoints.core.db import MAX_ID, db, hot_row, is_postgres, primary_is_postgres, sql_param
 from metropoints.core.errors import NotFound
 from metropoints.core.models import Rider, User
 from metropoints.core.timeutil import service_day, utcnow
 from metropoints.marketplace.errors import MerchantNotApproved, NotStaff
 from metropoints.marketplace.models import MerchantStatus
-from metropoints.redemption import rollups
+from metropoints.redemption import rollups, sale_sql
 from metropoints.redemption.codes import new_code, new_counter_code, normalise_code, normalise_counter_code
 from metropoints.redemption.counter import (
     USE_COUPON,
+    USE_COUPON_PG,
     check_id,
     counter_facts,
     counter_store_id,
@@ -110,99 +112,54 @@ class _SaleTerms:
     balance: int
 
 
-# The campaign first: in a flash sale most requests come after the stock is gone, and those take no lock at all. Only
-# a campaign that looks sellable locks the rider's row (so their limit and balance checks cannot race), in the same
-# round trip. The lock waits for the rider's other purchases to commit and returns the balance as they left it.
-_SALE_TERMS_SQL = """
-WITH campaign AS (
-    SELECT c.point_price, c.per_rider_limit, c.coupon_valid_days, c.stock_left,
-           c.status = 'approved' AND c.valid_from <= :now AND c.valid_until > :now AND m.status = 'approved'
-               AS on_sale
-    FROM campaigns c JOIN merchants m ON m.id = c.merchant_id
-    WHERE c.id = :c),
-rider AS (
-    SELECT points_balance FROM riders
-    WHERE id = :r AND EXISTS (SELECT 1 FROM campaign WHERE on_sale AND stock_left > 0){lock})
-SELECT campaign.point_price, campaign.per_rider_limit, campaign.coupon_valid_days, campaign.stock_left,
-       campaign.on_sale, (SELECT points_balance FROM rider)
-FROM campaign
-"""
-_SALE_TERMS = {"postgresql": text(_SALE_TERMS_SQL.format(lock=" FOR UPDATE")),
-               "sqlite": text(_SALE_TERMS_SQL.format(lock=""))}  # SQLite has one writer: no lock needed
-
-
-def _sale_terms(campaign_id: int, rider_id: int, now: datetime, postgres: bool) -> _SaleTerms:
-    """The campaign's terms with the rider's row locked; OutOfStock when it would be on sale but for its stock,
-    NotLive otherwise (unknown, not approved, outside its sale window, or its merchant is not approved)."""
-    row = db.session.execute(_SALE_TERMS["postgresql" if postgres else "sqlite"],
-                             {"c": campaign_id, "r": rider_id, "now": now if postgres else sql_param(now)}).first()
+def _sale_terms(campaign_id: int, rider_id: int, now: datetime, postgres: bool,
+                generation: str | None = None) -> _SaleTerms:
+    """The campaign's terms with the rider's row locked; OutOfStock when it would be on sale but for its stock (and
+    then the campaign is marked sold out: campaigns.soldout), NotLive otherwise (unknown, not approved, outside its
+    sale window, or its merchant is not approved). Core SQL on the session's connection: no ORM work."""
+    params = {"c": campaign_id, "r": rider_id, "now": now if postgres else sql_param(now)}
+    row = (hot_row(sale_sql.SALE_TERMS_PG, params) if postgres
+           else db.session.connection().execute(sale_sql.SALE_TERMS["sqlite"], params).first())
     if row is None or not row[4]:
         raise NotLive()
     price, limit, valid_days, stock_left, _, balance = row
     if stock_left <= 0:
+        soldout.mark_now(campaign_id, generation)
         raise OutOfStock()
     if balance is None:
         raise NotFound("No such rider.")
     return _SaleTerms(point_price=price, per_rider_limit=limit, coupon_valid_days=valid_days, balance=balance)
 
 
-# Stock last: the rider is locked already, so the only lock this statement waits for is the campaign's stock row.
-# It runs after the rider's lock was granted, so `held` counts every coupon the rider's earlier purchases committed;
-# over the limit or short of points, nothing is taken and the caller says why. A counter code an issued coupon
-# already carries inserts no coupon and no entry, while stock and points are taken: the caller finishes the purchase.
-_REDEEM = text("""
-WITH held AS (
-    SELECT count(*) AS n FROM coupons WHERE campaign_id = :c AND rider_id = :r AND status <> 'cancelled'),
-stock AS (
-    UPDATE campaigns SET stock_left = stock_left - 1
-    WHERE id = :c AND stock_left > 0 AND status = 'approved' AND valid_from <= :now AND valid_until > :now
-        AND (SELECT n FROM held) < :limit AND :balance >= :price
-    RETURNING id),
-debit AS (
-    UPDATE riders SET points_balance = points_balance - :price
-    WHERE id = :r AND points_balance >= :price AND EXISTS (SELECT 1 FROM stock)
-    RETURNING points_balance),
-coupon AS (
-    INSERT INTO coupons (campaign_id, rider_id, code, counter_code, status, points_spent, issued_at, expires_at)
-    SELECT :c, :r, :code, :counter_code, 'issued', :price, :now, :expires FROM debit
-    ON CONFLICT (counter_code) WHERE status = 'issued' DO NOTHING
-    RETURNING id),
-entry AS (
-    INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after)
-    SELECT :r, :now, :day, -:price, 'redemption', 'coupon:' || coupon.id::text, '', '', debit.points_balance
-    FROM coupon, debit
-    RETURNING id),
-""" + rollups.BOUGHT_CTE + """
-SELECT (SELECT n FROM held), (SELECT id FROM stock), (SELECT id FROM coupon), (SELECT points_balance FROM debit),
-       (SELECT id FROM entry)
-""")
-_HELD = text("SELECT count(*) FROM coupons WHERE campaign_id = :c AND rider_id = :r AND status <> 'cancelled'")
-
-
 def redeem(*, rider_id: int, campaign_id: object, now: datetime | None = None) -> Redemption:
     """Buy one coupon of a live campaign: debit, stock and coupon in one transaction, all or nothing.
 
-    NotLive, LimitReached, InsufficientPoints and OutOfStock (all 409) say why not. Two round trips on PostgreSQL:
-    the campaign's terms with the rider's lock, then one statement that checks the limit and takes stock, points and
-    coupon. The caller commits at once, so the stock row stays locked for that statement and the commit. The coupon
-    gets a fresh counter code; in the rare case an issued coupon holds it, the coupon and its ledger entry follow in
-    a statement each, with another code (stock and points were taken once, by the first).
+    NotLive, LimitReached, InsufficientPoints and OutOfStock (all 409) say why not. A campaign marked sold out
+    (campaigns.soldout: the database found it without stock, and no stock came back since) is OutOfStock at once,
+    without the database. Otherwise two round trips on PostgreSQL: the campaign's terms with the rider's lock, then
+    one statement that checks the limit and takes stock, points and coupon. The caller commits at once, so the stock
+    row stays locked for that statement and the commit. The coupon gets a fresh counter code; in the rare case an
+    issued coupon holds it, the coupon and its ledger entry follow in a statement each, with another code (stock and
+    points were taken once, by the first). Both statements are Core SQL on the session's connection: no ORM objects.
     """
     campaign_id = check_id(campaign_id, "campaign_id")
-    now = now or utcnow()
+    marked, generation = soldout.check(campaign_id) if primary_is_postgres() else (False, None)
+    if marked:
+        raise OutOfStock()
     postgres = is_postgres()
-    terms = _sale_terms(campaign_id, rider_id, now, postgres)
+    now = now or utcnow()
+    terms = _sale_terms(campaign_id, rider_id, now, postgres, generation)
     price, balance = terms.point_price, terms.balance
     code, counter_code = new_code(), new_counter_code()
     expires_at = now + timedelta(days=terms.coupon_valid_days)
     if postgres:
-        held, stock, coupon_id, balance_after, _ = db.session.execute(_REDEEM, {
+        held, stock, coupon_id, balance_after, stock_left = hot_row(sale_sql.REDEEM_PG, {
             "c": campaign_id, "r": rider_id, "price": price, "limit": terms.per_rider_limit, "balance": balance,
             "code": code, "counter_code": counter_code, "now": now, "expires": expires_at,
-            "day": service_day(now)}).one()
+            "day": service_day(now)})
     else:
-        held = db.session.execute(_HELD, {"c": campaign_id, "r": rider_id}).scalar_one()
-        stock = coupon_id = balance_after = None
+        held = db.session.execute(sale_sql.HELD, {"c": campaign_id, "r": rider_id}).scalar_one()
+        stock = coupon_id = balance_after = stock_left = None
     if held >= terms.per_rider_limit:
         raise LimitReached(limit=terms.per_rider_limit)
     if balance < price:
@@ -211,15 +168,19 @@ def redeem(*, rider_id: int, campaign_id: object, now: datetime | None = None) -
                         points_spent=price, issued_at=now, expires_at=expires_at)
     if not postgres:
         coupon, coupon_id, balance_after = _redeem_in_steps(coupon)
-    elif stock is None:
+    elif stock is None:  # the guarded UPDATE found no stock (the rider's limit and balance passed)
+        soldout.mark_now(campaign_id, generation)
         raise OutOfStock()
     elif balance_after is None:  # cannot happen with the rider locked; the error rolls the stock back with it
         raise InsufficientPoints(points_balance=balance, point_price=price)
     elif coupon_id is None:  # its counter code was taken: stock and points are, the coupon comes now
         coupon, coupon_id = _issue(coupon)
         rollups.count_event(campaign_id=campaign_id, at=now, bought=1, points_spent=price)
-        db.session.execute(_REDEMPTION_ENTRY, {"r": rider_id, "now": now, "day": service_day(now), "price": price,
-                                               "ref": f"coupon:{coupon_id}", "balance": balance_after})
+        db.session.execute(sale_sql.REDEMPTION_ENTRY, {
+            "r": rider_id, "now": now, "day": service_day(now), "price": price, "ref": f"coupon:{coupon_id}",
+            "balance": balance_after})
+    if stock_left == 0:  # this sale took the last unit: sold out once it commits
+        soldout.mark_on_commit(campaign_id, generation)
     # Rows the session may hold went stale behind its back.
     _forget_loaded(Campaign, campaign_id)
     _forget_loaded(Rider, rider_id)
@@ -243,10 +204,6 @@ class _NewCoupon:
 # Tries, each with a fresh counter code, before a purchase whose codes are all taken gives up (and rolls back). With
 # 10^11 codes and far fewer issued coupons, a second try is already rare.
 _ISSUE_TRIES = 5
-_REDEMPTION_ENTRY = text("""
-INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after)
-VALUES (:r, :now, :day, -:price, 'redemption', :ref, '', '', :balance)
-""")
 
 
 def _issue(coupon: _NewCoupon) -> tuple[_NewCoupon, int]:
@@ -265,8 +222,8 @@ def _issue(coupon: _NewCoupon) -> tuple[_NewCoupon, int]:
 
 
 def _redeem_in_steps(coupon: _NewCoupon) -> tuple[_NewCoupon, int, int]:
-    """The same steps as _REDEEM, one statement each (SQLite: one writer at a time, inside one transaction): (the
-    coupon as inserted, its id, the balance after)."""
+    """The same steps as sale_sql.REDEEM, one statement each (SQLite: one writer at a time, inside one transaction):
+    (the coupon as inserted, its id, the balance after)."""
     campaign_id, now = coupon.campaign_id, coupon.issued_at
     taken = db.session.execute(
         update(Campaign).where(Campaign.id == campaign_id, Campaign.stock_left > 0,
@@ -322,6 +279,7 @@ def cancel(*, rider_id: int, coupon_id: int, now: datetime | None = None) -> Ref
     # Never above stock_total: the owner may have lowered it while this coupon was out.
     db.session.execute(text("UPDATE campaigns SET stock_left = CASE WHEN stock_left < stock_total "
                             "THEN stock_left + 1 ELSE stock_left END WHERE id = :c"), {"c": campaign_id})
+    soldout.clear_on_commit(campaign_id)  # the stock is back once this commits
     rollups.count_event(campaign_id=campaign_id, at=now, cancelled=1, points_refunded=points)
     _forget_loaded(Coupon, coupon_id)
     _forget_loaded(Campaign, campaign_id)
@@ -333,6 +291,11 @@ def _forget_loaded(model: type, ident: int) -> None:
     loaded = db.session.identity_map.get(db.session.identity_key(model, ident))
     if loaded is not None:
         db.session.expire(loaded)
+
+
+# Why a coupon could not be used: its state as the guarded use found it (Core SQL, no ORM object).
+_WHY_NOT_USED = select(Coupon.status, Coupon.used_at, Coupon.used_store_id, Coupon.cancelled_at,
+                       Coupon.expires_at).where(Coupon.id == bindparam("coupon"))
 
 
 def validate(*, cashier: User | int, code: object, store_id: object = None, now: datetime | None = None) -> Acceptance:
@@ -371,13 +334,16 @@ def validate(*, cashier: User | int, code: object, store_id: object = None, now:
     if not facts.valid_at_store:
         raise WrongStore()
     postgres = is_postgres()
-    rider_name = db.session.execute(USE_COUPON["postgresql" if postgres else "sqlite"], {
-        "now": sql_param(now), "store": store, "user": user_id, "coupon": facts.coupon_id,
-        "day": sql_param(service_day(now))}).scalar()
+    connection = db.session.connection()
+    params = {"now": sql_param(now), "store": store, "user": user_id, "coupon": facts.coupon_id,
+              "day": sql_param(service_day(now))}
+    found = hot_row(USE_COUPON_PG, params) if postgres else connection.execute(USE_COUPON["sqlite"], params).first()
+    rider_name = found[0] if found is not None else None
     if rider_name is None:
-        coupon = db.session.execute(select(Coupon).where(Coupon.id == facts.coupon_id)
-                                    .execution_options(populate_existing=True)).scalar_one()
-        status = effective_status(coupon, now)
+        coupon = connection.execute(_WHY_NOT_USED, {"coupon": facts.coupon_id}).one()
+        status = CouponStatus(coupon.status)
+        if status == CouponStatus.issued and coupon.expires_at <= now:
+            status = CouponStatus.expired  # as effective_status says it
         if status == CouponStatus.used:
             raise AlreadyUsed(used_at=coupon.used_at, store_id=coupon.used_store_id)
         if status == CouponStatus.cancelled:

@@ -28,7 +28,7 @@ def count_sql(select_sql: str) -> str:
     return upsert_sql(TABLE, KEYS, COUNTERS, select_sql)
 
 
-# A CTE of redemption.operations._REDEEM: the coupon just issued (CTE `coupon`) counts as bought today.
+# A CTE of redemption.sale_sql.REDEEM: the coupon just issued (CTE `coupon`) counts as bought today.
 BOUGHT_CTE = "tally AS (" + count_sql("SELECT :c, :day, 1, :price, 0, 0, 0, 0 FROM coupon WHERE 1 = 1") + ")"
 
 _ADD = text(count_sql("SELECT :c, :day, :bought, :points_spent, :used, :cancelled, :points_refunded, :expired "

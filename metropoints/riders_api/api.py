@@ -215,7 +215,7 @@ def catalog_item(campaign_id: int):
 
 
 @bp.post("/redemptions")
-@require_token(TokenKind.rider)
+@require_token(TokenKind.rider, cached=True)  # a flash sale's hot path: core.token_cache
 @idempotent
 @api_operation(body=s.RedemptionRequest, replies={201: s.RedemptionReply},
                errors=(InsufficientPoints, OutOfStock, LimitReached, NotLive), tag="redemption")
@@ -312,7 +312,7 @@ def staff_token(body: s.StaffTokenRequest):
 
 
 @bp.post("/counter/validate")
-@require_token(TokenKind.staff)
+@require_token(TokenKind.staff, cached=True)  # the counter's hot path: core.token_cache
 @api_operation(body=s.ValidateRequest, replies={200: s.ValidateReply}, tag="counter",
                errors=(WrongMerchant, WrongStore, NotStaff, MerchantNotApproved, UnknownCode, AlreadyUsed,
                        CouponExpired, CouponCancelled, TooManyAttempts))
