@@ -1,4 +1,5 @@
-"""Accrual rule versions: points per km, daily cap and CO2e factor, each in force from a moment on."""
+"""Accrual rule versions per mode: points per km (walking: per 1,000 steps above a threshold), the daily cap across
+modes and an optional cap per mode, the CO2e factor with its name and source; each in force from a moment on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from sqlalchemy import select
 
 from metropoints.accrual.errors import BadRule
-from metropoints.accrual.models import RuleVersion
+from metropoints.accrual.models import RuleVersion, TripMode
 from metropoints.core.db import db
 from metropoints.core.operations import record_audit
 from metropoints.core.timeutil import utcnow
@@ -23,11 +24,36 @@ DEFAULT_RULES = {
     "factor_name": "Shenyang Metro 2025: 1,900 t CO2e / 43 M points",
     "effective_from": datetime(2010, 1, 1, tzinfo=UTC),
 }
+# The first versions of the other modes, as the green-modes migration seeds them (its docstring says why these).
+MODE_DEFAULTS: dict[TripMode, dict] = {
+    TripMode.metro: {**DEFAULT_RULES, "factor_source": "Shenyang Metro's carbon points programme, 2025: 1,900 t "
+                                                       "CO2e for 43 M points (one point a km)"},
+    TripMode.bus: {
+        "points_per_km_milli": 1000, "daily_cap": 60, "co2e_mg_per_km": 30_000,
+        "factor_name": "Bus vs. city motorised baseline (platform default)",
+        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and the Urban Green Travel Index "
+                         "white paper (2022) §4.2; 30 g/km is the platform's provisional default until Shenyang's "
+                         "bus operator publishes a measured factor"},
+    TripMode.bike: {
+        "points_per_km_milli": 1000, "daily_cap": 60, "co2e_mg_per_km": 75_000,
+        "factor_name": "Shared bike vs. city motorised baseline (platform default)",
+        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and Chen et al., Chinese Journal of "
+                         "Environmental Management 14(5):95-103 (2022), shared cycling; 75 g/km is the platform's "
+                         "provisional default (a bike ride emits nothing in use)"},
+    TripMode.walk: {
+        "points_per_km_milli": 0, "daily_cap": 60, "mode_cap": 10, "co2e_mg_per_km": 75_000,
+        "steps_threshold": 3000, "points_per_1000_steps_milli": 1000, "mm_per_step": 700,
+        "factor_name": "Walking vs. city motorised baseline (platform default)",
+        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and the Urban Green Travel Index "
+                         "white paper (2022) §4.2; 75 g/km as for cycling (no emissions in use), 0.7 m a step, "
+                         "provisional platform defaults"},
+}
+START = datetime(2010, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
-class RuleBook:
-    """All rule versions, ordered, to pick the one in force at a trip's exit without a query per trip."""
+class ModeBook:
+    """One mode's rule versions, ordered, to pick the one in force at a trip's exit without a query per trip."""
 
     starts: tuple[datetime, ...]
     versions: tuple[RuleVersion, ...]
@@ -38,19 +64,51 @@ class RuleBook:
         return self.versions[max(index, 0)]
 
 
+@dataclass(slots=True)
+class RuleBook:
+    """Every mode's rule versions. A mode without any gets its default version the first time a trip needs it
+    (a fresh or emptied table; the migration seeds them)."""
+
+    modes: dict[TripMode, ModeBook]
+
+    @property
+    def versions(self) -> tuple[RuleVersion, ...]:
+        """Metro's versions (what the metro-only callers read)."""
+        return self.mode(TripMode.metro).versions
+
+    def mode(self, mode: TripMode) -> ModeBook:
+        """The book of one mode, made with its default version if it has none."""
+        book = self.modes.get(mode)
+        if book is None:
+            version = ensure_default_rules(mode)
+            book = self.modes[mode] = ModeBook((version.effective_from,), (version,))
+        return book
+
+    def version_for(self, moment: datetime, mode: TripMode = TripMode.metro) -> RuleVersion:
+        """The version of `mode` in force at `moment`."""
+        return self.mode(mode).version_for(moment)
+
+
 def load_rulebook() -> RuleBook:
-    """Read the rule versions; there is always at least the seeded default."""
-    versions = tuple(db.session.scalars(select(RuleVersion).order_by(RuleVersion.effective_from)))
-    if not versions:
-        versions = (ensure_default_rules(),)
-    return RuleBook(tuple(v.effective_from for v in versions), versions)
+    """Read the rule versions; there is always at least metro's seeded default."""
+    by_mode: dict[TripMode, list[RuleVersion]] = {}
+    for version in db.session.scalars(select(RuleVersion).order_by(RuleVersion.effective_from)):
+        by_mode.setdefault(TripMode(version.mode), []).append(version)
+    if TripMode.metro not in by_mode:
+        by_mode[TripMode.metro] = [ensure_default_rules()]
+    return RuleBook({mode: ModeBook(tuple(v.effective_from for v in versions), tuple(versions))
+                     for mode, versions in by_mode.items()})
 
 
-def ensure_default_rules() -> RuleVersion:
-    """Create the default version when the table is empty; return the first version."""
-    first = db.session.scalar(select(RuleVersion).order_by(RuleVersion.effective_from).limit(1))
+def ensure_default_rules(mode: TripMode = TripMode.metro) -> RuleVersion:
+    """Create the mode's default version when it has none; return its first version."""
+    first = db.session.scalar(select(RuleVersion).where(RuleVersion.mode == mode)
+                              .order_by(RuleVersion.effective_from).limit(1))
     if first is None:
-        first = RuleVersion(created_by="default", note="default rules from the design", **DEFAULT_RULES)
+        first = RuleVersion(mode=mode, created_by="default", effective_from=START,
+                            note="default rules from the design" if mode == TripMode.metro
+                            else "default rules of the mode",
+                            **{k: v for k, v in MODE_DEFAULTS[mode].items() if k != "effective_from"})
         db.session.add(first)
         db.session.flush()
     return first
