@@ -90,11 +90,12 @@ class BusLine(db.Model):
     """A bus line the feed may name, with the average trip distance operators set (used when a row has none)."""
 
     __tablename__ = "bus_lines"
-    __table_args__ = (CheckConstraint("avg_trip_m > 0 AND avg_trip_m <= 100000", name="avg_trip_m_plausible"),)
+    __table_args__ = (CheckConstraint("avg_trip_m IS NULL OR (avg_trip_m > 0 AND avg_trip_m <= 100000)",
+                                      name="avg_trip_m_plausible"),)
 
     code: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(120), default="")
-    avg_trip_m: Mapped[int] = mapped_column(Integer)
+    avg_trip_m: Mapped[int | None] = mapped_column(Integer)  # None: the city default (BUS_DEFAULT_TRIP_M)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(120), default="")
 
@@ -232,6 +233,7 @@ class TripBatch(db.Model):
     capped: Mapped[int] = mapped_column(Integer, default=0)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     held: Mapped[int] = mapped_column(Integer, default=0)
+    review: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -134,42 +134,77 @@ def _milli(value: str | int | float | Decimal, name: str, limit: int) -> int:
 
 def create_rule_version(*, points_per_km: str | float, daily_cap: int, co2e_factor_g_per_km: str | float,
                         factor_name: str, actor_label: str, effective_from: datetime | None = None,
-                        note: str = "") -> RuleVersion:
-    """Add a rule version in force from `effective_from` (default now). Credits already made keep their version.
+                        note: str = "", mode: TripMode | str = TripMode.metro, mode_cap: int | None = None,
+                        factor_source: str = "", steps_threshold: int = 0, points_per_1000_steps: str | float = 0,
+                        metres_per_step: str | float = 0, actor=None) -> RuleVersion:
+    """Add a version of one mode's rules in force from `effective_from` (default now). Credits already made keep
+    their version.
 
     A version may not start in the past: trips already credited were computed with the version then in force.
+    `daily_cap` limits a rider's day across every mode; `mode_cap` (optional) this mode's points of the day.
     """
+    try:
+        mode = TripMode(mode)
+    except ValueError:
+        raise BadRule("mode must be metro, bus, bike or walk.", field="mode") from None
     now = utcnow()
     start = effective_from or now
     if start.tzinfo is None:
         raise BadRule("effective_from needs a time zone.", field="effective_from")
     if start < now - timedelta(minutes=1):
         raise BadRule("A rule version cannot start in the past.", field="effective_from")
-    latest = db.session.scalar(select(RuleVersion.effective_from).order_by(RuleVersion.effective_from.desc()).limit(1))
+    latest = db.session.scalar(select(RuleVersion.effective_from).where(RuleVersion.mode == mode)
+                               .order_by(RuleVersion.effective_from.desc()).limit(1))
     if latest is not None and start <= latest:
         raise BadRule("A rule version must start after the latest one.", field="effective_from")
-    if not isinstance(daily_cap, int) or isinstance(daily_cap, bool) or not 0 <= daily_cap <= 100_000:
-        raise BadRule("daily_cap must be a whole number from 0 to 100000.", field="daily_cap")
+    _whole(daily_cap, "daily_cap")
+    if mode_cap is not None:
+        _whole(mode_cap, "mode_cap")
+    _whole(steps_threshold, "steps_threshold", limit=50_000)
     if not factor_name or not factor_name.strip():
         raise BadRule("Name the source of the CO2e factor.", field="factor_name")
+    if len(factor_name.strip()) > 120 or len((factor_source or "").strip()) > 255:
+        raise BadRule("The factor's name takes at most 120 characters, its source 255.", field="factor_source")
+    walking = mode == TripMode.walk
     version = RuleVersion(
-        points_per_km_milli=_milli(points_per_km, "points_per_km", 1000),
+        mode=mode,
+        points_per_km_milli=0 if walking else _milli(points_per_km, "points_per_km", 1000),
         daily_cap=daily_cap,
+        mode_cap=mode_cap,
         co2e_mg_per_km=_milli(co2e_factor_g_per_km, "co2e_factor", 10_000),
         factor_name=factor_name.strip(),
+        factor_source=(factor_source or "").strip(),
+        steps_threshold=steps_threshold if walking else 0,
+        points_per_1000_steps_milli=_milli(points_per_1000_steps, "points_per_1000_steps", 1000) if walking else 0,
+        mm_per_step=_milli(metres_per_step, "metres_per_step", 3) if walking else 0,
         effective_from=start,
         created_by=actor_label,
         note=note,
     )
+    if walking and version.mm_per_step == 0:
+        raise BadRule("Walking needs the metres of a step.", field="metres_per_step")
     db.session.add(version)
     db.session.flush()
-    record_audit(actor=None, actor_label=actor_label, action="rules.new_version", subject=f"rule_version:{version.id}",
-                 reason=note or f"{points_per_km} pt/km, cap {daily_cap}, {co2e_factor_g_per_km} g/km ({factor_name})")
+    record_audit(actor=actor, actor_label=actor_label, action="rules.new_version",
+                 subject=f"rule_version:{version.id}", reason=note or describe(version))
     return version
+
+
+def _whole(value: object, name: str, limit: int = 100_000) -> None:
+    """A whole number from 0 to `limit`."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+        raise BadRule(f"{name} must be a whole number from 0 to {limit}.", field=name)
 
 
 def describe(version: RuleVersion) -> str:
     """One line for the operator."""
-    return (f"v{version.id} from {version.effective_from.isoformat()}: "
-            f"{Decimal(version.points_per_km_milli) / 1000} pt/km, cap {version.daily_cap}/day, "
-            f"{Decimal(version.co2e_mg_per_km) / 1000} g CO2e/km ({version.factor_name})")
+    mode = TripMode(version.mode)
+    if mode == TripMode.walk:
+        earns = (f"{Decimal(version.points_per_1000_steps_milli) / 1000} pt per 1,000 steps above "
+                 f"{version.steps_threshold}, {Decimal(version.mm_per_step) / 1000} m a step")
+    else:
+        earns = f"{Decimal(version.points_per_km_milli) / 1000} pt/km"
+    mode_cap = f", {mode.value} cap {version.mode_cap}/day" if version.mode_cap is not None else ""
+    prefix = "" if mode == TripMode.metro else f"{mode.value} "
+    return (f"{prefix}v{version.id} from {version.effective_from.isoformat()}: {earns}, cap {version.daily_cap}/day"
+            f"{mode_cap}, {Decimal(version.co2e_mg_per_km) / 1000} g CO2e/km ({version.factor_name})")

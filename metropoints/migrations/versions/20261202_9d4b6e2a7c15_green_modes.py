@@ -8,7 +8,8 @@
   across modes, walking's `steps_threshold`, `points_per_1000_steps_milli` and `mm_per_step`, and `factor_source`.
   Versions are unique per (mode, effective_from). Versions for bus, bike and walking are seeded, in force from the
   metro default's start (2010), with their factors' sources.
-- bus_lines (code, name, average trip distance in metres), set by operators.
+- bus_lines (code, name, average trip distance in metres: none for the city default), set by operators.
+- trip_batches count the trips held for review.
 - trip_reviews: an operator's decision about a trip held for review (who, when, credited or refused, why).
 
 PostgreSQL: trips is partitioned; its columns and CHECKs are changed on the parent, which carries them to every
@@ -143,13 +144,17 @@ def upgrade():
         {**seed, "effective_from": datetime(2010, 1, 1, tzinfo=UTC), "created_at": now, "created_by": "default",
          "note": "default rules of the mode"} for seed in SEEDS])
 
+    with op.batch_alter_table('trip_batches', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('review', sa.Integer(), server_default='0', nullable=False))
+
     op.create_table('bus_lines',
     sa.Column('code', sa.String(length=16), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
-    sa.Column('avg_trip_m', sa.Integer(), nullable=False),
+    sa.Column('avg_trip_m', sa.Integer(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_by', sa.String(length=120), nullable=False),
-    sa.CheckConstraint('avg_trip_m > 0 AND avg_trip_m <= 100000', name=op.f('ck_bus_lines_avg_trip_m_plausible')),
+    sa.CheckConstraint('avg_trip_m IS NULL OR (avg_trip_m > 0 AND avg_trip_m <= 100000)',
+                       name=op.f('ck_bus_lines_avg_trip_m_plausible')),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_bus_lines'))
     )
     op.create_table('trip_reviews',
@@ -173,6 +178,12 @@ def upgrade():
 def downgrade():
     op.drop_table('trip_reviews')
     op.drop_table('bus_lines')
+    with op.batch_alter_table('trip_batches', schema=None) as batch_op:
+        batch_op.drop_column('review')
+    if _sqlite():  # the rebuild dropped its guard
+        op.execute("DROP TRIGGER IF EXISTS trip_batches_no_delete")
+        op.execute("CREATE TRIGGER trip_batches_no_delete BEFORE DELETE ON trip_batches "
+                   "BEGIN SELECT RAISE(ABORT, 'trip batches are kept: trips and refusals name them'); END")
     # Trips of the new modes and statuses cannot go back into the old schema; refuse rather than lose them.
     bind = op.get_bind()
     left = bind.execute(sa.text(
