@@ -26,7 +26,7 @@ from metropoints.accrual.ingest import (
 )
 from metropoints.accrual.models import BatchStatus, Partner, RiderLink, Trip, TripBatch, TripBatchChunk, TripStatus
 from metropoints.accrual.rollups import add_trips
-from metropoints.core.db import db, sql_param
+from metropoints.core.db import db, is_postgres, sql_param
 from metropoints.core.errors import InvalidInput, NotFound
 from metropoints.core.models import Rider, TokenKind
 from metropoints.core.operations import issue_token, record_audit
@@ -183,8 +183,10 @@ def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list
     db.session.execute(text(_dialect_sql(
         "WITH cand AS (SELECT t.id AS pk, CAST(:rider AS integer) AS rider_id, t.service_day, t.entered_at, "
         f"t.exited_at, t.id AS ord, t.distance_m, t.rule_version_id, t.mode, t.steps, t.source, t.entry_station, "
-        f"t.exit_station FROM trips t WHERE t.id IN ({listed}) "
-        "AND t.service_day >= :since_day), " + allocate_cte(checks=False) +
+        f"t.exit_station, {_epoch('t.entered_at')} AS entered_s, {_epoch('t.exited_at')} AS exited_s "
+        f"FROM trips t WHERE t.id IN ({listed}) "
+        # A held trip may be a ride another source reported and got credited for: it is a duplicate then.
+        "AND t.service_day >= :since_day), " + allocate_cte(checks=True, review=False) +
         " UPDATE trips SET rider_id = allocated.rider_id, points = allocated.points, status = allocated.status, "
         "reason = allocated.reason, distance_m = allocated.distance_eff, co2e_grams = allocated.co2e_grams, "
         "credited_at = :now FROM allocated WHERE trips.id = allocated.pk AND trips.service_day = allocated.service_day "
@@ -193,6 +195,13 @@ def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list
     post_trip_credits(listed, now=now, since_day=since_day)
     db.session.expire_all()
     return [str(int(pk)) for pk in pks]
+
+
+def _epoch(column: str) -> str:
+    """Whole seconds since 1970 of a stored timestamp, in SQL."""
+    if is_postgres():
+        return f"CAST(EXTRACT(EPOCH FROM {column}) AS bigint)"
+    return f"CAST(strftime('%s', {column}) AS integer)"
 
 
 def sweep_held_trips(*, now: datetime | None = None) -> int:

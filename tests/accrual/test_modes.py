@@ -311,3 +311,44 @@ def test_rule_versions_per_mode_keep_old_credits(app, create_partner, rider, lin
     assert trips["b1"].rule_version_id == old.rule_version_id and trips["b1"].points == 5
     assert trips["b2"].rule_version_id == new.id and trips["b2"].points == 10
     assert db.session.get(RuleVersion, trips["m1"].rule_version_id).mode == TripMode.metro
+
+
+def test_held_report_of_a_ride_already_credited_is_a_duplicate_on_linking(app, create_rider, create_partner):
+    """A ride the app reported before the rider linked the app's reference, already credited from the fare system,
+    is a duplicate when the link credits the held trips, not a second credit."""
+    from metropoints.accrual.operations import link_rider_ref
+
+    rider = create_rider(links=[("afc", "card-1")])
+    partner, _ = create_partner()
+    end = noon_yesterday()
+    result = post(partner, [trip("afc-1", exited_at=end), trip("app-1", source="app", exited_at=end, minutes=21),
+                            trip("app-2", source="app", exited_at=end + timedelta(hours=2))])
+    assert (result.credited, result.held) == (1, 2)
+    link_rider_ref(rider=rider, source="app", ref="card-1")
+    commit_unit_of_work()
+    rows = {t.trip_id: t for t in db.session.scalars(select(Trip))}
+    assert (rows["app-1"].status, rows["app-1"].reason, rows["app-1"].points) == (
+        TripStatus.duplicate, "reported_by_other_source", 0)
+    assert rows["app-2"].status == TripStatus.credited
+    assert balance(rider.id) == 2 * (METRES // 1000)
+
+
+def test_cli_sets_a_modes_rules_and_bus_lines(app, runner):
+    """`flask rules set --mode walk` adds walking's version with its step numbers, `rules list --mode` shows it;
+    `flask buslines set` adds or changes a line, `buslines list` lists them; bad values are refused."""
+    done = runner.invoke(args=["rules", "set", "--mode", "walk", "--daily-cap", "60", "--mode-cap", "12",
+                               "--co2e-factor", "70", "--factor-name", "walking 2027", "--factor-source", "a study",
+                               "--steps-threshold", "4000", "--points-per-1000-steps", "1.5",
+                               "--metres-per-step", "0.72"])
+    assert done.exit_code == 0, done.output
+    assert "walk v" in done.output and "1.5 pt per 1,000 steps above 4000, 0.72 m a step" in done.output
+    listed = runner.invoke(args=["rules", "list", "--mode", "walk"]).output.strip().splitlines()
+    assert len(listed) == 1 and "walk cap 12/day" in listed[0]
+    bad = runner.invoke(args=["rules", "set", "--mode", "bus", "--daily-cap", "60", "--co2e-factor", "30",
+                              "--factor-name", "x"])
+    assert bad.exit_code != 0 and "--points-per-km" in bad.output
+    assert runner.invoke(args=["buslines", "set", "105", "--name", "105路", "--avg-trip-m", "4200"]).exit_code == 0
+    assert runner.invoke(args=["buslines", "set", "222"]).exit_code == 0
+    assert runner.invoke(args=["buslines", "set", "9", "--avg-trip-m", "0"]).exit_code == 1
+    lines = runner.invoke(args=["buslines", "list"]).output.strip().splitlines()
+    assert lines[-1] == "2 bus line(s)" and "4200 m a trip on average" in lines[0]
