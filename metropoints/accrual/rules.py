@@ -186,7 +186,8 @@ def create_rule_version(*, points_per_km: str | float, daily_cap: int, co2e_fact
     db.session.add(version)
     db.session.flush()
     record_audit(actor=actor, actor_label=actor_label, action="rules.new_version",
-                 subject=f"rule_version:{version.id}", reason=note or describe(version))
+                 subject=f"rule_version:{version.id}",
+                 reason=note or f"{points_per_km} pt/km, cap {daily_cap}, {co2e_factor_g_per_km} g/km ({factor_name})")
     return version
 
 
