@@ -47,6 +47,13 @@ _PROBES_CHECKS = (
 )
 
 
+def epoch_sql(column: str) -> str:
+    """Whole seconds since 1970 of a timestamp column, in SQL (for the batch's window comparisons)."""
+    if is_postgres():
+        return f"CAST(EXTRACT(EPOCH FROM {column}) AS bigint)"
+    return f"CAST(strftime('%s', {column}) AS integer)"
+
+
 def _probes(checks: bool, review: bool) -> tuple[str, str]:
     """The select-list columns and the FROM addition that read the rider's stored trips around each trip's day."""
     probes = _PROBES_BASE + ((_PROBES_CHECKS if review else _PROBES_CHECKS[-1:]) if checks else ())

@@ -9,10 +9,10 @@ A batch runs in one transaction:
 4. after the locks, one statement finds the same physical trip reported by another source and the walking days
    already counted (status duplicate), the patterns held for review (status review), allocates points under the
    per-mode and daily caps (accrual.allocation: window functions over the batch, one index probe of the rider's
-   stored trips per trip), claims each (source, trip_id) in trip_keys and insert
-   the trips whose claim went in (a repeated (source, trip_id), in whatever month, is skipped), post one ledger
-   entry per credited trip, add the sums to the balances, and add the batch's trips to the day's rollup
-   (accrual.rollups: one aggregated upsert per batch).
+   stored trips per trip), claims each (source, trip_id) in trip_keys and inserts the trips whose claim went in
+   (a repeated (source, trip_id), in whatever month, is skipped), posts one ledger entry per credited trip, adds the
+   sums to the balances, and adds the batch's trips to the day's rollup (accrual.rollups: one aggregated upsert per
+   batch). Duplicates and trips under review are stored with their reason and no points.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from datetime import date, datetime
 from flask import current_app
 from sqlalchemy import insert, select, text, update
 
-from metropoints.accrual.allocation import allocate_cte
+from metropoints.accrual.allocation import allocate_cte, epoch_sql
 from metropoints.accrual.checks import (  # noqa: F401 (the feed's names, imported from here by its callers)
     ALL_FIELDS,
-    MODE_FIELDS,
     SOURCE_RE,
     STAGE_COLUMNS,
     TRIP_FIELDS,
@@ -73,7 +72,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS trip_stage (
     line_no integer, source varchar(32), trip_id varchar(64), rider_ref varchar(64),
     entry_station varchar(8), exit_station varchar(8), entered_at {ts}, exited_at {ts}, service_day date,
     distance_m integer, rule_version_id integer, mode varchar(8), line varchar(16), steps integer,
-    entered_s bigint, exited_s bigint, rider_id integer) {on_commit}
+    rider_id integer) {on_commit}
 """
 ALLOC_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_alloc (
@@ -82,11 +81,14 @@ CREATE TEMPORARY TABLE IF NOT EXISTS trip_alloc (
 """
 # PostgreSQL types of STAGE_COLUMNS, for a binary COPY (about 5x faster than text for times and dates).
 STAGE_TYPES = ("integer", "varchar", "varchar", "varchar", "varchar", "varchar", "timestamptz", "timestamptz", "date",
-               "integer", "integer", "varchar", "varchar", "integer", "int8", "int8")
+               "integer", "integer", "varchar", "varchar", "integer")
 
 # Points under the caps, duplicates and review: accrual.allocation.allocate_cte (one set of CTEs after `cand`).
 # The staged trips, with their riders (NULL: nobody linked the reference), as `cand` for it.
-STAGED_CAND = "cand AS (SELECT s.*, s.line_no AS ord FROM trip_stage s), "
+def staged_cand() -> str:
+    """`cand` for allocate_cte: the staged trips, their order in the batch and their times in epoch seconds."""
+    return (f"cand AS (SELECT s.*, s.line_no AS ord, {epoch_sql('s.entered_at')} AS entered_s, "
+            f"{epoch_sql('s.exited_at')} AS exited_s FROM trip_stage s), ")
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
                 "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at, mode, line, steps, "
                 "reason")
@@ -192,7 +194,7 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
         # join of the two CTEs' outputs, whose sizes the planner cannot know, became a nested loop of 10,000 x
         # 10,000 rows (13 s a batch).
         counts = dict(session.execute(text(_dialect_sql(
-            "WITH " + STAGED_CAND + allocate_cte(checks=True, review=review) + ", "
+            "WITH " + staged_cand() + allocate_cte(checks=True, review=review) + ", "
             "claim AS (" + CLAIM_KEYS + "), "
             "ins AS (" + INSERT_CLAIMED_TRIPS +
             " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status, "
@@ -205,7 +207,7 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     session.execute(text(ALLOC_DDL))
     session.execute(text("DELETE FROM trip_alloc"))
     session.execute(text(_dialect_sql(
-        "WITH " + STAGED_CAND + allocate_cte(checks=True, review=review) + " "
+        "WITH " + staged_cand() + allocate_cte(checks=True, review=review) + " "
         "INSERT INTO trip_alloc (line_no, source, trip_id, rider_id, points, co2e_grams, status, reason, distance_m) "
         "SELECT line_no, source, trip_id, rider_id, points, co2e_grams, status, reason, distance_eff FROM allocated")),
         params)

@@ -12,7 +12,7 @@ from itertools import islice
 from flask import current_app
 from sqlalchemy import func, select, text, update
 
-from metropoints.accrual.allocation import allocate_cte
+from metropoints.accrual.allocation import allocate_cte, epoch_sql
 from metropoints.accrual.errors import RefLinkedElsewhere, TooManyTrips
 from metropoints.accrual.ingest import (
     ALL_FIELDS,
@@ -26,7 +26,7 @@ from metropoints.accrual.ingest import (
 )
 from metropoints.accrual.models import BatchStatus, Partner, RiderLink, Trip, TripBatch, TripBatchChunk, TripStatus
 from metropoints.accrual.rollups import add_trips
-from metropoints.core.db import db, is_postgres, sql_param
+from metropoints.core.db import db, sql_param
 from metropoints.core.errors import InvalidInput, NotFound
 from metropoints.core.models import Rider, TokenKind
 from metropoints.core.operations import issue_token, record_audit
@@ -183,7 +183,7 @@ def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list
     db.session.execute(text(_dialect_sql(
         "WITH cand AS (SELECT t.id AS pk, CAST(:rider AS integer) AS rider_id, t.service_day, t.entered_at, "
         f"t.exited_at, t.id AS ord, t.distance_m, t.rule_version_id, t.mode, t.steps, t.source, t.entry_station, "
-        f"t.exit_station, {_epoch('t.entered_at')} AS entered_s, {_epoch('t.exited_at')} AS exited_s "
+        f"t.exit_station, {epoch_sql('t.entered_at')} AS entered_s, {epoch_sql('t.exited_at')} AS exited_s "
         f"FROM trips t WHERE t.id IN ({listed}) "
         # A held trip may be a ride another source reported and got credited for: it is a duplicate then.
         "AND t.service_day >= :since_day), " + allocate_cte(checks=True, review=False) +
@@ -195,13 +195,6 @@ def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list
     post_trip_credits(listed, now=now, since_day=since_day)
     db.session.expire_all()
     return [str(int(pk)) for pk in pks]
-
-
-def _epoch(column: str) -> str:
-    """Whole seconds since 1970 of a stored timestamp, in SQL."""
-    if is_postgres():
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS bigint)"
-    return f"CAST(strftime('%s', {column}) AS integer)"
 
 
 def sweep_held_trips(*, now: datetime | None = None) -> int:
