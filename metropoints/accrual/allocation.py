@@ -24,6 +24,9 @@ from __future__ import annotations
 from metropoints.core.db import is_postgres
 
 DUPLICATE_SECONDS = 180  # the same metro ride from two sources: entries at most this far apart
+# A stored trip of another service day can overlap a trip only across a midnight: the probe reads the days from the
+# trip's entry (less the duplicate window) to its exit plus this, the longest trip it assumes.
+LONGEST_TRIP_HOURS = 4
 LIVE = "('credited', 'capped', 'review')"  # trips that count for the review rules and the duplicate check
 PRECEDING = "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
 
@@ -54,13 +57,18 @@ def epoch_sql(column: str) -> str:
     return f"CAST(strftime('%s', {column}) AS integer)"
 
 
-def _probes(checks: bool, review: bool) -> tuple[str, str]:
+def _probes(checks: bool, review: bool, walk: bool) -> tuple[str, str]:
     """The select-list columns and the FROM addition that read the rider's stored trips around each trip's day."""
-    probes = _PROBES_BASE + ((_PROBES_CHECKS if review else _PROBES_CHECKS[-1:]) if checks else ())
+    base = _PROBES_BASE if walk else _PROBES_BASE[:2]
+    probes = base + ((_PROBES_CHECKS if review else _PROBES_CHECKS[-1:]) if checks else ())
     if is_postgres():
         near = (f"t.entered_at BETWEEN c.entered_at - interval '{DUPLICATE_SECONDS} seconds' "
                 f"AND c.entered_at + interval '{DUPLICATE_SECONDS} seconds'")
-        days = ("t.service_day BETWEEN c.service_day - 1 AND c.service_day + 1" if checks
+        local = "AT TIME ZONE 'Asia/Shanghai' AS date)"
+        days = ("t.service_day BETWEEN CASE WHEN c.mode = 'walk' THEN c.service_day ELSE "
+                f"CAST((c.entered_at - interval '{DUPLICATE_SECONDS} seconds') {local} END "
+                "AND CASE WHEN c.mode = 'walk' THEN c.service_day ELSE "
+                f"CAST((c.exited_at + interval '{LONGEST_TRIP_HOURS} hours') {local} END" if checks
                 else "t.service_day = c.service_day")
         aggregates = ", ".join(f"{agg} FILTER (WHERE {cond.format(near_entry=near)}) AS {name}"
                                for name, agg, cond in probes)
@@ -74,13 +82,19 @@ def _probes(checks: bool, review: bool) -> tuple[str, str]:
     return columns, ""
 
 
-def allocate_cte(*, checks: bool, review: bool = True) -> str:
+def allocate_cte(*, checks: bool, review: bool = True, walk: bool = True, mode_caps: bool = True) -> str:
     """The CTEs from `hist` to `allocated` (see the module docstring); {greatest}/{least} left for _dialect_sql.
 
     `checks` finds duplicates across sources and, with `review`, the patterns held for review; then the statement
-    takes :review_day (REVIEW_TRIPS_PER_DAY) and :review_pair (REVIEW_BACK_AND_FORTH).
+    takes :review_day (REVIEW_TRIPS_PER_DAY) and :review_pair (REVIEW_BACK_AND_FORTH). Without `walk` (no walking
+    day among the trips) or `mode_caps` (no rule version of theirs with a cap of its mode), the windows those need
+    are left out: each is a sort of the batch.
     """
-    columns, lateral = _probes(checks, review)
+    columns, lateral = _probes(checks, review, walk)
+    if not walk:
+        columns += ", CAST(NULL AS integer) AS best_steps"
+    batch_steps = ("MAX(h.steps) FILTER (WHERE h.mode = 'walk') OVER (PARTITION BY h.rider_id, h.service_day "
+                   f"ORDER BY h.ord {PRECEDING}) AS batch_steps" if walk else "CAST(NULL AS integer) AS batch_steps")
     sql = (
         "hist AS (SELECT c.*, rv.points_per_km_milli AS ppk, rv.daily_cap, rv.mode_cap, rv.co2e_mg_per_km AS mg, "
         "rv.steps_threshold AS thr, rv.points_per_1000_steps_milli AS ppks, rv.mm_per_step AS mmps, "
@@ -89,9 +103,7 @@ def allocate_cte(*, checks: bool, review: bool = True) -> str:
         same_ride = "PARTITION BY h.rider_id, h.mode, h.entry_station, h.exit_station ORDER BY h.entered_s, h.ord"
         sql += (
             f"w1 AS (SELECT h.*, LAG(h.entered_s) OVER ({same_ride}) AS prev_entered_s, "
-            f"LAG(h.source) OVER ({same_ride}) AS prev_source, "
-            "MAX(h.steps) FILTER (WHERE h.mode = 'walk') OVER (PARTITION BY h.rider_id, h.service_day "
-            f"ORDER BY h.ord {PRECEDING}) AS batch_steps FROM hist h), "
+            f"LAG(h.source) OVER ({same_ride}) AS prev_source, {batch_steps} FROM hist h), "
             "w2 AS (SELECT w1.*, CASE WHEN w1.rider_id IS NULL THEN '' "
             "WHEN w1.mode = 'walk' AND w1.steps <= {greatest}(COALESCE(w1.best_steps, -1), "
             "COALESCE(w1.batch_steps, -1)) THEN 'step_count_not_higher' "
@@ -118,8 +130,7 @@ def allocate_cte(*, checks: bool, review: bool = True) -> str:
             "ELSE '' END AS review_reason FROM w3), ")
     else:
         sql += (
-            "w1 AS (SELECT h.*, MAX(h.steps) FILTER (WHERE h.mode = 'walk') OVER (PARTITION BY h.rider_id, "
-            f"h.service_day ORDER BY h.ord {PRECEDING}) AS batch_steps FROM hist h), "
+            f"w1 AS (SELECT h.*, {batch_steps} FROM hist h), "
             "checked AS (SELECT w1.*, CASE WHEN w1.rider_id IS NOT NULL AND w1.mode = 'walk' "
             "AND w1.steps <= {greatest}(COALESCE(w1.best_steps, -1), COALESCE(w1.batch_steps, -1)) "
             "THEN 'step_count_not_higher' ELSE '' END AS dup_reason, '' AS review_reason FROM w1), ")
@@ -132,8 +143,9 @@ def allocate_cte(*, checks: bool, review: bool = True) -> str:
         "CAST({greatest}(0, k.steps - k.thr) AS bigint) * k.ppks / 1000000 - "
         f"CAST({{greatest}}(0, {walk_prev} - k.thr) AS bigint) * k.ppks / 1000000) "
         "ELSE CAST(k.distance_m AS bigint) * k.ppk / 1000000 END AS points_raw FROM checked k), "
-        "m1 AS (SELECT p.*, COALESCE(SUM(CASE WHEN p.eligible THEN p.points_raw ELSE 0 END) OVER (PARTITION BY "
-        f"p.rider_id, p.service_day, p.mode ORDER BY p.exited_at, p.ord {PRECEDING}), 0) AS before_mode FROM pts p), "
+        + ("m1 AS (SELECT p.*, COALESCE(SUM(CASE WHEN p.eligible THEN p.points_raw ELSE 0 END) OVER (PARTITION BY "
+           f"p.rider_id, p.service_day, p.mode ORDER BY p.exited_at, p.ord {PRECEDING}), 0) AS before_mode "
+           "FROM pts p), " if mode_caps else "m1 AS (SELECT p.*, 0 AS before_mode FROM pts p), ") +
         "m2 AS (SELECT m.*, CASE WHEN NOT m.eligible THEN 0 WHEN m.mode_cap IS NULL THEN m.points_raw "
         "ELSE {greatest}(0, {least}(m.points_raw, m.mode_cap - COALESCE(m.used_mode, 0) - m.before_mode)) END "
         "AS mode_pts FROM m1 m), "

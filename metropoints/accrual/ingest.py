@@ -169,8 +169,12 @@ def lock_riders(rider_ids_sql: str, params: dict | None = None) -> None:
                                 "ORDER BY id FOR UPDATE"), params or {})
 
 
-def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
-    """Insert the staged trips, crediting the linked ones; return (trips inserted, counts by status)."""
+def _credit_staged(batch_id: int, now: datetime, *, walk: bool = True,
+                   mode_caps: bool = True) -> tuple[int, dict[str, int]]:
+    """Insert the staged trips, crediting the linked ones; return (trips inserted, counts by status).
+
+    `walk` and `mode_caps` say whether the batch has walking days and rule versions with a cap of their mode (the
+    statement leaves out what it does not need)."""
     session = db.session
     # Links never change once made, so each staged trip's rider can be looked up before the locks: one probe of
     # the (source, ref) index per row (a scalar subquery is never turned into a join to misplan).
@@ -194,7 +198,7 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
         # join of the two CTEs' outputs, whose sizes the planner cannot know, became a nested loop of 10,000 x
         # 10,000 rows (13 s a batch).
         counts = dict(session.execute(text(_dialect_sql(
-            "WITH " + staged_cand() + allocate_cte(checks=True, review=review) + ", "
+            "WITH " + staged_cand() + allocate_cte(checks=True, review=review, walk=walk, mode_caps=mode_caps) + ", "
             "claim AS (" + CLAIM_KEYS + "), "
             "ins AS (" + INSERT_CLAIMED_TRIPS +
             " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status, "
@@ -207,7 +211,7 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     session.execute(text(ALLOC_DDL))
     session.execute(text("DELETE FROM trip_alloc"))
     session.execute(text(_dialect_sql(
-        "WITH " + staged_cand() + allocate_cte(checks=True, review=review) + " "
+        "WITH " + staged_cand() + allocate_cte(checks=True, review=review, walk=walk, mode_caps=mode_caps) + " "
         "INSERT INTO trip_alloc (line_no, source, trip_id, rider_id, points, co2e_grams, status, reason, distance_m) "
         "SELECT line_no, source, trip_id, rider_id, points, co2e_grams, status, reason, distance_eff FROM allocated")),
         params)
@@ -267,14 +271,18 @@ def ingest_rows(*, batch: TripBatch, rows: Sequence[object], first_line: int = 1
     """Check, stage and credit one slice of a batch; add its counts to the batch. Flushes, never commits."""
     now = now or utcnow()
     bus_lines = dict(db.session.execute(select(BusLine.code, BusLine.avg_trip_m)).tuples().all())
+    book = load_rulebook()
     staged, rejected, repeats = check_rows(rows, first_line=first_line, network=network or get_network(),
-                                           rules=load_rulebook(), now=now, bus_lines=bus_lines,
+                                           rules=book, now=now, bus_lines=bus_lines,
                                            bus_default_m=current_app.config["BUS_DEFAULT_TRIP_M"])
     record_rejections(batch.id, rejected)
     result = BatchResult(duplicates=repeats, rejected=rejected)
     if staged:
         _stage(staged)
-        inserted, counts = _credit_staged(batch.id, now)
+        capped_versions = {v.id for m in book.modes.values() for v in m.versions if v.mode_cap is not None}
+        walk = any(row[11] == "walk" for row in staged)
+        mode_caps = bool(capped_versions) and any(row[10] in capped_versions for row in staged)
+        inserted, counts = _credit_staged(batch.id, now, walk=walk, mode_caps=mode_caps)
         result.credited = counts.get("credited", 0)
         result.capped = counts.get("capped", 0)
         result.review = counts.get("review", 0)
