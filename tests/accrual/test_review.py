@@ -174,3 +174,18 @@ def test_review_then_refuse(app, create_partner, rider, operator):
     assert db.session.scalar(select(TripReview.reason)) == "card sharing"
     assert db.session.scalar(select(AuditEntry.action).where(AuditEntry.subject == f"trip:{waiting.id}")) == \
         "trips.review_refused"
+
+
+def test_overlap_across_midnight(app, create_partner, rider):
+    """A ride that ends after midnight (the next service day) overlaps one that began before it and ended that day;
+    the one reported later waits for review whichever day it counts on."""
+    from datetime import datetime
+
+    from metropoints.core.timeutil import SERVICE_OFFSET, utcnow
+
+    partner, _ = create_partner()
+    day = utcnow().astimezone(SERVICE_OFFSET).date() - timedelta(days=3)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=SERVICE_OFFSET) + timedelta(days=1)
+    post(partner, [trip("late", exited_at=midnight + timedelta(minutes=20), minutes=30)])  # 23:50 - 00:20
+    result = post(partner, [bike("k1", ended_at=midnight - timedelta(minutes=2), minutes=18, distance_m=2000)])
+    assert result.review == 1 and statuses()["k1"] == ("review", "overlapping")
