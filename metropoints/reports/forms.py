@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, DecimalField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 
 class RuleVersionForm(FlaskForm):
@@ -38,7 +38,7 @@ class RuleVersionForm(FlaskForm):
 class ReviewDecisionForm(FlaskForm):
     """An operator's decision about a trip held for review."""
 
-    trip_pk = IntegerField(validators=[InputRequired()])
+    trip_pk = IntegerField(validators=[InputRequired(), NumberRange(min=1, max=2**63 - 1)])  # trips' ids are bigint
     decision = RadioField(_l("Decision"), choices=[SelectChoice("credited", _l("Credit the trip")),
                                                    SelectChoice("refused", _l("Refuse it"))],
                           validators=[InputRequired()])

@@ -194,6 +194,9 @@ def test_walking_day_tops_up_a_higher_count_and_ignores_a_lower_one(app, create_
                                                                          "step_count_not_higher", 0)
     assert (rows["a2"].points, rows["a2"].distance_m) == (4, 12_500 * 7 // 10 - 8000 * 7 // 10)
     assert sum(t.distance_m for t in rows.values() if t.status == TripStatus.credited) == 12_500 * 7 // 10
+    from metropoints.reports.rollups import differences
+
+    assert differences() == []
 
 
 def test_walking_reports_in_one_batch_either_order(app, create_partner, rider):

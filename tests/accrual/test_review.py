@@ -155,6 +155,9 @@ def test_review_then_credit_earns_under_the_cap_of_the_trips_day(app, create_par
     audit = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "trips.review_credited"))
     assert (audit.subject, audit.reason, audit.actor_id) == (f"trip:{stored.id}", "commuter, checked", operator.id)
     assert review_queue() == []
+    from metropoints.reports.rollups import differences
+
+    assert differences() == []  # the day's rollup took the trip when it was credited
     with pytest.raises(NotUnderReview):
         decide_review(trip_pk=stored.id, decision="refused", reason="again", actor=operator)
 
