@@ -192,3 +192,35 @@ def test_overlap_across_midnight(app, create_partner, rider):
     post(partner, [trip("late", exited_at=midnight + timedelta(minutes=20), minutes=30)])  # 23:50 - 00:20
     result = post(partner, [bike("k1", ended_at=midnight - timedelta(minutes=2), minutes=18, distance_m=2000)])
     assert result.review == 1 and statuses()["k1"] == ("review", "overlapping")
+
+
+def test_credit_after_review_and_a_batch_at_once_keep_the_cap(app, create_partner, rider, operator):
+    """Crediting a reviewed trip while a batch credits the same rider's day: both lock the rider first, so the day
+    never earns more than its cap and the balance is the sum of the ledger."""
+    from metropoints.core.db import db as database
+    from tests.helpers import run_at_once
+
+    partner, _ = create_partner()
+    start = noon_yesterday() - timedelta(hours=10)
+    post(partner, rides(4, start=start, stations=[("0109", "0114"), ("0114", "0109")]))
+    [waiting] = review_queue()
+    later = [trip(f"x{i}", exited_at=start + timedelta(hours=5 + i), entry="0101", exit="0122", minutes=45)
+             for i in range(3)]
+
+    def credit():
+        decide_review(trip_pk=waiting.id, decision="credited", reason="checked", actor=operator)
+        commit_unit_of_work()
+
+    def batch():
+        from metropoints.accrual.models import Partner
+
+        receive_trips(partner=database.session.get(Partner, partner.id), payload={"trips": later})
+        commit_unit_of_work()
+
+    results = run_at_once(app, [credit, batch])
+    assert not any(isinstance(r, Exception) for r in results), results
+    db.session.expire_all()
+    total = db.session.scalar(select(db.func.sum(Trip.points)).where(Trip.rider_id == rider.id))
+    assert total == balance(rider.id) == 60
+    ledger = db.session.scalar(select(db.func.sum(LedgerEntry.points)).where(LedgerEntry.rider_id == rider.id))
+    assert ledger == 60
