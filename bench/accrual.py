@@ -1,7 +1,7 @@
 """Accrual benchmark: synthetic trips on the real network through the partner feed's own code, into PostgreSQL.
 
     python bench/accrual.py [--trips 1000000] [--riders 100000] [--batch 10000] [--seed 42]
-                            [--database-url URL] [--keep] [--analyze-every CALLS]
+                            [--database-url URL] [--keep] [--analyze-every CALLS] [--mixed]
 
 Setup (not timed): a fresh database `mp_bench_<pid>` migrated like the tests do, riders and their fare-card links
 created set-wise, a partner, and every trip row built in memory as the API has it after decoding the JSON body:
@@ -11,6 +11,12 @@ commutes over the last 20 days between stations open on the day, at plausible sp
 Part A (timed): the rows go through `receive_trips` (what `POST /api/v1/trips` calls) in calls of `--batch`
 rows, each committed like a request. Part B (timed, same run): a raw `COPY` of the same rows into a bare table.
 Prints trips/s, the time split by step, the ratio of A to B against the targets, and checks the result with SQL.
+
+With --mixed, the same run then does it all again on a second fresh database with green modes: of the trips, 70%
+metro (as above), 15% bus (half with distance_m, half on the line's average), 10% shared bike and 5% walking days,
+and 1% of the linked metro rides reported a second time by the city app (same ride, another source and trip id:
+duplicates); it prints both rates and the mixed one's ratio to the metro-only one (target >= 0.8). Riders who ride
+back and forth more than 3 times a day have those trips held for review, as the feed does by default.
 The split comes from timers around the ingestion functions and SQLAlchemy cursor events; nothing is changed.
 Results depend on the server: autovacuum (statistics on trips), shared_buffers and max_wal_size matter.
 """
@@ -37,8 +43,9 @@ from sqlalchemy import event, text
 from werkzeug.security import generate_password_hash
 
 from metropoints.accrual import ingest
-from metropoints.accrual.ingest import TRIP_FIELDS
-from metropoints.accrual.models import Partner
+from metropoints.accrual.buslines import set_bus_line
+from metropoints.accrual.ingest import ALL_FIELDS
+from metropoints.accrual.models import Partner, TripMode
 from metropoints.accrual.network import Network, get_network, sync_stations
 from metropoints.accrual.operations import create_partner, receive_trips
 from metropoints.accrual.rules import load_rulebook
@@ -61,6 +68,11 @@ LONG_M = (16_000, 30_000)
 MAX_TRIPS_PER_RIDER = 100  # 5 legs a day at most over DAYS days
 PROGRESS_EVERY = 100_000
 RAW_TABLE = "bench_raw_trips"
+TARGET_MIXED_RATIO = 0.8
+SECOND_SOURCE = "app"  # the city app, reporting some metro rides the fare system reports too
+MIXED_SHARES = {"metro": 0.70, "bus": 0.15, "bike": 0.10, "walk": 0.05}
+CROSS_SOURCE_SHARE = 0.01  # of the linked metro rides
+BUS_LINES = [(f"{n}", 3000 + 100 * n) for n in range(101, 121)]  # line code, average trip metres
 BAD_STATION = "9901"
 
 
@@ -79,6 +91,7 @@ class Workload:
     linked_cards: int = 0
     unlinked_cards: int = 0
     heavy_cards: int = 0
+    modes: Counter = field(default_factory=Counter)  # trips stored per mode (mixed workload only)
 
 
 def _pick_pair(rng: random.Random, stations: list[str], network: Network, on: date,
@@ -122,9 +135,17 @@ def _legs(rng: random.Random, network: Network, day: date, a: str, b: str, count
 
 
 def build_workload(*, trips: int, riders: int, seed: int, network: Network, now: datetime,
-                   points_per_km_milli: int, daily_cap: int) -> Workload:
-    """Every trip row of the run, in feed order (by exit time), with the counts the ingestion should report."""
+                   points_per_km_milli: int, daily_cap: int, mixed: dict | None = None,
+                   review_pair: int = 3, review_day: int = 8) -> Workload:
+    """Every trip row of the run, in feed order (by exit time), with the counts the ingestion should report.
+
+    `mixed`, when given, holds each green mode's rule numbers: then only 70% of the trips are metro rides and the rest
+    are bus, bike and walking rows (MIXED_SHARES), with 1% of the linked metro rides sent again by SECOND_SOURCE.
+    """
     rng = random.Random(seed)
+    total = trips
+    if mixed is not None:
+        trips = round(total * MIXED_SHARES["metro"])
     today = now.astimezone(SERVICE_OFFSET).date()
     days = [today - timedelta(days=n) for n in range(DAYS, 0, -1)]
     stations = sorted(s for s in network.stations if network.is_open(s, days[0]))
@@ -137,8 +158,9 @@ def build_workload(*, trips: int, riders: int, seed: int, network: Network, now:
     base, extra = divmod(n_good, cards)
     work = Workload(rows=[], linked_cards=riders, unlinked_cards=unlinked)
 
-    # (exit epoch seconds, kind, card, service day, raw points, row); kind: 0 good, 1 duplicate, 2 bad
-    records: list[tuple[float, int, int, date | None, int, dict]] = []
+    # (exit epoch seconds, kind, card, service day, raw points, row, mode); kind: 0 good, 1 duplicate, 2 bad,
+    # 3 the same ride from the second source
+    records: list[tuple] = []
     seq = 0
     for card in range(1, cards + 1):
         k = base + (1 if card <= extra else 0)
@@ -158,17 +180,29 @@ def build_workload(*, trips: int, riders: int, seed: int, network: Network, now:
                 seq += 1
                 row = {"trip_id": f"t{seq:09d}", "source": SOURCE, "rider_ref": ref, "entry_station": entry,
                        "exit_station": exit_, "entered_at": enter.isoformat(), "exited_at": leave.isoformat()}
-                records.append((leave.timestamp(), 0, card, day, metres * points_per_km_milli // 1_000_000, row))
+                records.append((leave.timestamp(), 0, card, day, metres * points_per_km_milli // 1_000_000, row,
+                                "metro", (min(entry, exit_), max(entry, exit_))))
     latest = max(r[0] for r in records)
     if latest > now.timestamp() or min(r[0] for r in records) < (now - timedelta(days=29)).timestamp():
         raise SystemExit("generated an exit outside the last 29 days")
 
+    if mixed is not None:
+        _add_green_modes(rng, records, total - trips, cards, days, mixed)
     for _ in range(n_dup):  # the partner sends a trip again, 1 to 36 hours later
-        key, _kind, card, day, raw, row = rng.choice(records)
-        records.append((key + rng.randint(3600, 36 * 3600), 1, card, day, raw, dict(row)))
+        key, _kind, card, day, raw, row, mode, pair = rng.choice(records)
+        records.append((key + rng.randint(3600, 36 * 3600), 1, card, day, raw, dict(row), mode, pair))
+    if mixed is not None:  # the city app reports some linked metro rides too, a minute later by its clock
+        metro = [r for r in records if r[1] == 0 and r[6] == "metro" and r[2] <= riders]
+        for n, (key, _kind, card, day, _raw, row, mode, pair) in enumerate(
+                rng.sample(metro, round(len(metro) * CROSS_SOURCE_SHARE))):
+            moved = {k: (datetime.fromisoformat(row[k]) + timedelta(minutes=1)).isoformat()
+                     for k in ("entered_at", "exited_at")}
+            records.append((key + rng.randint(60, 6 * 3600), 3, card, day, 0,
+                            dict(row, **moved, trip_id=f"app{n:08d}", source=SECOND_SOURCE), mode, pair))
     bad_kinds = (("unknown_station", 6), ("bad_times", 2), ("same_station", 2))
+    metro_rows = [r for r in records if r[6] == "metro"]
     for n in range(n_bad):
-        key, *_rest, template = records[rng.randrange(len(records))]
+        key, *_rest, template, _mode, _pair = metro_rows[rng.randrange(len(metro_rows))]
         row = dict(template, trip_id=f"bad{n:07d}")
         reason = rng.choices([k for k, _ in bad_kinds], [w for _, w in bad_kinds])[0]
         if reason == "unknown_station":
@@ -178,23 +212,44 @@ def build_workload(*, trips: int, riders: int, seed: int, network: Network, now:
         else:
             row["exit_station"] = row["entry_station"]
         work.rejected_reasons[reason] += 1
-        records.append((key, 2, 0, None, 0, row))
+        records.append((key, 2, 0, None, 0, row, "metro", None))
     records.sort(key=itemgetter(0))
 
-    # What the ingestion should report: allocation under the cap in exit order per rider and service day.
+    # What the ingestion should report: trips that look farmed wait for review (a metro pair ridden more than
+    # `review_pair` times a day, more than `review_day` trips a day), the rest is allocated under the caps (each
+    # mode's own, then the daily one across modes) in exit order per rider and service day.
     used: dict[tuple[int, date], int] = defaultdict(int)
-    for _key, kind, card, day, raw, _row in records:
-        if kind == 1:
+    used_mode: dict[tuple[int, date, str], int] = defaultdict(int)
+    day_trips: dict[tuple[int, date], int] = defaultdict(int)
+    pair_trips: dict[tuple[int, date, tuple], int] = defaultdict(int)
+    caps = {mode: numbers["mode_cap"] for mode, numbers in (mixed or {}).items()}
+    for _key, kind, card, day, raw, _row, mode, pair in records:
+        if mixed is not None and kind in (0, 3):
+            work.modes[mode] += 1
+        if kind in (1, 3):
             work.expected["duplicates"] += 1
+            work.expected["stored_duplicates"] += kind == 3
         elif kind == 2:
             work.expected["rejected"] += 1
         elif card > riders:
             work.expected["held"] += 1
         else:
+            review = (mode != "walk" and day_trips[card, day] >= review_day) or (
+                mode == "metro" and pair_trips[card, day, pair] >= review_pair)
+            if mode != "walk":
+                day_trips[card, day] += 1
+            if mode == "metro":
+                pair_trips[card, day, pair] += 1
+            if review:
+                work.expected["review"] += 1
+                continue
+            mode_cap = caps.get(mode)
+            allowed = raw if mode_cap is None else max(0, min(raw, mode_cap - used_mode[card, day, mode]))
+            used_mode[card, day, mode] += raw
             room = daily_cap - used[card, day]
-            if raw > room:
+            if allowed < raw or raw > room:
                 work.expected["capped"] += 1
-                points = max(0, room)
+                points = max(0, min(allowed, room))
             else:
                 work.expected["credited"] += 1
                 points = raw
@@ -202,6 +257,48 @@ def build_workload(*, trips: int, riders: int, seed: int, network: Network, now:
             work.expected_points += points
     work.rows = [r[5] for r in records]
     return work
+
+
+def _add_green_modes(rng: random.Random, records: list[tuple], count: int, cards: int, days: list[date],
+                     rules: dict) -> None:
+    """Bus, bike and walking rows, `count` in all in MIXED_SHARES' proportions, on random cards and days; at most
+    one of each mode per card and day, late in the evening (after the last metro leg, so nothing overlaps)."""
+    share = sum(MIXED_SHARES[m] for m in ("bus", "bike", "walk"))
+    n_bus = round(count * MIXED_SHARES["bus"] / share)
+    n_bike = round(count * MIXED_SHARES["bike"] / share)
+    n_walk = count - n_bus - n_bike
+    for mode, n in (("bus", n_bus), ("bike", n_bike), ("walk", n_walk)):
+        numbers = rules[mode]
+        picked: set[tuple[int, int]] = set()
+        while len(picked) < n:
+            picked.add((rng.randint(1, cards), rng.randrange(len(days))))
+        for seq, (card, d) in enumerate(sorted(picked)):
+            day = days[d]
+            midnight = datetime(day.year, day.month, day.day, tzinfo=SERVICE_OFFSET)
+            base = {"trip_id": f"{mode[:2]}{seq:08d}", "source": SOURCE, "rider_ref": f"card-{card}", "mode": mode}
+            if mode == "bus":
+                line, average = rng.choice(BUS_LINES)
+                board = midnight + timedelta(hours=21, minutes=30, seconds=rng.randint(0, 600))
+                row = dict(base, line=line, boarded_at=board.isoformat())
+                if rng.random() < 0.5:
+                    metres = rng.randint(2000, 8000)
+                    end = board + timedelta(minutes=30)
+                    row.update(alighted_at=end.isoformat(), distance_m=metres)
+                else:
+                    metres, end = average, board
+                raw = metres * numbers["points_per_km_milli"] // 1_000_000
+            elif mode == "bike":
+                metres = rng.randint(1000, 5000)
+                end = midnight + timedelta(hours=23, minutes=10, seconds=-rng.randint(0, 600))
+                row = dict(base, started_at=(end - timedelta(minutes=20)).isoformat(), ended_at=end.isoformat(),
+                           distance_m=metres)
+                raw = metres * numbers["points_per_km_milli"] // 1_000_000
+            else:
+                steps = rng.randint(4000, 16000)  # at least a point: what the cap leaves is then exact
+                end = midnight + timedelta(days=1, seconds=-1)
+                row = dict(base, day=day.isoformat(), steps=steps)
+                raw = max(0, steps - numbers["steps_threshold"]) * numbers["points_per_1000_steps_milli"] // 1_000_000
+            records.append((end.timestamp(), 0, card, day, raw, row, mode, None))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -227,8 +324,9 @@ def make_app(database_url: str, max_per_call: int) -> Flask:
     })
 
 
-def migrate_and_seed(riders: int, unlinked_note: int) -> tuple[int, int, int]:
-    """Migrate, sync stations, create riders with one linked card each and a partner.
+def migrate_and_seed(riders: int, unlinked_note: int, mixed: bool = False) -> tuple[int, int, int]:
+    """Migrate, sync stations, create riders with one linked card each and a partner; for the mixed workload, the
+    city app's links of the same riders and the bus lines.
 
     Returns (partner id, points per km in thousandths, daily cap) of the rule version in force.
     """
@@ -247,6 +345,13 @@ def migrate_and_seed(riders: int, unlinked_note: int) -> tuple[int, int, int]:
         "INSERT INTO rider_links (rider_id, source, ref, created_at) "
         "SELECT id, :source, 'card-' || CAST(substr(phone, 3) AS integer), now() FROM new"),
         {"hash": password_hash, "n": riders, "source": SOURCE})
+    if mixed:
+        db.session.execute(text(
+            "INSERT INTO rider_links (rider_id, source, ref, created_at) "
+            "SELECT rider_id, :second, ref, now() FROM rider_links WHERE source = :source"),
+            {"second": SECOND_SOURCE, "source": SOURCE})
+        for code, metres in BUS_LINES:
+            set_bus_line(code=code, name=f"{code}路", avg_trip_m=metres, actor=None, actor_label="bench")
     partner, _token = create_partner(name="bench-afc", actor_label="bench")
     commit_unit_of_work()
     db.session.execute(text("ANALYZE riders"))
@@ -385,7 +490,7 @@ def run_feed(partner_id: int, rows: list[dict], batch: int, analyze_every: int =
             committing = time.perf_counter()
             commit_unit_of_work()
             commit_seconds += time.perf_counter() - committing
-            counts.update(credited=result.credited, capped=result.capped, held=result.held,
+            counts.update(credited=result.credited, capped=result.capped, held=result.held, review=result.review,
                           duplicates=result.duplicates, rejected=len(result.rejected))
             reasons.update(r.reason for r in result.rejected)
             if analyze_every and (first // batch + 1) % analyze_every == 0:
@@ -413,19 +518,20 @@ def run_feed(partner_id: int, rows: list[dict], batch: int, analyze_every: int =
 
 def run_raw_copy(url: str, rows: list[dict]) -> float:
     """COPY the same rows and columns into a bare logged table, no indexes; seconds from first write to commit."""
-    columns = ", ".join(TRIP_FIELDS)
-    pick = itemgetter(*TRIP_FIELDS)
+    columns = ", ".join(ALL_FIELDS)
     with psycopg.connect(url) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
         conn.execute(f"CREATE TABLE {RAW_TABLE} (trip_id varchar(64), source varchar(32), rider_ref varchar(64), "
                      "entry_station varchar(8), exit_station varchar(8), entered_at timestamptz, "
-                     "exited_at timestamptz)")
+                     "exited_at timestamptz, mode varchar(8), line varchar(16), boarded_at timestamptz, "
+                     "alighted_at timestamptz, distance_m integer, started_at timestamptz, ended_at timestamptz, "
+                     "day date, steps integer)")
         conn.commit()
         with conn.cursor() as cursor:
             started = time.perf_counter()
             with cursor.copy(f"COPY {RAW_TABLE} ({columns}) FROM STDIN") as copy:
                 for n, row in enumerate(rows, start=1):
-                    copy.write_row(pick(row))
+                    copy.write_row([row.get(name) for name in ALL_FIELDS])
                     if n % PROGRESS_EVERY == 0:
                         print(f"  B: {n:>10,} rows   {time.perf_counter() - started:7.1f} s", flush=True)
             conn.commit()
@@ -462,15 +568,19 @@ def verify(work: Workload, feed: FeedRun, daily_cap: int) -> bool:
         ("total points on balances", one("SELECT COALESCE(sum(points_balance), 0) FROM riders"),
          work.expected_points),
         ("trips stored", one("SELECT count(*) FROM trips"),
-         work.expected["credited"] + work.expected["capped"] + work.expected["held"]),
+         sum(work.expected[k] for k in ("credited", "capped", "held", "review", "stored_duplicates"))),
         ("rejections stored", one("SELECT count(*) FROM trip_rejections"), work.expected["rejected"]),
         ("rows counted on the batches", one("SELECT COALESCE(sum(rows_done), 0) FROM trip_batches"),
          len(work.rows)),
     ]
-    for status in ("credited", "capped", "held"):
+    for status, expected in (("credited", "credited"), ("capped", "capped"), ("held", "held"), ("review", "review"),
+                             ("duplicate", "stored_duplicates")):
         checks.append((f"trips with status {status}",
-                       one(f"SELECT count(*) FROM trips WHERE status = '{status}'"), work.expected[status]))
-    for name in ("credited", "capped", "held", "duplicates", "rejected"):
+                       one(f"SELECT count(*) FROM trips WHERE status = '{status}'"), work.expected[expected]))
+    if work.modes:
+        got = dict(db.session.execute(text("SELECT mode, count(*) FROM trips GROUP BY mode")).tuples().all())
+        checks.append(("trips stored per mode", got, dict(work.modes)))
+    for name in ("credited", "capped", "held", "review", "duplicates", "rejected"):
         checks.append((f"replies: {name}", feed.counts[name], work.expected[name]))
     checks.append(("replies: rejection reasons", dict(feed.reasons), dict(work.rejected_reasons)))
     ok = True
@@ -523,15 +633,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--analyze-every", type=int, default=0, metavar="CALLS",
                         help="ANALYZE trips and ledger_entries after every CALLS calls, as autovacuum would "
                              "(untimed; default: never, leave it to the server)")
+    parser.add_argument("--mixed", action="store_true",
+                        help="then the same on a second fresh database with green modes, and compare the rates")
     args = parser.parse_args(argv)
     if args.trips < 1 or args.riders < 1 or args.batch < 1:
         parser.error("--trips, --riders and --batch must be positive")
     if args.trips / args.riders > MAX_TRIPS_PER_RIDER:
         parser.error(f"at most {MAX_TRIPS_PER_RIDER} trips per rider")
 
+    if args.mixed and args.database_url:
+        parser.error("--mixed makes two fresh databases; leave out --database-url")
+    ok, rate = run_workload(args, mixed=False)
+    if not args.mixed:
+        return 0 if ok else 1
+    print("\n\n######## mixed modes: 70% metro, 15% bus, 10% bike, 5% walk, 1% of metro rides from a second source"
+          " ########\n", flush=True)
+    mixed_ok, mixed_rate = run_workload(args, mixed=True)
+    ratio = mixed_rate / rate
+    print("\n==== metro-only vs mixed modes (same run) ====")
+    print(f"metro only:   {rate:10,.0f} trips/s   checks {'PASS' if ok else 'FAIL'}")
+    print(f"mixed modes:  {mixed_rate:10,.0f} trips/s   checks {'PASS' if mixed_ok else 'FAIL'}")
+    print(f"mixed / metro-only: {ratio:.2f}x   target >= {TARGET_MIXED_RATIO:g}x  "
+          f"{'PASS' if ratio >= TARGET_MIXED_RATIO else 'MISS'}", flush=True)
+    return 0 if ok and mixed_ok else 1
+
+
+def run_workload(args: argparse.Namespace, *, mixed: bool) -> tuple[bool, float]:
+    """One benchmark on its own database (fresh unless given): setup, part A, part B, checks, summary.
+    Returns (checks passed, part A's trips/s)."""
     fresh = args.database_url is None
     if fresh:
-        name = f"mp_bench_{os.getpid()}"
+        name = f"mp_bench_{os.getpid()}{'_mixed' if mixed else ''}"
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
@@ -540,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"database: {url}{' (fresh)' if fresh else ''}; {args.trips:,} trips, {args.riders:,} riders, "
           f"calls of {args.batch:,}; seed {args.seed}", flush=True)
     app = make_app(url, args.batch)
-    ok = True
+    ok, rate = True, 0.0
     try:
         with app.app_context():
             with db.engine.connect() as conn:
@@ -549,15 +681,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"server: {version}, autovacuum {autovacuum}"
                       + (f"; ANALYZE every {args.analyze_every} calls" if args.analyze_every else ""), flush=True)
             unlinked = max(1, round(args.riders * HELD_SHARE / (1 - HELD_SHARE)))
-            partner_id, ppk_milli, cap = migrate_and_seed(args.riders, unlinked)
+            partner_id, ppk_milli, cap = migrate_and_seed(args.riders, unlinked, mixed=mixed)
             started = time.perf_counter()
+            book = load_rulebook()
+            modes = None
+            if mixed:
+                modes = {mode.value: {k: getattr(v, k) for k in (
+                    "points_per_km_milli", "mode_cap", "steps_threshold", "points_per_1000_steps_milli")}
+                    for mode in TripMode for v in (book.version_for(utcnow(), mode),)}
+                commit_unit_of_work()
             work = build_workload(trips=args.trips, riders=args.riders, seed=args.seed, network=get_network(),
-                                  now=utcnow(), points_per_km_milli=ppk_milli, daily_cap=cap)
+                                  now=utcnow(), points_per_km_milli=ppk_milli, daily_cap=cap, mixed=modes,
+                                  review_pair=app.config["REVIEW_BACK_AND_FORTH"],
+                                  review_day=app.config["REVIEW_TRIPS_PER_DAY"])
             e = work.expected
             print(f"generated {len(work.rows):,} rows in {time.perf_counter() - started:.1f} s: "
                   f"{work.linked_cards:,} linked + {work.unlinked_cards:,} unlinked cards, "
                   f"{work.heavy_cards:,} heavy riders; expected credited {e['credited']:,}, capped {e['capped']:,}, "
-                  f"held {e['held']:,}, duplicates {e['duplicates']:,}, rejected {e['rejected']:,}", flush=True)
+                  f"held {e['held']:,}, review {e['review']:,}, duplicates {e['duplicates']:,}, "
+                  f"rejected {e['rejected']:,}" + (f"; per mode {dict(work.modes)}" if mixed else ""), flush=True)
             gc.collect()
             gc.freeze()  # the rows live all run; an API worker would hold one call's rows, not a million
 
@@ -566,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
             c = feed.counts
             print(f"part A: {len(work.rows):,} trips in {feed.seconds:.2f} s = {len(work.rows) / feed.seconds:,.0f} "
                   f"trips/s; credited {c['credited']:,}, capped {c['capped']:,}, held {c['held']:,}, "
-                  f"duplicates {c['duplicates']:,}, rejected {c['rejected']:,}", flush=True)
+                  f"review {c['review']:,}, duplicates {c['duplicates']:,}, rejected {c['rejected']:,}", flush=True)
             print_split(feed, len(work.rows))
             if feed.analyze_seconds:
                 print(f"  (ANALYZE between calls, left out of the above: {feed.analyze_seconds:.2f} s)")
@@ -582,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
             rate = len(work.rows) / feed.seconds
             ratio = feed.seconds / copy_seconds
             rate_ok, ratio_ok = rate >= TARGET_TRIPS_PER_S, ratio <= TARGET_RATIO
-            print("\n==== summary ====")
+            print(f"\n==== summary{' (mixed modes)' if mixed else ''} ====")
             print(f"accrual (part A): {feed.seconds:8.2f} s  {rate:10,.0f} trips/s   target >= {TARGET_TRIPS_PER_S:,}"
                   f"  {'PASS' if rate_ok else 'MISS'}")
             print(f"raw COPY (part B): {copy_seconds:7.2f} s  {len(work.rows) / copy_seconds:10,.0f} rows/s")
@@ -600,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         elif fresh:
             print(f"kept database {url}")
-    return 0 if ok else 1
+    return ok, rate
 
 
 if __name__ == "__main__":

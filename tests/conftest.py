@@ -68,6 +68,9 @@ def make_app(database_url: str, **extra) -> Flask:
         # Operators of other packages' tests sign in with the password only; tests/core/test_twofactor*.py turn
         # this off (and check that production requires a second factor of every operator).
         "TESTING_OPERATORS_WITHOUT_SECOND_FACTOR": True,
+        # Most tests' riders ride the same two stations minutes apart, over and over; tests/accrual/test_modes*.py
+        # and test_review.py turn the review of farmed-looking trips back on (the default outside tests).
+        "REVIEW_FARMED_TRIPS": False,
     }
     config.update(extra)
     return create_app(config)
@@ -137,7 +140,7 @@ def sqlite_app(tmp_path) -> Iterator[Flask]:
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "x.sqlite"),
                       "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False, "RATELIMIT_STORAGE_URI": "memory://",
-                      "TESTING_OPERATORS_WITHOUT_SECOND_FACTOR": True})
+                      "TESTING_OPERATORS_WITHOUT_SECOND_FACTOR": True, "REVIEW_FARMED_TRIPS": False})
     with app.app_context():
         try:
             upgrade()

@@ -72,7 +72,7 @@ def test_feed_links_and_file_import_on_sqlite(sqlite_app, tmp_path):
              trip("bad", exit="9999")]
     response = client.post("/api/v1/trips", json={"trips": rows}, headers=auth(partner))
     assert response.status_code == 200
-    assert response.get_json() == {"credited": 10, "duplicates": 1, "held": 1, "capped": 1,
+    assert response.get_json() == {"credited": 10, "duplicates": 1, "held": 1, "capped": 1, "review": 0,
                                    "rejected": [{"trip_id": "bad", "reason": "unknown_station", "line": 14}]}
     again = client.post("/api/v1/trips", json={"trips": rows[:2]}, headers=auth(partner)).get_json()
     assert (again["credited"], again["duplicates"]) == (0, 2)
@@ -110,3 +110,32 @@ def test_feed_links_and_file_import_on_sqlite(sqlite_app, tmp_path):
         "done: credited 2, capped 0, duplicates 1, held 1, rejected 1")
     assert get(client, alice, "/api/v1/me")["points_balance"] == 66 == ledger_sum(me["rider_id"])
     assert get(client, bob, "/api/v1/me")["points_balance"] == 12 == ledger_sum(bob_me["rider_id"])
+
+
+def test_green_modes_on_sqlite(sqlite_app):
+    """On SQLite too: each mode's row credits, the same metro ride from another source is a duplicate, a walking
+    day tops up only the difference, and with review on a fourth ride back and forth waits for review."""
+    from tests.accrual.test_modes import bike, bus, walk
+
+    sqlite_app.config["REVIEW_FARMED_TRIPS"] = True
+    client, runner = sqlite_app.test_client(), sqlite_app.test_cli_runner()
+    partner = runner.invoke(args=["partners", "create", "feed"]).stdout.strip().splitlines()[-1]
+    assert runner.invoke(args=["buslines", "set", "105", "--avg-trip-m", "4000"]).exit_code == 0
+    alice = register(client, "13900000003")
+    for source in ("afc", "app", "bikeco", "health"):
+        assert client.post("/api/v1/me/links", json={"source": source, "ref": "card-1"},
+                           headers=auth(alice)).status_code == 201
+    rows = [trip("m1", exited_at=noon(1, -240), entry="0101", exit="0110"),
+            trip("m1-app", source="app", exited_at=noon(1, -239), entry="0101", exit="0110"),
+            bus("b1", boarded_at=noon(1, -200), minutes=None),
+            bike("k1", ended_at=noon(1, -100), distance_m=3000),
+            walk("w1", steps=8000), walk("w2", source="app", steps=9000)]
+    rows += [trip(f"r{i}", exited_at=noon(1, 60 * i), entry="0109" if i % 2 else "0114",
+                  exit="0114" if i % 2 else "0109") for i in range(4)]
+    body = client.post("/api/v1/trips", json={"trips": rows}, headers=auth(partner)).get_json()
+    assert (body["credited"], body["duplicates"], body["review"], body["rejected"]) == (8, 1, 1, [])
+    trips = {item["trip_id"]: item for item in get(client, alice, "/api/v1/me/trips?limit=100")["items"]}
+    assert (trips["m1-app"]["status"], trips["m1-app"]["reason"]) == ("duplicate", "reported_by_other_source")
+    assert (trips["w1"]["points"], trips["w2"]["points"], trips["w2"]["mode"]) == (5, 1, "walk")
+    assert (trips["r3"]["status"], trips["r3"]["reason"], trips["r3"]["points"]) == ("review", "back_and_forth", 0)
+    assert trips["b1"]["km"] == 4.0 and trips["b1"]["line"] == "105" and trips["b1"]["entry_station"] is None

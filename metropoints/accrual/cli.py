@@ -10,8 +10,8 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from metropoints.accrual import jobs, ledger, operations, rules
-from metropoints.accrual.models import BatchStatus, RuleVersion, TripBatch, TripBatchChunk, TripRejection
+from metropoints.accrual import buslines, jobs, ledger, operations, rules
+from metropoints.accrual.models import BatchStatus, RuleVersion, TripBatch, TripBatchChunk, TripMode, TripRejection
 from metropoints.accrual.network import sync_stations
 from metropoints.core.cli import fail_on_domain_error
 from metropoints.core.db import commit_unit_of_work, db
@@ -23,6 +23,7 @@ trips_cli = AppGroup("trips", help="The trip feed.")
 rules_cli = AppGroup("rules", help="Accrual rule versions.")
 points_cli = AppGroup("points", help="The points ledger.")
 network_cli = AppGroup("network", help="The metro network.")
+buslines_cli = AppGroup("buslines", help="Bus lines the trip feed may name.")
 
 
 @partners_cli.command("create")
@@ -39,7 +40,8 @@ def create_partner(name: str) -> None:
 def _progress_line(batch: TripBatch) -> str:
     """One line of counts for a batch."""
     return (f"{batch.rows_done}/{batch.rows_total} rows: credited {batch.credited}, capped {batch.capped}, "
-            f"duplicates {batch.duplicates}, held {batch.held}, rejected {batch.rejected}")
+            f"duplicates {batch.duplicates}, held {batch.held}, rejected {batch.rejected}"
+            + (f", review {batch.review}" if batch.review else ""))
 
 
 @trips_cli.command("import")
@@ -75,7 +77,8 @@ def import_trips(path: str, partner_name: str, chunk_rows: int | None, rejected_
     if rejected_out:
         _write_rejections(batch_id, rejected_out)
     click.echo(f"batch {batch_id} {batch.status.value}: credited {batch.credited}, capped {batch.capped}, "
-               f"duplicates {batch.duplicates}, held {batch.held}, rejected {batch.rejected}")
+               f"duplicates {batch.duplicates}, held {batch.held}, rejected {batch.rejected}"
+               + (f", review {batch.review}" if batch.review else ""))
 
 
 def batch_chunks(batch_id: int):
@@ -119,34 +122,78 @@ def sweep_held() -> None:
 
 
 @rules_cli.command("list")
-def list_rules() -> None:
-    """Every rule version, oldest first."""
-    for version in db.session.scalars(select(RuleVersion).order_by(RuleVersion.effective_from)):
+@click.option("--mode", type=click.Choice([m.value for m in TripMode]), default=None, help="One mode only.")
+def list_rules(mode: str | None) -> None:
+    """Every rule version, oldest first (metro's, then each other mode's)."""
+    query = select(RuleVersion).order_by(RuleVersion.effective_from, RuleVersion.id)
+    if mode:
+        query = query.where(RuleVersion.mode == mode)
+    versions = sorted(db.session.scalars(query), key=lambda v: list(TripMode).index(TripMode(v.mode)))
+    for version in versions:
         click.echo(rules.describe(version))
 
 
 @rules_cli.command("set")
-@click.option("--points-per-km", required=True, help="Points per km (up to 3 decimals).")
-@click.option("--daily-cap", type=int, required=True, help="Points per rider and service day at most.")
+@click.option("--mode", type=click.Choice([m.value for m in TripMode]), default="metro", show_default=True,
+              help="The mode the version is for.")
+@click.option("--points-per-km", default=None, help="Points per km (up to 3 decimals); not for walking.")
+@click.option("--daily-cap", type=int, required=True, help="Points per rider and service day at most, all modes.")
+@click.option("--mode-cap", type=int, default=None, help="Points per rider and service day at most in this mode.")
 @click.option("--co2e-factor", required=True, help="Grams CO2e saved per passenger-km (up to 3 decimals).")
-@click.option("--factor-name", required=True, help="Where the CO2e factor comes from.")
+@click.option("--factor-name", required=True, help="What the CO2e factor is.")
+@click.option("--factor-source", default="", help="Where the CO2e factor comes from (publication, table, year).")
+@click.option("--steps-threshold", type=int, default=0, help="Walking: steps a day that earn nothing.")
+@click.option("--points-per-1000-steps", default="0", help="Walking: points per 1,000 steps above the threshold.")
+@click.option("--metres-per-step", default="0", help="Walking: a step's length in metres (km and CO2e).")
 @click.option("--effective-from", default=None, help="ISO 8601 time with offset; default now. Never in the past.")
 @click.option("--note", default="", help="Why the rules change.")
 @fail_on_domain_error
-def set_rules(points_per_km: str, daily_cap: int, co2e_factor: str, factor_name: str, effective_from: str | None,
-              note: str) -> None:
-    """Add a rule version; trips already credited keep the version they were computed with."""
+def set_rules(mode: str, points_per_km: str | None, daily_cap: int, mode_cap: int | None, co2e_factor: str,
+              factor_name: str, factor_source: str, steps_threshold: int, points_per_1000_steps: str,
+              metres_per_step: str, effective_from: str | None, note: str) -> None:
+    """Add a rule version of a mode; trips already credited keep the version they were computed with."""
     start = None
     if effective_from:
         try:
             start = datetime.fromisoformat(effective_from)
         except ValueError:
             raise click.BadParameter("use ISO 8601 with an offset", param_hint="--effective-from") from None
-    version = rules.create_rule_version(points_per_km=points_per_km, daily_cap=daily_cap,
-                                        co2e_factor_g_per_km=co2e_factor, factor_name=factor_name,
-                                        effective_from=start, actor_label="cli", note=note)
+    if points_per_km is None and mode != TripMode.walk.value:
+        raise click.BadParameter("required for this mode", param_hint="--points-per-km")
+    version = rules.create_rule_version(
+        mode=mode, points_per_km=points_per_km or 0, daily_cap=daily_cap, mode_cap=mode_cap,
+        co2e_factor_g_per_km=co2e_factor, factor_name=factor_name, factor_source=factor_source,
+        steps_threshold=steps_threshold, points_per_1000_steps=points_per_1000_steps,
+        metres_per_step=metres_per_step, effective_from=start, actor_label="cli", note=note)
     commit_unit_of_work()
     click.echo(f"rule version {rules.describe(version)}")
+
+
+@buslines_cli.command("set")
+@click.argument("code")
+@click.option("--name", default="", help="The line's name as riders know it.")
+@click.option("--avg-trip-m", type=int, default=None,
+              help="Average trip distance in metres, for bus trips without distance_m (default: the city's).")
+@fail_on_domain_error
+def set_bus_line(code: str, name: str, avg_trip_m: int | None) -> None:
+    """Add a bus line, or change its name and average trip distance (audited as `cli`)."""
+    line = buslines.set_bus_line(code=code, name=name, avg_trip_m=avg_trip_m, actor=None, actor_label="cli")
+    commit_unit_of_work()
+    click.echo(f"bus line {line.code}: {_bus_line_distance(line.avg_trip_m)}")
+
+
+def _bus_line_distance(metres: int | None) -> str:
+    """A line's average trip distance for the operator."""
+    return f"{metres} m a trip on average" if metres else "the city's default trip distance"
+
+
+@buslines_cli.command("list")
+def list_bus_lines() -> None:
+    """Every bus line, by code."""
+    lines = buslines.bus_lines()
+    for line in lines:
+        click.echo(f"{line.code}\t{line.name}\t{_bus_line_distance(line.avg_trip_m)}")
+    click.echo(f"{len(lines)} bus line(s)")
 
 
 @points_cli.command("expire")
@@ -183,5 +230,5 @@ def load_network() -> None:
 
 def register(app) -> None:
     """Add the accrual command groups to the app."""
-    for group in (partners_cli, trips_cli, rules_cli, points_cli, network_cli):
+    for group in (partners_cli, trips_cli, rules_cli, points_cli, network_cli, buslines_cli):
         app.cli.add_command(group)

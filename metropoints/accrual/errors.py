@@ -31,3 +31,16 @@ class BadRule(InvalidInput):
     """An accrual rule version that cannot be used."""
 
     code = "bad_rule"
+
+
+class BadBusLine(InvalidInput):
+    """A bus line that cannot be set so."""
+
+    code = "bad_bus_line"
+
+
+class NotUnderReview(Conflict):
+    """A review decision about a trip that is not (or no longer) held for review."""
+
+    code = "not_under_review"
+    default_message = "This trip is not held for review."

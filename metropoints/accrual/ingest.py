@@ -1,52 +1,45 @@
 """Trip ingestion, set-wise: rows are checked in one pass, staged in bulk, then credited by a few SQL statements.
 
 A batch runs in one transaction:
-1. check every row (field shapes, stations, times, speed) in Python against the in-memory network, and pick
-   the rule version in force at the exit; refused rows are recorded with their reason;
+1. check every row (each mode's shape, stations or bus line, times, distance, speed, steps: accrual.checks) in
+   Python against the in-memory network and bus lines, and pick the mode's rule version in force at the exit;
+   refused rows are recorded with their reason;
 2. stage the good rows in a temporary table (COPY on PostgreSQL);
 3. lock the riders the batch credits, in id order, so two batches for one rider never both fill the same cap;
-4. allocate points under the daily cap with one window query, claim each (source, trip_id) in trip_keys and insert
-   the trips whose claim went in (a repeated (source, trip_id), in whatever month, is skipped), post one ledger
-   entry per credited trip, add the sums to the balances, and add the batch's trips to the day's rollup
-   (accrual.rollups: one aggregated upsert per batch).
+4. after the locks, one statement finds the same physical trip reported by another source and the walking days
+   already counted (status duplicate), the patterns held for review (status review), allocates points under the
+   per-mode and daily caps (accrual.allocation: window functions over the batch, one index probe of the rider's
+   stored trips per trip), claims each (source, trip_id) in trip_keys and inserts the trips whose claim went in
+   (a repeated (source, trip_id), in whatever month, is skipped), posts one ledger entry per credited trip, adds the
+   sums to the balances, and adds the batch's trips to the day's rollup (accrual.rollups: one aggregated upsert per
+   batch). Duplicates and trips under review are stored with their reason and no points.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from sqlalchemy import insert, text, update
+from flask import current_app
+from sqlalchemy import insert, select, text, update
 
-from metropoints.accrual.models import TripBatch, TripRejection
+from metropoints.accrual.allocation import allocate_cte, epoch_sql
+from metropoints.accrual.checks import (  # noqa: F401 (the feed's names, imported from here by its callers)
+    ALL_FIELDS,
+    SOURCE_RE,
+    STAGE_COLUMNS,
+    TRIP_FIELDS,
+    Rejected,
+    check_rows,
+)
+from metropoints.accrual.models import BusLine, TripBatch, TripRejection
 from metropoints.accrual.network import Network, get_network
 from metropoints.accrual.rollups import add_trips, add_trips_sql
-from metropoints.accrual.rules import RuleBook, load_rulebook
+from metropoints.accrual.rules import load_rulebook
 from metropoints.core.db import db, is_postgres, sql_param
-from metropoints.core.timeutil import parse_timestamp, service_day, utcnow
-
-TRIP_FIELDS = ("trip_id", "source", "rider_ref", "entry_station", "exit_station", "entered_at", "exited_at")
-SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
-MAX_AGE = timedelta(days=30)
-MAX_AHEAD = timedelta(minutes=5)
-MAX_KMH = 80
-
-STAGE_COLUMNS = ("line_no", "source", "trip_id", "rider_ref", "entry_station", "exit_station", "entered_at",
-                 "exited_at", "service_day", "distance_m", "rule_version_id")
-
-
-@dataclass(slots=True)
-class Rejected:
-    """A refused row: where it was, what it said, and why."""
-
-    line_no: int
-    trip_id: str
-    reason: str
-    detail: str
-    row: object
+from metropoints.core.timeutil import utcnow
 
 
 @dataclass(slots=True)
@@ -57,99 +50,14 @@ class BatchResult:
     capped: int = 0
     duplicates: int = 0
     held: int = 0
+    review: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
     def as_reply(self) -> dict:
         """The partner feed's reply body."""
         return {"credited": self.credited, "duplicates": self.duplicates, "held": self.held, "capped": self.capped,
+                "review": self.review,
                 "rejected": [{"trip_id": r.trip_id, "reason": r.reason, "line": r.line_no} for r in self.rejected]}
-
-
-def _text(value: object, limit: int) -> str | None:
-    """A non-empty printable string of at most `limit` characters, stripped; None for anything else.
-
-    Printable excludes NUL and lone surrogates, which no database column can hold.
-    """
-    if value.__class__ is not str:
-        return None
-    value = value.strip()
-    return value if 0 < len(value) <= limit and value.isprintable() else None
-
-
-def _shown_id(row: Mapping) -> str:
-    """The trip id of a refused row as far as it can be shown."""
-    return "".join(ch for ch in str(row.get("trip_id") or "")[:64] if ch.isprintable())
-
-
-def check_rows(rows: Iterable[object], *, first_line: int, network: Network, rules: RuleBook,
-               now: datetime) -> tuple[list[tuple], list[Rejected], int]:
-    """Split rows into staged tuples (STAGE_COLUMNS order), refusals with reasons, and in-batch repeats."""
-    staged: list[tuple] = []
-    rejected: list[Rejected] = []
-    seen: set[tuple[str, str]] = set()
-    repeats = 0
-    oldest, latest = now - MAX_AGE, now + MAX_AHEAD
-    fields = (("trip_id", 64), ("source", 32), ("rider_ref", 64), ("entry_station", 8), ("exit_station", 8))
-
-    stations, distance_m, version_for = network.stations, network.distance_m, rules.version_for
-    only_version = rules.versions[0].id if len(rules.versions) == 1 else None
-
-    def refuse(line_no: int, row: object, trip_id: str | None, reason: str, detail: str) -> None:
-        rejected.append(Rejected(line_no, trip_id or _shown_id(row), reason, detail, row))
-
-    for line_no, row in enumerate(rows, start=first_line):
-        if not isinstance(row, Mapping):
-            rejected.append(Rejected(line_no, "", "malformed", "a trip must be an object", row))
-            continue
-        get = row.get
-        trip_id, source, rider_ref = _text(get("trip_id"), 64), _text(get("source"), 32), _text(get("rider_ref"), 64)
-        entry, exit_ = _text(get("entry_station"), 8), _text(get("exit_station"), 8)
-        if trip_id is None or source is None or rider_ref is None or entry is None or exit_ is None:
-            missing = [name for name, limit in fields if _text(get(name), limit) is None]
-            refuse(line_no, row, trip_id, "malformed", "missing, too long or not printable text: " + ", ".join(missing))
-            continue
-        if not SOURCE_RE.match(source):
-            refuse(line_no, row, trip_id, "malformed", "source must be lower-case letters, digits, '_', '-' or '.'")
-            continue
-        try:
-            entered_at = parse_timestamp(get("entered_at"))
-            exited_at = parse_timestamp(get("exited_at"))
-        except (TypeError, ValueError, OverflowError):
-            refuse(line_no, row, trip_id, "malformed", "entered_at and exited_at must be ISO 8601 times with an offset")
-            continue
-        if entry not in stations or exit_ not in stations:
-            unknown = exit_ if entry in stations else entry
-            refuse(line_no, row, trip_id, "unknown_station", f"unknown station {unknown}")
-            continue
-        if entry == exit_:
-            refuse(line_no, row, trip_id, "same_station", "entry and exit are the same station")
-            continue
-        if exited_at <= entered_at:
-            refuse(line_no, row, trip_id, "bad_times", "exit is not after entry")
-            continue
-        if exited_at > latest:
-            refuse(line_no, row, trip_id, "in_future", "exit is more than 5 minutes in the future")
-            continue
-        if exited_at < oldest:
-            refuse(line_no, row, trip_id, "too_old", "exit is more than 30 days ago")
-            continue
-        day = service_day(exited_at)
-        distance = distance_m(entry, exit_, day)
-        if distance is None:
-            closed = exit_ if network.is_open(entry, day) else entry
-            refuse(line_no, row, trip_id, "station_not_open", f"station {closed} was not open on {day.isoformat()}")
-            continue
-        if distance * 3600 > MAX_KMH * 1000 * (exited_at - entered_at).total_seconds():
-            refuse(line_no, row, trip_id, "implausible_speed", f"{distance / 1000:.3f} km faster than {MAX_KMH} km/h")
-            continue
-        key = (source, trip_id)
-        if key in seen:
-            repeats += 1
-            continue
-        seen.add(key)
-        staged.append((line_no, source, trip_id, rider_ref, entry, exit_, entered_at, exited_at, day, distance,
-                       only_version or version_for(exited_at).id))
-    return staged, rejected, repeats
 
 
 def _dialect_sql(sql: str) -> str:
@@ -163,49 +71,27 @@ STAGE_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_stage (
     line_no integer, source varchar(32), trip_id varchar(64), rider_ref varchar(64),
     entry_station varchar(8), exit_station varchar(8), entered_at {ts}, exited_at {ts}, service_day date,
-    distance_m integer, rule_version_id integer, rider_id integer) {on_commit}
+    distance_m integer, rule_version_id integer, mode varchar(8), line varchar(16), steps integer,
+    rider_id integer) {on_commit}
 """
 ALLOC_DDL = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trip_alloc (
     line_no integer, source varchar(32), trip_id varchar(64), rider_id integer, points integer,
-    co2e_grams integer, status varchar(16))
+    co2e_grams integer, status varchar(16), reason varchar(32), distance_m integer)
 """
 # PostgreSQL types of STAGE_COLUMNS, for a binary COPY (about 5x faster than text for times and dates).
 STAGE_TYPES = ("integer", "varchar", "varchar", "varchar", "varchar", "varchar", "timestamptz", "timestamptz", "date",
-               "integer", "integer")
+               "integer", "integer", "varchar", "varchar", "integer")
 
-# Points under the daily cap. `cand` holds the trips to credit, with at least rider_id, service_day, exited_at,
-# ord, distance_m and rule_version_id. Each trip earns floor(km x points/km) unless the cap of its rule version
-# cuts it; the one that crosses the cap earns the remainder, later ones (by exit time) earn nothing.
-# What the rider's day already earned is a correlated subquery, one probe of ix_trips_rider_day per trip: no join
-# the planner could turn into a scan of all trips when it misjudges the size of `cand`.
-ALLOCATE_CTE = """
-raw AS (
-    SELECT c.*, c.distance_m * rv.points_per_km_milli / 1000000 AS points_raw, rv.daily_cap,
-           (c.distance_m * rv.co2e_mg_per_km + 500000) / 1000000 AS co2e_grams,
-           (SELECT SUM(t.points) FROM trips t WHERE t.rider_id = c.rider_id AND t.service_day = c.service_day) AS used
-    FROM cand c JOIN rule_versions rv ON rv.id = c.rule_version_id
-),
-ranked AS (
-    SELECT r.*, COALESCE(r.used, 0) + COALESCE(SUM(r.points_raw) OVER (
-               PARTITION BY r.rider_id, r.service_day ORDER BY r.exited_at, r.ord
-               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before_pts
-    FROM raw r
-),
-allocated AS (
-    SELECT ranked.*,
-           CASE WHEN rider_id IS NULL THEN 0
-                ELSE {greatest}(0, {least}(points_raw, daily_cap - before_pts)) END AS points,
-           CASE WHEN rider_id IS NULL THEN 'held'
-                WHEN points_raw > daily_cap - before_pts THEN 'capped' ELSE 'credited' END AS status
-    FROM ranked
-)
-"""
-
-# The staged trips, with their riders (NULL: nobody linked the reference), as `cand` for ALLOCATE_CTE.
-STAGED_CAND = "cand AS (SELECT s.*, s.line_no AS ord FROM trip_stage s), "
+# Points under the caps, duplicates and review: accrual.allocation.allocate_cte (one set of CTEs after `cand`).
+# The staged trips, with their riders (NULL: nobody linked the reference), as `cand` for it.
+def staged_cand() -> str:
+    """`cand` for allocate_cte: the staged trips, their order in the batch and their times in epoch seconds."""
+    return (f"cand AS (SELECT s.*, s.line_no AS ord, {epoch_sql('s.entered_at')} AS entered_s, "
+            f"{epoch_sql('s.exited_at')} AS exited_s FROM trip_stage s), ")
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
-                "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at")
+                "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at, mode, line, steps, "
+                "reason")
 # One insertion order for a given set of rows (exit time, then key), so concurrent deliveries of the same trips
 # take the unique index's locks in the same order, and trip ids follow exit times. SQLite inserts this way; PostgreSQL
 # claims the keys in that order (CLAIM_KEYS).
@@ -213,7 +99,8 @@ INSERT_TRIPS = (
     f"INSERT INTO trips ({TRIP_COLUMNS}) "
     "SELECT a.source, a.trip_id, :batch_id, a.rider_ref, a.rider_id, a.entry_station, a.exit_station, a.entered_at, "
     "a.exited_at, a.service_day, a.distance_m, a.rule_version_id, a.points, a.co2e_grams, a.status, "
-    "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END FROM {source} a WHERE 1 = 1 "
+    "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END, a.mode, a.line, a.steps, a.reason "
+    "FROM {source} a WHERE 1 = 1 "
     "ORDER BY a.exited_at, a.source, a.trip_id ON CONFLICT (source, trip_id) DO NOTHING")
 # PostgreSQL: trips is partitioned by month, so (source, trip_id) is unique in trip_keys, not in trips. Each allocated
 # trip claims its key first, taking its id from the trips' sequence (in exit-time order); only the trips whose claim
@@ -226,8 +113,8 @@ CLAIM_KEYS = (
 INSERT_CLAIMED_TRIPS = (
     f"INSERT INTO trips (id, {TRIP_COLUMNS}) "
     "SELECT k.trip_pk, a.source, a.trip_id, :batch_id, a.rider_ref, a.rider_id, a.entry_station, a.exit_station, "
-    "a.entered_at, a.exited_at, a.service_day, a.distance_m, a.rule_version_id, a.points, a.co2e_grams, a.status, "
-    "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END "
+    "a.entered_at, a.exited_at, a.service_day, a.distance_eff, a.rule_version_id, a.points, a.co2e_grams, a.status, "
+    "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END, a.mode, a.line, a.steps, a.reason "
     "FROM allocated a JOIN claim k ON k.source = a.source AND k.trip_id = a.trip_id")
 # SQLite: trips keeps its unique (source, trip_id); the keys of the trips just inserted are recorded after them.
 RECORD_KEYS = (
@@ -282,8 +169,12 @@ def lock_riders(rider_ids_sql: str, params: dict | None = None) -> None:
                                 "ORDER BY id FOR UPDATE"), params or {})
 
 
-def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
-    """Insert the staged trips, crediting the linked ones; return (trips inserted, counts by status)."""
+def _credit_staged(batch_id: int, now: datetime, *, walk: bool = True,
+                   mode_caps: bool = True) -> tuple[int, dict[str, int]]:
+    """Insert the staged trips, crediting the linked ones; return (trips inserted, counts by status).
+
+    `walk` and `mode_caps` say whether the batch has walking days and rule versions with a cap of their mode (the
+    statement leaves out what it does not need)."""
     session = db.session
     # Links never change once made, so each staged trip's rider can be looked up before the locks: one probe of
     # the (source, ref) index per row (a scalar subquery is never turned into a join to misplan).
@@ -296,7 +187,10 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     session.execute(text(
         "DELETE FROM trip_stage WHERE EXISTS (SELECT 1 FROM trip_keys k WHERE k.source = trip_stage.source "
         "AND k.trip_id = trip_stage.trip_id)"))
-    params = {"batch_id": batch_id, "now": sql_param(now)}
+    config = current_app.config
+    review = config["REVIEW_FARMED_TRIPS"]
+    params = {"batch_id": batch_id, "now": sql_param(now), "review_day": config["REVIEW_TRIPS_PER_DAY"],
+              "review_pair": config["REVIEW_BACK_AND_FORTH"]}
     if is_postgres():
         # One statement: allocate, insert the trips, move the balances and post the ledger entries. Every part of
         # it reads the snapshot the statement started with, so `led` sees each (locked) rider's balance before
@@ -304,7 +198,7 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
         # join of the two CTEs' outputs, whose sizes the planner cannot know, became a nested loop of 10,000 x
         # 10,000 rows (13 s a batch).
         counts = dict(session.execute(text(_dialect_sql(
-            "WITH " + STAGED_CAND + ALLOCATE_CTE + ", "
+            "WITH " + staged_cand() + allocate_cte(checks=True, review=review, walk=walk, mode_caps=mode_caps) + ", "
             "claim AS (" + CLAIM_KEYS + "), "
             "ins AS (" + INSERT_CLAIMED_TRIPS +
             " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status, "
@@ -317,11 +211,13 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     session.execute(text(ALLOC_DDL))
     session.execute(text("DELETE FROM trip_alloc"))
     session.execute(text(_dialect_sql(
-        "WITH " + STAGED_CAND + ALLOCATE_CTE +
-        "INSERT INTO trip_alloc (line_no, source, trip_id, rider_id, points, co2e_grams, status) "
-        "SELECT line_no, source, trip_id, rider_id, points, co2e_grams, status FROM allocated")))
-    alloc = ("(SELECT s.*, a.rider_id, a.points, a.co2e_grams, a.status FROM trip_alloc a "
-             "JOIN trip_stage s ON s.line_no = a.line_no)")
+        "WITH " + staged_cand() + allocate_cte(checks=True, review=review, walk=walk, mode_caps=mode_caps) + " "
+        "INSERT INTO trip_alloc (line_no, source, trip_id, rider_id, points, co2e_grams, status, reason, distance_m) "
+        "SELECT line_no, source, trip_id, rider_id, points, co2e_grams, status, reason, distance_eff FROM allocated")),
+        params)
+    alloc = ("(SELECT s.line_no, s.source, s.trip_id, s.rider_ref, s.entry_station, s.exit_station, s.entered_at, "
+             "s.exited_at, s.service_day, s.rule_version_id, s.mode, s.line, s.steps, a.distance_m, a.rider_id, "
+             "a.points, a.co2e_grams, a.status, a.reason FROM trip_alloc a JOIN trip_stage s ON s.line_no = a.line_no)")
     inserted = session.execute(text(INSERT_TRIPS.format(source=alloc)), params).rowcount
     session.execute(text(RECORD_KEYS), params)
     post_trip_credits("SELECT t.id FROM trip_alloc a JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id "
@@ -329,7 +225,7 @@ def _credit_staged(batch_id: int, now: datetime) -> tuple[int, dict[str, int]]:
     add_trips("SELECT t.id FROM trip_alloc a JOIN trips t ON t.source = a.source AND t.trip_id = a.trip_id "
               "WHERE a.rider_id IS NOT NULL")
     counts = dict(session.execute(text("SELECT status, COUNT(*) FROM trip_alloc GROUP BY status")).all())
-    counts["held"] = inserted - counts.get("credited", 0) - counts.get("capped", 0)
+    counts["held"] = inserted - sum(counts.get(k, 0) for k in ("credited", "capped", "duplicate", "review"))
     return inserted, counts
 
 
@@ -366,6 +262,7 @@ def add_to_batch(batch_id: int, *, rows: int, result: BatchResult) -> None:
         update(TripBatch).where(TripBatch.id == batch_id).values(
             rows_done=TripBatch.rows_done + rows, credited=TripBatch.credited + result.credited,
             capped=TripBatch.capped + result.capped, held=TripBatch.held + result.held,
+            review=TripBatch.review + result.review,
             duplicates=TripBatch.duplicates + result.duplicates, rejected=TripBatch.rejected + len(result.rejected)))
 
 
@@ -373,16 +270,24 @@ def ingest_rows(*, batch: TripBatch, rows: Sequence[object], first_line: int = 1
                 network: Network | None = None) -> BatchResult:
     """Check, stage and credit one slice of a batch; add its counts to the batch. Flushes, never commits."""
     now = now or utcnow()
+    bus_lines = dict(db.session.execute(select(BusLine.code, BusLine.avg_trip_m)).tuples().all())
+    book = load_rulebook()
     staged, rejected, repeats = check_rows(rows, first_line=first_line, network=network or get_network(),
-                                           rules=load_rulebook(), now=now)
+                                           rules=book, now=now, bus_lines=bus_lines,
+                                           bus_default_m=current_app.config["BUS_DEFAULT_TRIP_M"])
     record_rejections(batch.id, rejected)
     result = BatchResult(duplicates=repeats, rejected=rejected)
     if staged:
         _stage(staged)
-        inserted, counts = _credit_staged(batch.id, now)
+        capped_versions = {v.id for m in book.modes.values() for v in m.versions if v.mode_cap is not None}
+        walk = any(row[11] == "walk" for row in staged)
+        mode_caps = bool(capped_versions) and any(row[10] in capped_versions for row in staged)
+        inserted, counts = _credit_staged(batch.id, now, walk=walk, mode_caps=mode_caps)
         result.credited = counts.get("credited", 0)
         result.capped = counts.get("capped", 0)
-        result.held = inserted - result.credited - result.capped
-        result.duplicates += len(staged) - inserted
+        result.review = counts.get("review", 0)
+        # A resend of a (source, trip_id), and another report of a trip credited once (kept, status duplicate).
+        result.duplicates += len(staged) - inserted + counts.get("duplicate", 0)
+        result.held = inserted - result.credited - result.capped - result.review - counts.get("duplicate", 0)
     add_to_batch(batch.id, rows=len(rows), result=result)
     return result

@@ -1,4 +1,5 @@
-"""Accrual: stations, partners, accrual rule versions, trips, trip batches and the points ledger."""
+"""Accrual: stations, partners, accrual rule versions per mode, bus lines, trips, their reviews, trip batches and the
+points ledger."""
 
 from __future__ import annotations
 
@@ -37,29 +38,66 @@ class Partner(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class RuleVersion(db.Model):
-    """One version of the accrual rules. Never edited: a change is a new version from a moment on.
+class TripMode(enum.StrEnum):
+    """How a rider travelled. Each mode has its own rule versions and its own row shape in the partner feed."""
 
-    Numbers are kept as integers so SQL on any database computes the same: points per km in thousandths,
-    the CO2e factor in milligrams per km.
+    metro = "metro"
+    bus = "bus"
+    bike = "bike"  # a shared-bike ride
+    walk = "walk"  # a rider's daily step count
+
+
+class RuleVersion(db.Model):
+    """One version of the accrual rules of one mode. Never edited: a change is a new version from a moment on.
+
+    Numbers are kept as integers so SQL on any database computes the same: points per km (and per 1,000 steps) in
+    thousandths, the CO2e factor in milligrams per km, a step's length in millimetres. `daily_cap` limits a rider's
+    points of a service day across every mode; `mode_cap`, when set, limits those of this mode alone. Walking earns
+    `points_per_1000_steps_milli` for each 1,000 steps above `steps_threshold` a day, and walks `mm_per_step` a step
+    (its km and CO2e); the other modes earn `points_per_km_milli`.
     """
 
     __tablename__ = "rule_versions"
     __table_args__ = (
+        UniqueConstraint("mode", "effective_from"),
         CheckConstraint("points_per_km_milli >= 0", name="points_per_km_not_negative"),
         CheckConstraint("daily_cap >= 0", name="cap_not_negative"),
         CheckConstraint("co2e_mg_per_km >= 0", name="factor_not_negative"),
+        CheckConstraint("mode_cap IS NULL OR mode_cap >= 0", name="mode_cap_not_negative"),
+        CheckConstraint("steps_threshold >= 0 AND points_per_1000_steps_milli >= 0 AND mm_per_step >= 0",
+                        name="walk_rules_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mode: Mapped[TripMode] = mapped_column(enum_column(TripMode, "rule_mode"), default=TripMode.metro,
+                                           server_default=TripMode.metro.value)
     points_per_km_milli: Mapped[int] = mapped_column(Integer)
     daily_cap: Mapped[int] = mapped_column(Integer)
+    mode_cap: Mapped[int | None] = mapped_column(Integer)
     co2e_mg_per_km: Mapped[int] = mapped_column(Integer)
-    factor_name: Mapped[str] = mapped_column(String(120))  # where the CO2e factor comes from
-    effective_from: Mapped[datetime] = mapped_column(UTCDateTime, unique=True)
+    factor_name: Mapped[str] = mapped_column(String(120))  # what the CO2e factor is
+    factor_source: Mapped[str] = mapped_column(String(255), default="", server_default="")  # where it comes from
+    steps_threshold: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    points_per_1000_steps_milli: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    mm_per_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(120), default="")
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class BusLine(db.Model):
+    """A bus line the feed may name, with the average trip distance operators set (used when a row has none)."""
+
+    __tablename__ = "bus_lines"
+    __table_args__ = (CheckConstraint("avg_trip_m IS NULL OR (avg_trip_m > 0 AND avg_trip_m <= 100000)",
+                                      name="avg_trip_m_plausible"),)
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    avg_trip_m: Mapped[int | None] = mapped_column(Integer)  # None: the city default (BUS_DEFAULT_TRIP_M)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(120), default="")
 
 
 class TripStatus(enum.StrEnum):
@@ -68,6 +106,20 @@ class TripStatus(enum.StrEnum):
     credited = "credited"  # earned its points (possibly 0 for a very short ride)
     capped = "capped"  # earned less than its distance gives, or nothing, because of the daily cap
     held = "held"  # nobody has linked its rider reference yet
+    review = "review"  # looks farmed (too many a day, back and forth, overlapping): no points until an operator decides
+    refused = "refused"  # an operator refused it after review
+    duplicate = "duplicate"  # the same physical trip (or a lower step count of the day) credited from another report
+
+
+class HoldReason(enum.StrEnum):
+    """Why a trip is not credited (trips.reason; empty for credited, capped and held trips)."""
+
+    reported_by_other_source = "reported_by_other_source"  # the same metro ride, from another source
+    step_count_not_higher = "step_count_not_higher"  # a walking day already counted with as many steps or more
+    too_many_trips = "too_many_trips"  # more trips in the rider's day than REVIEW_TRIPS_PER_DAY
+    back_and_forth = "back_and_forth"  # between the same two stations more than REVIEW_BACK_AND_FORTH times a day
+    overlapping = "overlapping"  # overlaps in time another trip of the rider's (any mode or source)
+    refused_by_operator = "refused_by_operator"
 
 
 class Trip(db.Model):
@@ -84,6 +136,9 @@ class Trip(db.Model):
         Index("ix_trips_rider_day", "rider_id", "service_day"),
         Index("ix_trips_held_ref", "source", "rider_ref", postgresql_where=text("status = 'held'"),
               sqlite_where=text("status = 'held'")),
+        # The review queue, oldest day first.
+        Index("ix_trips_review", "service_day", "id", postgresql_where=text("status = 'review'"),
+              sqlite_where=text("status = 'review'")),
         CheckConstraint("points >= 0", name="points_not_negative"),
         CheckConstraint("(status = 'held') = (rider_id IS NULL)", name="held_iff_no_rider"),
     )
@@ -96,8 +151,15 @@ class Trip(db.Model):
     batch_id: Mapped[int] = mapped_column(Integer)
     rider_ref: Mapped[str] = mapped_column(String(64))
     rider_id: Mapped[int | None] = mapped_column(Integer)
+    mode: Mapped[TripMode] = mapped_column(enum_column(TripMode, "trip_mode"), default=TripMode.metro,
+                                           server_default=TripMode.metro.value)
+    # Metro trips name their stations; other modes keep them empty. A bus trip names its line, a walk its steps.
     entry_station: Mapped[str] = mapped_column(String(8))
     exit_station: Mapped[str] = mapped_column(String(8))
+    line: Mapped[str | None] = mapped_column(String(16))
+    steps: Mapped[int | None] = mapped_column(Integer)
+    # A bus trip without an alighting time and a walk (its day, from midnight to the last second) keep times too, so
+    # every trip has a service day and an order in it.
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     exited_at: Mapped[datetime] = mapped_column(UTCDateTime)
     service_day: Mapped[date] = mapped_column(Date)
@@ -106,7 +168,32 @@ class Trip(db.Model):
     points: Mapped[int] = mapped_column(Integer)
     co2e_grams: Mapped[int] = mapped_column(Integer)
     status: Mapped[TripStatus] = mapped_column(enum_column(TripStatus, "trip_status"))
+    reason: Mapped[str] = mapped_column(String(32), default="", server_default="")  # a HoldReason, or empty
     credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReviewDecision(enum.StrEnum):
+    """What an operator decided about a trip held for review."""
+
+    credited = "credited"
+    refused = "refused"
+
+
+class TripReview(db.Model):
+    """An operator's decision about a trip held for review: who, when, what, why. One per trip."""
+
+    __tablename__ = "trip_reviews"
+    __table_args__ = (CheckConstraint("length(reason) > 0", name="review_has_reason"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trip_pk: Mapped[int] = mapped_column(BigId, unique=True)
+    service_day: Mapped[date] = mapped_column(Date)  # the trip's partition
+    decision: Mapped[ReviewDecision] = mapped_column(enum_column(ReviewDecision, "review_decision"))
+    reason: Mapped[str] = mapped_column(Text)
+    points: Mapped[int] = mapped_column(Integer, default=0)  # what the trip earned when credited (cap applied)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_by: Mapped[str] = mapped_column(String(120))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class TripKey(db.Model):
@@ -146,6 +233,7 @@ class TripBatch(db.Model):
     capped: Mapped[int] = mapped_column(Integer, default=0)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     held: Mapped[int] = mapped_column(Integer, default=0)
+    review: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

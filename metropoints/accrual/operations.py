@@ -12,9 +12,10 @@ from itertools import islice
 from flask import current_app
 from sqlalchemy import func, select, text, update
 
+from metropoints.accrual.allocation import allocate_cte, epoch_sql
 from metropoints.accrual.errors import RefLinkedElsewhere, TooManyTrips
 from metropoints.accrual.ingest import (
-    ALLOCATE_CTE,
+    ALL_FIELDS,
     SOURCE_RE,
     TRIP_FIELDS,
     BatchResult,
@@ -76,16 +77,20 @@ def receive_trips(*, partner: Partner, payload: object, now: datetime | None = N
 def read_trip_csv(stream: io.TextIOBase) -> Iterator[dict]:
     """Rows of a trip file (the feed's keys as the header). Extra columns are ignored, missing ones refused later.
 
-    NUL bytes are dropped before parsing (the csv module cannot read them); the row then fails its checks.
+    A file without a `mode` column is metro's and needs its columns; with one, it needs the common columns and each
+    row is checked against its mode's (an empty cell is an absent key). NUL bytes are dropped before parsing (the
+    csv module cannot read them); the row then fails its checks.
     """
     reader = csv.DictReader(line.replace("\x00", "") for line in stream)
     try:
         header = reader.fieldnames or []
-        missing = [name for name in TRIP_FIELDS if name not in header]
+        needed = TRIP_FIELDS if "mode" not in header else ("trip_id", "source", "rider_ref")
+        missing = [name for name in needed if name not in header]
         if missing:
             raise InvalidInput("The file's header lacks: " + ", ".join(missing), field="header")
+        columns = [name for name in ALL_FIELDS if name in header]
         for row in reader:
-            yield {name: row.get(name) for name in TRIP_FIELDS}
+            yield {name: row.get(name) for name in columns}
     except (csv.Error, UnicodeDecodeError) as error:
         raise InvalidInput(f"The file is not UTF-8 CSV at line {reader.line_num}: {error}", field="file") from None
 
@@ -176,10 +181,14 @@ def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list
         return []
     listed = ", ".join(str(int(pk)) for pk in pks)
     db.session.execute(text(_dialect_sql(
-        "WITH cand AS (SELECT t.id AS pk, CAST(:rider AS integer) AS rider_id, t.service_day, t.exited_at, "
-        f"t.id AS ord, t.distance_m, t.rule_version_id FROM trips t WHERE t.id IN ({listed}) "
-        "AND t.service_day >= :since_day), " + ALLOCATE_CTE +
-        "UPDATE trips SET rider_id = allocated.rider_id, points = allocated.points, status = allocated.status, "
+        "WITH cand AS (SELECT t.id AS pk, CAST(:rider AS integer) AS rider_id, t.service_day, t.entered_at, "
+        f"t.exited_at, t.id AS ord, t.distance_m, t.rule_version_id, t.mode, t.steps, t.source, t.entry_station, "
+        f"t.exit_station, {epoch_sql('t.entered_at')} AS entered_s, {epoch_sql('t.exited_at')} AS exited_s "
+        f"FROM trips t WHERE t.id IN ({listed}) "
+        # A held trip may be a ride another source reported and got credited for: it is a duplicate then.
+        "AND t.service_day >= :since_day), " + allocate_cte(checks=True, review=False) +
+        " UPDATE trips SET rider_id = allocated.rider_id, points = allocated.points, status = allocated.status, "
+        "reason = allocated.reason, distance_m = allocated.distance_eff, co2e_grams = allocated.co2e_grams, "
         "credited_at = :now FROM allocated WHERE trips.id = allocated.pk AND trips.service_day = allocated.service_day "
         "AND trips.service_day >= :since_day")),
         {"rider": rider_id, "now": sql_param(now), "since_day": sql_param(since_day)})

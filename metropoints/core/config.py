@@ -52,6 +52,13 @@ class DefaultConfig:
     TRIPS_CHUNK_ROWS = 20_000
     # Held trips are credited when their reference is linked, this many days back at most.
     HELD_TRIP_DAYS = 30
+    # Green modes: trips that look farmed wait for an operator's review (REVIEW_FARMED_TRIPS): a rider's trips of a
+    # day beyond REVIEW_TRIPS_PER_DAY, metro trips between the same two stations beyond REVIEW_BACK_AND_FORTH, trips
+    # overlapping in time. A bus row without distance_m on a line without an average gets BUS_DEFAULT_TRIP_M.
+    REVIEW_FARMED_TRIPS = True
+    REVIEW_TRIPS_PER_DAY = 8
+    REVIEW_BACK_AND_FORTH = 3
+    BUS_DEFAULT_TRIP_M = 5000
     # PostgreSQL: trips and ledger entries are partitioned by month; `flask db upgrade` and a daily job create the
     # partitions of this many months after the current one.
     PARTITION_MONTHS_AHEAD = 3

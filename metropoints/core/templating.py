@@ -54,6 +54,9 @@ AUDIT_ACTIONS = {
     "partner.create": _l("Trip feed partner added"),
     "points.adjust": _l("Points adjusted"),
     "rules.new_version": _l("Accrual rule version added"),
+    "trips.review_credited": _l("Trip credited after review"),
+    "trips.review_refused": _l("Trip refused after review"),
+    "buslines.set": _l("Bus line set"),
     "settlement.fee_plan": _l("Fees set"),
     "settlement.run": _l("Monthly statements made"),
     "settlement.retry_invoicing": _l("Invoicing retried"),
@@ -126,6 +129,10 @@ AUDIT_REASONS: list[tuple[str, re.Pattern, Callable[[re.Match], str]]] = [
                                      r"\((?P<factor>.*)\)"),
      lambda m: str(_l("%(points)s points per km, at most %(cap)s a day, %(grams)s g CO2e per km (%(factor)s)",
                       points=m["points"], cap=m["cap"], grams=m["grams"], factor=m["factor"]))),
+    ("buslines.set", re.compile(r"(?P<line>.+): (?P<metres>\d+) m a trip"),
+     lambda m: str(_l("%(line)s: %(metres)s m a trip on average", line=m["line"], metres=m["metres"]))),
+    ("buslines.set", re.compile(r"(?P<line>.+): the city default"),
+     lambda m: str(_l("%(line)s: the city's default trip distance", line=m["line"]))),
 ]
 
 

@@ -15,6 +15,7 @@ from markupsafe import Markup
 from werkzeug.routing import BuildError
 
 from metropoints.accrual.errors import BadRule
+from metropoints.accrual.models import TripMode
 from metropoints.accrual.rules import create_rule_version, describe, load_rulebook
 from metropoints.core.charts import line_chart, thousands
 from metropoints.core.db import MAX_ID
@@ -121,8 +122,12 @@ def rules():
     if form.validate_on_submit():
         try:
             version = create_rule_version(
-                points_per_km=str(form.points_per_km.data), daily_cap=form.daily_cap.data,
+                mode=form.mode.data or "metro", points_per_km=str(form.points_per_km.data),
+                daily_cap=form.daily_cap.data, mode_cap=form.mode_cap.data,
                 co2e_factor_g_per_km=str(form.co2e_factor.data), factor_name=form.factor_name.data,
+                factor_source=form.factor_source.data or "", steps_threshold=form.steps_threshold.data or 0,
+                points_per_1000_steps=str(form.points_per_1000_steps.data or 0),
+                metres_per_step=str(form.metres_per_step.data or 0), actor=current_user,
                 actor_label=current_user.email, effective_from=_in_shanghai(form.effective_from.data),
                 note=form.note.data.strip())
         except BadRule as error:
@@ -132,9 +137,18 @@ def rules():
             flash(_("Rule version %(id)s added.", id=version.id))
             return redirect(url_for("reports.rules"))
     book = load_rulebook()
-    in_force = book.version_for(utcnow())
-    return render_template("reports/rules.html", form=form, versions=list(reversed(book.versions)),
-                           in_force=in_force, now=utcnow(), describe=describe), 422 if form.errors else 200
+    now = utcnow()
+    # Metro first, then each green mode that has versions; the newest version of each on top.
+    modes = [(mode, list(reversed(book.modes[mode].versions)), book.modes[mode].version_for(now))
+             for mode in TripMode if mode in book.modes]
+    in_force = book.version_for(now)
+    return render_template("reports/rules.html", form=form, versions=list(reversed(book.versions)), modes=modes,
+                           mode_labels=MODE_LABELS, in_force=in_force, now=now,
+                           describe=describe), 422 if form.errors else 200
+
+
+MODE_LABELS = {TripMode.metro: _l("Metro"), TripMode.bus: _l("Bus"), TripMode.bike: _l("Shared bike"),
+               TripMode.walk: _l("Walking")}
 
 
 def _audit_filter() -> tuple[queries.AuditFilter, list[str]]:

@@ -9,13 +9,15 @@ rules and the settings, so the document cannot tell a different story from the c
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from flask import current_app
 from pydantic import BaseModel, Field, RootModel, StringConstraints, WithJsonSchema, WrapValidator
 
-from metropoints.accrual.ingest import SOURCE_RE, TRIP_FIELDS, BatchResult
-from metropoints.accrual.models import EntryKind, LedgerEntry, RiderLink, Trip, TripStatus
+from metropoints.accrual.checks import MAX_DISTANCE_M, MAX_STEPS
+from metropoints.accrual.ingest import ALL_FIELDS, SOURCE_RE, BatchResult
+from metropoints.accrual.models import EntryKind, LedgerEntry, RiderLink, Trip, TripMode, TripStatus
 from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core.api import Page
 from metropoints.core.models import Rider, Station
@@ -100,22 +102,29 @@ class TripItem(ReplyBody):
 
     trip_id: str
     source: str
-    entry_station: str
-    exit_station: str
-    entered_at: Timestamp
-    exited_at: Timestamp
-    km: Km = Field(description="Network distance between the stations.")
+    mode: TripMode
+    entry_station: str | None = Field(description="Metro trips only.")
+    exit_station: str | None = Field(description="Metro trips only.")
+    line: str | None = Field(description="Bus trips only: the line.")
+    steps: int | None = Field(description="Walking only: the day's step count reported.")
+    entered_at: Timestamp = Field(description="Entry, boarding or start; a walk's day from midnight.")
+    exited_at: Timestamp = Field(description="Exit, alighting or end; a walk's day to its last second.")
+    km: Km = Field(description="Metro: network distance between the stations; bus and bike: as reported (a bus "
+                               "line's average when not); walking: what this report added to the day.")
     points: int = Field(ge=0)
     co2e_grams: int = Field(ge=0)
-    status: TripStatus
-    rule_version: int = Field(description="Id of the earning rule version in force at the exit.")
+    status: TripStatus = Field(description="`review`: under review, no points until an operator decides; "
+                                           "`duplicate`: another report of a trip already credited.")
+    reason: str | None = Field(description="Why a trip is under review, refused or a duplicate.")
+    rule_version: int = Field(description="Id of the mode's rule version in force at the exit.")
 
     @classmethod
     def of(cls, trip: Trip) -> TripItem:
         """A stored trip as the rider sees it."""
-        return cls(trip_id=trip.trip_id, source=trip.source, entry_station=trip.entry_station,
-                   exit_station=trip.exit_station, entered_at=trip.entered_at, exited_at=trip.exited_at,
-                   km=km(trip.distance_m), points=trip.points, co2e_grams=trip.co2e_grams, status=trip.status,
+        return cls(trip_id=trip.trip_id, source=trip.source, mode=trip.mode, entry_station=trip.entry_station or None,
+                   exit_station=trip.exit_station or None, line=trip.line, steps=trip.steps,
+                   entered_at=trip.entered_at, exited_at=trip.exited_at, km=km(trip.distance_m), points=trip.points,
+                   co2e_grams=trip.co2e_grams, status=trip.status, reason=trip.reason or None,
                    rule_version=trip.rule_version_id)
 
 
@@ -146,20 +155,37 @@ def _trips_max(schema: dict[str, Any]) -> None:
 
 
 class TripRow(BaseModel):
-    """One trip. Checked row by row by the feed, never here: a row that breaks this shape is refused with its reason
-    (`malformed`, ...) and the rest of the call still counts."""
+    """One trip of any mode. Checked row by row by the feed, never here: a row that breaks its mode's shape is
+    refused with its reason (`malformed`, `unknown_line`, `missing_distance`, `implausible_steps`, ...) and the rest of
+    the call still counts. Metro (the default mode) takes the stations and times; bus `line`, `boarded_at`,
+    optional `alighted_at` and `distance_m`; bike `started_at`, `ended_at`, `distance_m`; walk `day`, `steps`."""
 
     trip_id: Annotated[str, StringConstraints(min_length=1, max_length=width(Trip.trip_id))] = Field(
-        description="Unique per source.")
+        description="Unique per source; a walking day reported again needs a new one.")
     source: Annotated[str, StringConstraints(pattern=SOURCE_RE.pattern)]
     rider_ref: Annotated[str, StringConstraints(min_length=1, max_length=width(Trip.rider_ref))]
-    entry_station: StationId
-    exit_station: StationId
-    entered_at: Timestamp
-    exited_at: Timestamp = Field(description="At most 30 days ago and 5 minutes ahead.")
+    entry_station: StationId | None = Field(None, description="Metro.")
+    exit_station: StationId | None = Field(None, description="Metro.")
+    entered_at: Timestamp | None = Field(None, description="Metro.")
+    exited_at: Timestamp | None = Field(None, description="Metro; at most 30 days ago and 5 minutes ahead (so is "
+                                                          "every mode's end).")
+    mode: TripMode = Field(TripMode.metro, description="Absent: metro.")
+    line: Annotated[str, StringConstraints(min_length=1, max_length=width(Trip.line))] | None = Field(
+        None, description="Bus: a line operators have set (`unknown_line` otherwise).")
+    boarded_at: Timestamp | None = Field(None, description="Bus.")
+    alighted_at: Timestamp | None = Field(None, description="Bus, optional; after boarding.")
+    distance_m: Annotated[int, Field(ge=1, le=MAX_DISTANCE_M)] | None = Field(
+        None, description="Bike (required: `missing_distance`), bus (optional: else the line's average trip "
+                          "distance, else the city default). Above 25 km/h on a bike is `implausible_speed`.")
+    started_at: Timestamp | None = Field(None, description="Bike.")
+    ended_at: Timestamp | None = Field(None, description="Bike.")
+    day: date | None = Field(None, description="Walk: the day (Asia/Shanghai), YYYY-MM-DD.")
+    steps: Annotated[int, Field(ge=0, le=MAX_STEPS)] | None = Field(
+        None, description="Walk: the day's count; more is `implausible_steps`. One walking credit per rider and day "
+                          "across sources: a higher count later tops up the difference, a lower one changes nothing.")
 
 
-assert tuple(TripRow.model_fields) == TRIP_FIELDS, "TripRow documents the feed's columns, in their order"
+assert tuple(TripRow.model_fields) == ALL_FIELDS, "TripRow documents the feed's columns, in their order"
 
 
 def _rows_unchecked(value: object, handler: Any) -> object:
@@ -187,15 +213,21 @@ class TripsReply(ReplyBody):
     """What became of each row: the counts and the refused rows add up to the rows given."""
 
     credited: int = Field(ge=0, description="New trips of linked riders, credited in full.")
-    duplicates: int = Field(ge=0, description="Trips received before (same source and trip_id); nothing changed.")
+    duplicates: int = Field(ge=0, description="Trips received before (same source and trip_id; nothing changed), and "
+                                              "trips credited once already from another report (the same metro ride "
+                                              "from another source, a walking day with no higher count), kept as "
+                                              "`duplicate`.")
     held: int = Field(ge=0, description="New trips whose rider_ref nobody has linked yet.")
-    capped: int = Field(ge=0, description="New trips of linked riders cut by the daily cap.")
+    capped: int = Field(ge=0, description="New trips of linked riders cut by the daily cap or their mode's cap.")
+    review: int = Field(ge=0, description="New trips held for an operator's review (too many a day, back and forth "
+                                          "between two stations, overlapping another trip); no points yet.")
     rejected: list[RejectedRow]
 
     @classmethod
     def of(cls, result: BatchResult) -> TripsReply:
         """A batch's result as the feed answers it."""
         return cls(credited=result.credited, duplicates=result.duplicates, held=result.held, capped=result.capped,
+                   review=result.review,
                    rejected=[RejectedRow(trip_id=r.trip_id, reason=r.reason, line=r.line_no) for r in result.rejected])
 
 

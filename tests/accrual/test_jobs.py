@@ -90,7 +90,8 @@ def test_flask_worker_process_credits_a_file(redis_app, create_rider, create_par
                       rows=[trip(f"w{i}", exited_at=base + timedelta(minutes=40 * i)) for i in range(4)])
     commit_unit_of_work()
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_app.config["REDIS_URL"],
-           "FLASK_QUEUE_PREFIX": redis_app.config["QUEUE_PREFIX"], "SECRET_KEY": "test-secret"}
+           "FLASK_QUEUE_PREFIX": redis_app.config["QUEUE_PREFIX"], "SECRET_KEY": "test-secret",
+           "FLASK_REVIEW_FARMED_TRIPS": "false"}  # as the tests' app: four rides back and forth are not reviewed
     flask = Path(sys.executable).with_name("flask")
     done = subprocess.run([str(flask), "--app", "wsgi", "worker", "--burst", "ingest"], env=env, cwd=Path(__file__)
                           .parents[2], capture_output=True, text=True, timeout=120)

@@ -40,6 +40,33 @@ SKIPPED = {
 }
 
 
+def _green_modes(app: Flask, *, operator, rider, partner) -> None:
+    """A bus line; a rider's day of metro rides back and forth (two held for review, one refused after it), a bus
+    ride and a walking day, so the review queue, the bus lines and every mode's rule versions have rows."""
+    from metropoints.accrual.buslines import set_bus_line
+    from metropoints.accrual.operations import link_rider_ref, receive_trips
+    from metropoints.accrual.review import decide_review, review_queue
+    from metropoints.core.timeutil import utcnow
+    from tests.accrual.test_modes import bus, walk
+    from tests.helpers import noon_yesterday, trip
+
+    set_bus_line(code="105", name="105路", avg_trip_m=4200, actor=operator)
+    link_rider_ref(rider=rider, source="afc", ref="card-zh")
+    start = noon_yesterday() - timedelta(hours=8)
+    rows = [trip(f"zh{i}", ref="card-zh", exited_at=start + timedelta(hours=i), entry="0109" if i % 2 else "0114",
+                 exit="0114" if i % 2 else "0109") for i in range(5)]
+    rows += [bus("zh-bus", ref="card-zh", boarded_at=start + timedelta(hours=6), minutes=None),
+             walk("zh-walk", ref="card-zh", source="afc", steps=9000)]
+    app.config["REVIEW_FARMED_TRIPS"] = True
+    try:
+        receive_trips(partner=partner, payload={"trips": rows}, now=utcnow())
+    finally:
+        app.config["REVIEW_FARMED_TRIPS"] = False
+    commit_unit_of_work()
+    decide_review(trip_pk=review_queue()[-1].id, decision="refused", reason="同一张卡多人使用", actor=operator)
+    commit_unit_of_work()
+
+
 @dataclass
 class World:
     """The rows the pages show: who logs in, and the ids each route's arguments are filled from."""
@@ -156,8 +183,9 @@ def build_world(app: Flask) -> World:
     create_rule_version(points_per_km="1.5", daily_cap=300, co2e_factor_g_per_km="40", factor_name="沈阳地铁 2026",
                         actor_label=operator.email, effective_from=now + timedelta(days=30), note="新规则")
     create_kiosk(station_id="0109", label="中街站", actor_label="test")
-    create_partner(name="fare-system", actor_label="test")
+    feed, _ = create_partner(name="fare-system", actor_label="test")
     commit_unit_of_work()
+    _green_modes(app, operator=operator, rider=rider, partner=feed)
 
     world.users = {"operator": operator, "merchant_owner": owner, "cashier": cashier}
     world.by_argument = {"merchant_id": shop.id, "store_id": store.id, "statement_id": statement.id,

@@ -54,8 +54,8 @@ def test_reply_counts_every_row(client, partner, rider):
     response = post(client, partner, {"trips": rows})
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"credited", "duplicates", "held", "capped", "rejected"}
-    assert (body["credited"], body["duplicates"], body["held"], body["capped"]) == (2, 2, 1, 0)
+    assert set(body) == {"credited", "duplicates", "held", "capped", "review", "rejected"}
+    assert (body["credited"], body["duplicates"], body["held"], body["capped"], body["review"]) == (2, 2, 1, 0, 0)
     assert body["rejected"] == [
         {"trip_id": "bad-station", "reason": "unknown_station", "line": 5},
         {"trip_id": "same", "reason": "same_station", "line": 6},
@@ -126,7 +126,8 @@ def test_empty_batch(client, partner):
     """An empty list is a valid call with all counts zero."""
     response = post(client, partner, {"trips": []})
     assert response.status_code == 200
-    assert response.get_json() == {"credited": 0, "duplicates": 0, "held": 0, "capped": 0, "rejected": []}
+    assert response.get_json() == {"credited": 0, "duplicates": 0, "held": 0, "capped": 0, "review": 0,
+                                   "rejected": []}
 
 
 def test_idempotent_replay(client, partner, rider):
