@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from flask import current_app
-from pydantic import BaseModel, Field, RootModel, StringConstraints, WithJsonSchema, WrapValidator
+from pydantic import BaseModel, Field, RootModel, StringConstraints, WithJsonSchema, WrapValidator, create_model
 
 from metropoints.accrual.ingest import SOURCE_RE, TRIP_FIELDS, BatchResult
-from metropoints.accrual.models import EntryKind, LedgerEntry, RiderLink, Trip, TripStatus
+from metropoints.accrual.models import EntryKind, LedgerEntry, RiderLink, Trip, TripMode, TripStatus
+from metropoints.accrual.queries import ModeTotals
 from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core.api import Page
 from metropoints.core.models import Rider, Station
@@ -84,6 +85,24 @@ class LinkReply(ReplyBody):
     points_balance: int = Field(description="The balance after crediting them.")
 
 
+class ModeFigures(ReplyBody):
+    """What the rider's credited and capped trips of one mode add up to."""
+
+    km: Km
+    co2e_grams: int = Field(ge=0)
+    points: int = Field(ge=0, description="Points credited for these trips (operators' adjustments aside).")
+
+    @classmethod
+    def of(cls, totals: ModeTotals) -> ModeFigures:
+        """A mode's totals as the rider sees them."""
+        return cls(km=km(totals.metres), co2e_grams=totals.co2e_grams, points=totals.points)
+
+
+# One key per mode (every mode, at zero without trips), from the models' own enum.
+ByMode = create_model("ByMode", __base__=ReplyBody, __doc__="The rider's figures per mode of travel.",
+                      **{mode.value: (ModeFigures, ...) for mode in TripMode})
+
+
 class Me(ReplyBody):
     """The rider."""
 
@@ -93,6 +112,7 @@ class Me(ReplyBody):
     km_total: Km = Field(description="Distance of all credited and capped trips.")
     co2e_grams_total: int = Field(ge=0, description="CO2e saved, in grams.")
     links: list[Link]
+    by_mode: ByMode = Field(description="km, grams CO2e and points of the credited and capped trips, per mode.")
 
 
 class TripItem(ReplyBody):
@@ -108,7 +128,9 @@ class TripItem(ReplyBody):
     points: int = Field(ge=0)
     co2e_grams: int = Field(ge=0)
     status: TripStatus
-    rule_version: int = Field(description="Id of the earning rule version in force at the exit.")
+    rule_version: int = Field(description="Id of the earning rule version in force at the exit (of the trip's mode; "
+                              "see `GET /api/v1/methodology`).")
+    mode: TripMode
 
     @classmethod
     def of(cls, trip: Trip) -> TripItem:
@@ -116,7 +138,7 @@ class TripItem(ReplyBody):
         return cls(trip_id=trip.trip_id, source=trip.source, entry_station=trip.entry_station,
                    exit_station=trip.exit_station, entered_at=trip.entered_at, exited_at=trip.exited_at,
                    km=km(trip.distance_m), points=trip.points, co2e_grams=trip.co2e_grams, status=trip.status,
-                   rule_version=trip.rule_version_id)
+                   rule_version=trip.rule_version_id, mode=trip.mode)
 
 
 class LedgerItem(ReplyBody):
