@@ -145,6 +145,14 @@ def test_random_activity_matches_the_raw_rows(random_city, runner):
     k = queries.kpis(30)
     assert (k.points_issued, k.co2e_grams, k.redemptions, k.riders) == (points, grams, coupons, riders)
     assert sum(use.grams for use in k.factors) == grams and len(k.factors) == 6  # 2 metro, 2 bus, bike, walk
+    by_mode = ("SELECT mode, COUNT(*), SUM(distance_m), SUM(co2e_grams), SUM(points) FROM trips "
+               "WHERE status IN ('credited', 'capped') AND service_day >= :since GROUP BY mode")
+    week = queries.kpis(7)
+    for split, since in ((k, k.window.first), (week, week.window.first)):
+        raw = {mode: tuple(figures) for mode, *figures in db.session.execute(text(by_mode), {"since": since})}
+        assert {s.mode.value: (s.period.trips, s.period.metres, s.period.co2e_grams, s.period.points)
+                for s in split.modes} == raw
+    assert [s.total for s in week.modes] == [s.total for s in k.modes] != [s.period for s in week.modes]
 
 
 def test_verify_names_a_changed_rollup_and_rebuild_puts_it_right(random_city, runner):
