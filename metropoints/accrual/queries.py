@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 
 from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripMode, TripStatus
+from metropoints.accrual.rollups import TRIP_DAYS
 from metropoints.core.db import db
 from metropoints.core.models import TokenKind
 from metropoints.core.token_queries import name_subjects
@@ -56,6 +57,18 @@ def city_totals() -> dict[str, int]:
         select(func.coalesce(func.sum(TripDay.trips), 0), func.coalesce(func.sum(TripDay.metres), 0),
                func.coalesce(func.sum(TripDay.points), 0), func.coalesce(func.sum(TripDay.co2e_grams), 0))).one()
     return {"trips": int(trips), "metres": int(metres), "points": int(points), "co2e_grams": int(grams)}
+
+
+def city_totals_by_mode() -> dict[TripMode, dict[str, int]]:
+    """city_totals per mode (every mode, zeros without trips), from the trips' rollup by mode."""
+    days = TRIP_DAYS.c
+    found = {TripMode(mode): {"trips": int(trips or 0), "metres": int(metres or 0), "points": int(points or 0),
+                              "co2e_grams": int(grams or 0)}
+             for mode, trips, metres, points, grams in db.session.execute(
+                 select(days.mode, func.sum(days.trips), func.sum(days.metres), func.sum(days.points),
+                        func.sum(days.co2e_grams)).group_by(days.mode))}
+    zeros = {"trips": 0, "metres": 0, "points": 0, "co2e_grams": 0}
+    return {mode: found.get(mode, zeros) for mode in TripMode}
 
 
 def partner_names(ids: Collection[int]) -> dict[int, str]:
