@@ -40,9 +40,11 @@ from metropoints.redemption import cli as redemption_cli
 from metropoints.redemption import panels as redemption_panels
 from metropoints.redemption import views as redemption_views
 from metropoints.reports import cli as reports_cli
+from metropoints.reports import methodology_views
 from metropoints.reports import modes as report_modes
 from metropoints.reports import views as report_views
 from metropoints.riders_api import api as riders_api
+from metropoints.riders_api import methodology as methodology_api
 from metropoints.settlement import cli as settlement_cli
 from metropoints.settlement import panels as settlement_panels
 from metropoints.settlement import views as settlement_views
@@ -97,9 +99,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     mail.init_app(app)
 
     for blueprint in (core_views.bp, account_views.bp, twofactor_views.bp, marketplace_views.bp, campaign_views.bp,
-                      report_views.bp, report_modes.bp, riders_api.bp, kiosk_api.bp, kiosk_views.bp,
-                      redemption_views.counter_bp, redemption_views.activity_bp, settlement_webhooks.bp,
-                      settlement_views.bp, token_views.bp):
+                      report_views.bp, report_modes.bp, methodology_views.bp, riders_api.bp, methodology_api.bp,
+                      kiosk_api.bp, kiosk_views.bp, redemption_views.counter_bp, redemption_views.activity_bp,
+                      settlement_webhooks.bp, settlement_views.bp, token_views.bp):
         app.register_blueprint(blueprint)
     security.init_app(app)  # after the blueprints: the API's views get the API's headers
     for package_panels in (campaign_panels, redemption_panels, settlement_panels):

@@ -1,24 +1,38 @@
-"""Read-only questions about a rider's accrual: totals, trips, links, ledger; and partners' names for the back
-office's token list (`register_token_names`)."""
+"""Read-only questions about a rider's accrual: totals (per mode too), trips, links, ledger; and partners' names for
+the back office's token list (`register_token_names`)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
 
-from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripStatus
+from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripMode, TripStatus
+from metropoints.accrual.rollups import TRIP_DAYS
 from metropoints.core.db import db
 from metropoints.core.models import TokenKind
 from metropoints.core.token_queries import name_subjects
 
 
-def rider_totals(rider_id: int) -> tuple[int, int]:
-    """(metres, grams CO2e) over the rider's credited and capped trips; a capped ride still saved its CO2e."""
-    metres, grams = db.session.execute(
-        select(func.coalesce(func.sum(Trip.distance_m), 0), func.coalesce(func.sum(Trip.co2e_grams), 0))
-        .where(Trip.rider_id == rider_id, Trip.status.in_([TripStatus.credited, TripStatus.capped]))).one()
-    return int(metres), int(grams)
+@dataclass(frozen=True, slots=True)
+class ModeTotals:
+    """What a rider's credited and capped trips of one mode add up to."""
+
+    metres: int = 0
+    co2e_grams: int = 0
+    points: int = 0
+
+
+def rider_totals_by_mode(rider_id: int) -> dict[TripMode, ModeTotals]:
+    """Every mode (those without trips at zero) with the metres, grams CO2e and points of the rider's credited and
+    capped trips of that mode: one GROUP BY over the rider's own trips, found through ix_trips_rider_day."""
+    found = {TripMode(mode): ModeTotals(int(metres or 0), int(grams or 0), int(points or 0))
+             for mode, metres, grams, points in db.session.execute(
+                 select(Trip.mode, func.sum(Trip.distance_m), func.sum(Trip.co2e_grams), func.sum(Trip.points))
+                 .where(Trip.rider_id == rider_id, Trip.status.in_([TripStatus.credited, TripStatus.capped]))
+                 .group_by(Trip.mode))}
+    return {mode: found.get(mode, ModeTotals()) for mode in TripMode}
 
 
 def rider_links(rider_id: int) -> list[RiderLink]:
@@ -43,6 +57,18 @@ def city_totals() -> dict[str, int]:
         select(func.coalesce(func.sum(TripDay.trips), 0), func.coalesce(func.sum(TripDay.metres), 0),
                func.coalesce(func.sum(TripDay.points), 0), func.coalesce(func.sum(TripDay.co2e_grams), 0))).one()
     return {"trips": int(trips), "metres": int(metres), "points": int(points), "co2e_grams": int(grams)}
+
+
+def city_totals_by_mode() -> dict[TripMode, dict[str, int]]:
+    """city_totals per mode (every mode, zeros without trips), from the trips' rollup by mode."""
+    days = TRIP_DAYS.c
+    found = {TripMode(mode): {"trips": int(trips or 0), "metres": int(metres or 0), "points": int(points or 0),
+                              "co2e_grams": int(grams or 0)}
+             for mode, trips, metres, points, grams in db.session.execute(
+                 select(days.mode, func.sum(days.trips), func.sum(days.metres), func.sum(days.points),
+                        func.sum(days.co2e_grams)).group_by(days.mode))}
+    zeros = {"trips": 0, "metres": 0, "points": 0, "co2e_grams": 0}
+    return {mode: found.get(mode, zeros) for mode in TripMode}
 
 
 def partner_names(ids: Collection[int]) -> dict[int, str]:

@@ -1,30 +1,44 @@
-"""The trips' rollup (`rollup_trip_days`): per service day and rule version, the credited and capped trips, their
-metres, points and grams CO2e, added by the same statement or transaction that credits them.
+"""The trips' rollup (`rollup_trip_days`): per service day, mode and rule version, the credited and capped trips,
+their metres, points and grams CO2e, added by the same statement or transaction that credits them.
 
-A batch adds one aggregated upsert (its rows grouped by day and rule version, in key order, so two batches lock
-the day rows in one order after having locked their riders in id order); crediting held trips adds theirs the same
-way. Points issued for trips equal the `points` column: a trip's ledger entry carries the trip's points.
+A batch adds one aggregated upsert (its rows grouped by day, mode and rule version, in key order, so two batches
+lock the day rows in one order after having locked their riders in id order); crediting held trips adds theirs the
+same way. Points issued for trips equal the `points` column: a trip's ledger entry carries the trip's points.
+
+The mode of a row is its rule version's: every rule version belongs to one mode and a trip is credited under a
+version of its own mode, so the writers' SQL needs nothing but the trips' `rule_version_id` (a batch's CTE of the
+trips it inserted need not return the mode; a trip without a version counts as metro). `flask reports verify`
+compares the rows with the trips' own `mode` column, so a trip credited under another mode's version shows there.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import BigInteger, Date, Integer, String, column, table, text
 
 from metropoints.core.db import db
 from metropoints.core.rollups import upsert_sql
 
 TABLE = "rollup_trip_days"
-KEYS = ("service_day", "rule_version_id")
+KEYS = ("service_day", "mode", "rule_version_id")
 COUNTERS = ("trips", "metres", "points", "co2e_grams")
 COUNTED = "('credited', 'capped')"  # a capped trip earned fewer points, but the rider rode: its CO2e counts
 
+# The rollup's columns for queries by mode (accrual.models.TripDay maps the table without its `mode`).
+TRIP_DAYS = table(TABLE, column("service_day", Date), column("mode", String), column("rule_version_id", Integer),
+                  column("trips", Integer), column("metres", BigInteger), column("points", BigInteger),
+                  column("co2e_grams", BigInteger))
+
 
 def add_trips_sql(source: str) -> str:
-    """The upsert adding the counted trips of `source` (a table, CTE or subquery with trips' columns)."""
+    """The upsert adding the counted trips of `source` (a table, CTE or subquery with trips' columns; the mode is
+    read from each group's rule version, so `source` needs no `mode` column)."""
     return upsert_sql(TABLE, KEYS, COUNTERS, (
-        "SELECT t.service_day, t.rule_version_id, COUNT(*), SUM(t.distance_m), SUM(t.points), SUM(t.co2e_grams) "
-        f"FROM {source} t WHERE t.status IN {COUNTED} GROUP BY t.service_day, t.rule_version_id "
-        "ORDER BY t.service_day, t.rule_version_id"))
+        "SELECT d.service_day, COALESCE(rv.mode, 'metro'), d.rule_version_id, d.trips, d.metres, d.points, "
+        "d.co2e_grams FROM (SELECT t.service_day, t.rule_version_id, COUNT(*) AS trips, SUM(t.distance_m) AS metres, "
+        "SUM(t.points) AS points, SUM(t.co2e_grams) AS co2e_grams "
+        f"FROM {source} t WHERE t.status IN {COUNTED} GROUP BY t.service_day, t.rule_version_id) d "
+        "LEFT JOIN rule_versions rv ON rv.id = d.rule_version_id WHERE d.trips > 0 "
+        "ORDER BY d.service_day, COALESCE(rv.mode, 'metro'), d.rule_version_id"))
 
 
 def add_trips(trip_pks_sql: str, params: dict | None = None) -> None:

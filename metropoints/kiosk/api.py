@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
-from pydantic import Field
+from pydantic import Field, create_model
 
+from metropoints.accrual.models import TripMode
 from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core.api import bearer_value
 from metropoints.core.models import TokenKind
@@ -29,6 +30,20 @@ class KioskStation(ReplyBody):
     name_en: str
 
 
+class CityMode(ReplyBody):
+    """The city's credited and capped trips of one mode."""
+
+    trips: int = Field(ge=0)
+    km: float = Field(ge=0, json_schema_extra={"x-decimals": 3})
+    co2e_tonnes: float = Field(ge=0, description="CO2e saved, in tonnes.", json_schema_extra={"x-decimals": 1})
+    points: int = Field(ge=0, description="Points credited for these trips.")
+
+
+# One key per mode (every mode, at zero without trips), from the models' own enum.
+CityByMode = create_model("CityByMode", __base__=ReplyBody, __doc__="The city's figures per mode of travel.",
+                          **{mode.value: (CityMode, ...) for mode in TripMode})
+
+
 class CityFigures(ReplyBody):
     """The city's counter."""
 
@@ -36,6 +51,8 @@ class CityFigures(ReplyBody):
     co2e_tonnes_total: float = Field(ge=0, description="CO2e saved by credited and capped trips, in tonnes.",
                                      json_schema_extra={"x-decimals": 1})
     points_total: int = Field(ge=0, description="Points credited for trips.")
+    by_mode: CityByMode = Field(description="The same trips split by mode (the totals are their sums, before "
+                                            "rounding).")
 
 
 class KioskFeed(ReplyBody):

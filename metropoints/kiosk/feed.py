@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from metropoints.accrual.queries import city_totals
+from metropoints.accrual.queries import city_totals_by_mode
 from metropoints.campaigns import catalogue
 from metropoints.campaigns.models import Campaign
 from metropoints.core.db import db
@@ -55,12 +55,19 @@ def city_figures() -> dict[str, Any]:
 
 def compute_city_figures() -> dict[str, Any]:
     """The city's counter: registered riders (the back office's KPI), tonnes CO2e saved by credited and capped
-    trips (1 decimal) and points credited for trips; read from the rollups, a row per service day."""
-    totals = city_totals()
+    trips (1 decimal) and points credited for trips, and per mode the trips, km, tonnes and points; read from the
+    rollups, a row per service day (and mode and rule version): one query for the trips' figures, the totals being
+    the modes' sums."""
+    by_mode = city_totals_by_mode()
+    totals = {key: sum(figures[key] for figures in by_mode.values()) for key in ("co2e_grams", "points")}
     riders = db.session.scalar(select(func.sum(RiderDay.registered)))
     return {"riders_total": int(riders or 0),
             "co2e_tonnes_total": round(totals["co2e_grams"] / GRAMS_PER_TONNE, 1),
-            "points_total": totals["points"]}
+            "points_total": totals["points"],
+            "by_mode": {mode.value: {"trips": figures["trips"], "km": round(figures["metres"] / 1000, 3),
+                                     "co2e_tonnes": round(figures["co2e_grams"] / GRAMS_PER_TONNE, 1),
+                                     "points": figures["points"]}
+                        for mode, figures in by_mode.items()}}
 
 
 def station_item(station: Station) -> dict[str, str]:

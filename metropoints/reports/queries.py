@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Select, case, distinct, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, or_, select
 
-from metropoints.accrual.models import RuleVersion, TripDay
+from metropoints.accrual.models import RuleVersion, TripDay, TripMode
+from metropoints.accrual.rollups import TRIP_DAYS
 from metropoints.campaigns.models import Campaign, CampaignStatus
 from metropoints.core.db import db
 from metropoints.core.models import AuditEntry, RiderDay
@@ -155,6 +156,40 @@ def co2e_factors_used() -> list[FactorUse]:
 
 
 @dataclass(frozen=True, slots=True)
+class ModeFigures:
+    """Credited and capped trips of one mode, their metres, grams CO2e and points."""
+
+    trips: int = 0
+    metres: int = 0
+    co2e_grams: int = 0
+    points: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModeSplit:
+    """One mode's figures over the page's window and since the start."""
+
+    mode: TripMode
+    period: ModeFigures
+    total: ModeFigures
+
+
+def mode_split(win: DayWindow) -> list[ModeSplit]:
+    """Every mode's trips, metres, grams CO2e and points, in the window and in all, from the trips' rollup (one query
+    over its rows: a row per day, mode and rule version)."""
+    days = TRIP_DAYS.c
+    counters = (days.trips, days.metres, days.co2e_grams, days.points)
+    in_window = and_(days.service_day >= win.first, days.service_day <= win.last)
+    found = {}
+    for mode, *sums in db.session.execute(
+            select(days.mode, *(func.sum(c) for c in counters), *(func.sum(case((in_window, c), else_=0))
+                                                                   for c in counters)).group_by(days.mode)):
+        values = [int(v or 0) for v in sums]
+        found[TripMode(mode)] = ModeSplit(TripMode(mode), ModeFigures(*values[4:]), ModeFigures(*values[:4]))
+    return [found.get(mode, ModeSplit(mode, ModeFigures(), ModeFigures())) for mode in TripMode]
+
+
+@dataclass(frozen=True, slots=True)
 class Kpis:
     """The headline figures and their daily series over one window."""
 
@@ -173,6 +208,7 @@ class Kpis:
     co2e_grams: int
     co2e_series: Series
     factors: list[FactorUse]
+    modes: list[ModeSplit]
 
 
 def kpis(days: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Kpis:
@@ -186,7 +222,7 @@ def kpis(days: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Kpis:
     grams, co2e_s = co2e_series(win)
     return Kpis(win, riders, riders_s, redemptions, redemptions_s, approved, merchants, merchants_s,
                 live_campaigns_count(now), campaigns_approved_series(win), points, points_s, grams, co2e_s,
-                co2e_factors_used())
+                co2e_factors_used(), mode_split(win))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The rollups recomputed from the raw rows, set-wise: `flask reports rebuild` replaces them, `flask reports verify`
 compares them and lists every difference.
 
-Each rollup is one GROUP BY over its raw rows (riders by registration day; credited and capped trips by service day
-and rule version; coupons by campaign and the day of each event; each rider's credits by year), the same figures the
-writers (or, for the credits per year, a trigger on the ledger) add as they go.
+Each rollup is one GROUP BY over its raw rows (riders by registration day; credited and capped trips by service day,
+mode and rule version; coupons by campaign and the day of each event; each rider's credits by year), the same figures
+the writers (or, for the credits per year, a trigger on the ledger) add as they go.
 Rebuilding on PostgreSQL first locks the rollup tables against writers (EXCLUSIVE: reads go on), then reads the raw
 rows: every writer that already counted something has committed by then and is in the rebuild, and every later one
 waits and adds its own on top. It reads all history, so it is a maintenance command, never a request or a job.
@@ -40,10 +40,10 @@ def _riders_sql() -> str:
 
 
 def _trips_sql() -> str:
-    """Credited and capped trips by service day and rule version."""
-    return ("SELECT service_day, rule_version_id, COUNT(*) AS trips, SUM(distance_m) AS metres, SUM(points) AS points, "
-            f"SUM(co2e_grams) AS co2e_grams FROM trips WHERE status IN {trip_rollups.COUNTED} "
-            "GROUP BY service_day, rule_version_id")
+    """Credited and capped trips by service day, mode (the trips' own column) and rule version."""
+    return ("SELECT service_day, mode, rule_version_id, COUNT(*) AS trips, SUM(distance_m) AS metres, "
+            f"SUM(points) AS points, SUM(co2e_grams) AS co2e_grams FROM trips WHERE status IN {trip_rollups.COUNTED} "
+            "GROUP BY service_day, mode, rule_version_id")
 
 
 def _coupons_sql() -> str:

@@ -28,6 +28,7 @@ from metropoints.core.timeutil import SERVICE_ZONE, utcnow
 from metropoints.core.urls import id_arg
 from metropoints.reports import queries
 from metropoints.reports.forms import RuleVersionForm
+from metropoints.reports.methodology_views import MODE_LABELS
 
 bp = Blueprint("reports", __name__, url_prefix="/backoffice")
 
@@ -105,7 +106,7 @@ def kpis():
     figures = queries.kpis(days)
     return render_template("reports/kpis.html", cards=kpi_cards(figures), figures=figures, days=days,
                            periods=queries.PERIODS, factors=figures.factors, tonnes=tonnes,
-                           factor_g_per_km=factor_g_per_km)
+                           factor_g_per_km=factor_g_per_km, mode_labels=MODE_LABELS)
 
 
 def _in_shanghai(moment: datetime | None) -> datetime | None:

@@ -108,12 +108,14 @@ def logout():
 @require_token(TokenKind.rider)
 @api_operation(replies={200: s.Me}, tag="riders")
 def me():
-    """The rider's balance, distance and CO2e saved, and linked references."""
+    """The rider's balance, distance and CO2e saved (in all and per mode), and linked references."""
     rider = current_rider()
-    metres, grams = queries.rider_totals(rider.id)
+    by_mode = queries.rider_totals_by_mode(rider.id)
     return s.Me(rider_id=rider.id, display_name=rider.display_name, points_balance=rider.points_balance,
-                km_total=s.km(metres), co2e_grams_total=grams,
-                links=[s.Link(source=link.source, ref=link.ref) for link in queries.rider_links(rider.id)])
+                km_total=s.km(sum(t.metres for t in by_mode.values())),
+                co2e_grams_total=sum(t.co2e_grams for t in by_mode.values()),
+                links=[s.Link(source=link.source, ref=link.ref) for link in queries.rider_links(rider.id)],
+                by_mode=s.ByMode(**{mode.value: s.ModeFigures.of(totals) for mode, totals in by_mode.items()}))
 
 
 @bp.post("/me/links")

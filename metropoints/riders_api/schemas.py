@@ -13,11 +13,12 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from flask import current_app
-from pydantic import BaseModel, Field, RootModel, StringConstraints, WithJsonSchema, WrapValidator
+from pydantic import BaseModel, Field, RootModel, StringConstraints, WithJsonSchema, WrapValidator, create_model
 
 from metropoints.accrual.checks import MAX_DISTANCE_M, MAX_STEPS
 from metropoints.accrual.ingest import ALL_FIELDS, SOURCE_RE, BatchResult
 from metropoints.accrual.models import EntryKind, LedgerEntry, RiderLink, Trip, TripMode, TripStatus
+from metropoints.accrual.queries import ModeTotals
 from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core.api import Page
 from metropoints.core.models import Rider, Station
@@ -86,6 +87,24 @@ class LinkReply(ReplyBody):
     points_balance: int = Field(description="The balance after crediting them.")
 
 
+class ModeFigures(ReplyBody):
+    """What the rider's credited and capped trips of one mode add up to."""
+
+    km: Km
+    co2e_grams: int = Field(ge=0)
+    points: int = Field(ge=0, description="Points credited for these trips (operators' adjustments aside).")
+
+    @classmethod
+    def of(cls, totals: ModeTotals) -> ModeFigures:
+        """A mode's totals as the rider sees them."""
+        return cls(km=km(totals.metres), co2e_grams=totals.co2e_grams, points=totals.points)
+
+
+# One key per mode (every mode, at zero without trips), from the models' own enum.
+ByMode = create_model("ByMode", __base__=ReplyBody, __doc__="The rider's figures per mode of travel.",
+                      **{mode.value: (ModeFigures, ...) for mode in TripMode})
+
+
 class Me(ReplyBody):
     """The rider."""
 
@@ -95,6 +114,7 @@ class Me(ReplyBody):
     km_total: Km = Field(description="Distance of all credited and capped trips.")
     co2e_grams_total: int = Field(ge=0, description="CO2e saved, in grams.")
     links: list[Link]
+    by_mode: ByMode = Field(description="km, grams CO2e and points of the credited and capped trips, per mode.")
 
 
 class TripItem(ReplyBody):
@@ -116,7 +136,8 @@ class TripItem(ReplyBody):
     status: TripStatus = Field(description="`review`: under review, no points until an operator decides; "
                                            "`duplicate`: another report of a trip already credited.")
     reason: str | None = Field(description="Why a trip is under review, refused or a duplicate.")
-    rule_version: int = Field(description="Id of the mode's rule version in force at the exit.")
+    rule_version: int = Field(description="Id of the mode's rule version in force at the exit (see "
+                                          "`GET /api/v1/methodology`).")
 
     @classmethod
     def of(cls, trip: Trip) -> TripItem:

@@ -30,6 +30,7 @@ INFO = {
 }
 TAGS = [{"name": "meta", "description": "About the API."},
         {"name": "riders", "description": "Rider accounts, trips and points."},
+        {"name": "carbon", "description": "How points and CO2e are computed, per mode and rule version; public."},
         {"name": "partners", "description": "Trip feeds from metro account systems."},
         {"name": "catalogue", "description": "The live catalogue of benefits; public."},
         {"name": "redemption", "description": "Riders buy coupons with points, show and cancel them."},

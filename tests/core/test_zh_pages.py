@@ -97,11 +97,12 @@ def campaign_row(merchant, store, status, title: str, now: datetime, **fields):
 def build_world(app: Flask) -> World:
     """An approved merchant with a store, a cashier, an invitation; merchants in every status; campaigns in every
     status with a pending revision and a feature; coupons issued, used and cancelled; a statement of October 2026;
-    a fee plan, a rule version, a kiosk, a partner, a points adjustment; the audit entries all these write."""
+    a fee plan, a rule version, the other modes' seeded versions, a kiosk, a partner, a points adjustment; the audit
+    entries all these write."""
     from metropoints.accrual.ledger import post_entry
-    from metropoints.accrual.models import EntryKind
+    from metropoints.accrual.models import EntryKind, TripMode
     from metropoints.accrual.operations import create_partner
-    from metropoints.accrual.rules import create_rule_version
+    from metropoints.accrual.rules import create_rule_version, ensure_default_rules
     from metropoints.campaigns import operations as lifecycle
     from metropoints.campaigns.models import CampaignRevision, CampaignStatus, RevisionStatus
     from metropoints.campaigns.queries import snapshot
@@ -182,6 +183,8 @@ def build_world(app: Flask) -> World:
     settlement.set_fee_plan(merchant_id=shop.id, fee_per_coupon_fen=300, monthly_fee_fen=0, actor=operator)
     create_rule_version(points_per_km="1.5", daily_cap=300, co2e_factor_g_per_km="40", factor_name="沈阳地铁 2026",
                         actor_label=operator.email, effective_from=now + timedelta(days=30), note="新规则")
+    for mode in (TripMode.bus, TripMode.bike, TripMode.walk):  # the seeded versions, as /methodology shows them
+        ensure_default_rules(mode)
     create_kiosk(station_id="0109", label="中街站", actor_label="test")
     feed, _ = create_partner(name="fare-system", actor_label="test")
     commit_unit_of_work()

@@ -13,6 +13,7 @@ from metropoints.core.timeutil import utcnow
 from tests.conftest import auth
 from tests.helpers import trip
 from tests.kiosk import KIOSK_STATION, OTHER_STATION, STORE_STATION
+from tests.modes import credit_trip
 
 
 def test_feed_has_the_contracts_shape(client, read_feed, create_kiosk, create_merchant, create_store,
@@ -36,7 +37,9 @@ def test_feed_has_the_contracts_shape(client, read_feed, create_kiosk, create_me
     catalogue_item = {c.id: client.get(f"/api/v1/catalog/{c.id}").get_json() for c in (older, newer)}
     assert body["featured"] == [catalogue_item[older.id]]
     assert body["catalog"] == [catalogue_item[newer.id], catalogue_item[older.id]]  # newest first
-    assert body["city"] == {"riders_total": 0, "co2e_tonnes_total": 0.0, "points_total": 0}
+    nothing = {"trips": 0, "km": 0.0, "co2e_tonnes": 0.0, "points": 0}
+    assert body["city"] == {"riders_total": 0, "co2e_tonnes_total": 0.0, "points_total": 0,
+                            "by_mode": {"metro": nothing, "bus": nothing, "bike": nothing, "walk": nothing}}
 
 
 def test_featured_are_this_stations_live_features_only(read_feed, create_kiosk, create_merchant, create_store,
@@ -93,7 +96,30 @@ def test_city_figures(read_feed, create_kiosk, create_rider, create_partner, cli
     assert sent.get_json()["credited"] == 2
     city = read_feed(token).get_json()["city"]
     # Two trips of 6.065 km: 6 points each, 267 g CO2e each (44 g/km).
-    assert city == {"riders_total": 2, "co2e_tonnes_total": round(2 * 267 / 1_000_000, 1), "points_total": 12}
+    nothing = {"trips": 0, "km": 0.0, "co2e_tonnes": 0.0, "points": 0}
+    assert city == {"riders_total": 2, "co2e_tonnes_total": round(2 * 267 / 1_000_000, 1), "points_total": 12,
+                    "by_mode": {"metro": {"trips": 2, "km": 12.13, "co2e_tonnes": 0.0, "points": 12}, "bus": nothing,
+                                "bike": nothing, "walk": nothing}}
+
+
+def test_city_figures_split_by_mode(read_feed, create_kiosk, create_rider):
+    """The city's figures per mode come from the rollup by mode; the totals are the modes' sums, in tonnes with 1
+    decimal (a tonne of bus CO2e is 33,334 km at 30 g/km)."""
+    _, token = create_kiosk()
+    rider = create_rider()
+    for n in range(4):
+        credit_trip(rider_id=rider.id, mode="bus", metres=10_000_000, exited_at=utcnow() - timedelta(hours=n + 1))
+    credit_trip(rider_id=rider.id, mode="bike", metres=2500)
+    credit_trip(rider_id=rider.id, mode="walk", steps=8000)
+    credit_trip(rider_id=rider.id, mode="metro", metres=6065)
+    commit_unit_of_work()
+    city = read_feed(token).get_json()["city"]
+    assert city["by_mode"] == {"metro": {"trips": 1, "km": 6.065, "co2e_tonnes": 0.0, "points": 6},
+                               "bus": {"trips": 4, "km": 40_000.0, "co2e_tonnes": 1.2, "points": 40_000},
+                               "bike": {"trips": 1, "km": 2.5, "co2e_tonnes": 0.0, "points": 2},
+                               "walk": {"trips": 1, "km": 5.6, "co2e_tonnes": 0.0, "points": 5}}
+    assert city["points_total"] == 40_013
+    assert city["co2e_tonnes_total"] == round((4 * 300_000 + 267 + 188 + 420) / 1_000_000, 1)
 
 
 def test_only_kiosk_tokens(client, read_feed, create_kiosk, create_rider, rider_token, create_partner):

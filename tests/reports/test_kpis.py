@@ -19,6 +19,7 @@ from metropoints.marketplace.models import MerchantStatus
 from metropoints.redemption.models import Coupon, CouponStatus
 from metropoints.reports import queries, rollups
 from tests.helpers import trip
+from tests.modes import credit_trip
 
 
 def today() -> date:
@@ -163,3 +164,30 @@ def test_empty_platform(app, operator, get_en):
     html = get_en("/backoffice/").get_data(as_text=True)
     assert [figure(html, key) for key in ("riders", "points", "co2e")] == ["0", "0", "0.0"]
     assert "No trips credited yet." in html
+
+
+def mode_row(html: str, mode: str) -> list[str]:
+    """The cells of a mode's row in the KPI page's table by mode."""
+    row = re.search(rf'<tr data-mode="{mode}">(.*?)</tr>', html, re.S).group(1)
+    return [cell.strip() for cell in re.findall(r"<td[^>]*>([^<]*)</td>", row)]
+
+
+def test_kpi_page_splits_by_mode(city, operator, get_en):
+    """The table by mode has each mode's trips, km, CO2e and points in the period and in all, from the rollup: metro's
+    13 credited and capped trips (one 10 days back, outside 7 days), a bus ride and a walking day this week."""
+    credit_trip(rider_id=city.id, mode="bus", metres=4321, exited_at=local(1, hour=18))
+    credit_trip(rider_id=city.id, mode="walk", steps=8000, exited_at=local(3, hour=23))
+    commit_unit_of_work()
+    split = {s.mode.value: s for s in queries.kpis(7).modes}
+    assert list(split) == ["metro", "bus", "bike", "walk"]
+    assert split["metro"].period == queries.ModeFigures(12, 12 * 6065, 12 * 267, 66)
+    assert split["metro"].total == queries.ModeFigures(13, 13 * 6065, 13 * 267, 72)
+    assert split["bus"].period == split["bus"].total == queries.ModeFigures(1, 4321, 130, 4)
+    assert split["walk"].total == queries.ModeFigures(1, 5600, 420, 5)
+    assert split["bike"].total == queries.ModeFigures()
+    html = get_en("/backoffice/?days=7").get_data(as_text=True)
+    assert "By mode" in html
+    assert mode_row(html, "metro") == ["Metro", "12", "72.8", "0.0 t", "66", "13", "78.8", "0.0 t", "72"]
+    assert mode_row(html, "bus") == ["Bus", "1", "4.3", "0.0 t", "4", "1", "4.3", "0.0 t", "4"]
+    assert mode_row(html, "walk") == ["Walking", "1", "5.6", "0.0 t", "5", "1", "5.6", "0.0 t", "5"]
+    assert mode_row(html, "bike")[0] == "Shared bike"

@@ -9,8 +9,9 @@ from datetime import datetime, time, timedelta
 import pytest
 from sqlalchemy import text
 
-from metropoints.accrual.models import RiderLink, RuleVersion
+from metropoints.accrual.models import RiderLink, RuleVersion, TripMode
 from metropoints.accrual.operations import link_rider_ref, receive_trips, sweep_held_trips
+from metropoints.accrual.rules import ensure_default_rules
 from metropoints.campaigns.models import BenefitType, Campaign, CampaignStatus, CampaignStore
 from metropoints.core.db import commit_unit_of_work, db, rollback_unit_of_work
 from metropoints.core.errors import DomainError
@@ -19,6 +20,7 @@ from metropoints.marketplace.models import Category
 from metropoints.redemption import operations as redemption
 from metropoints.reports import queries, rollups
 from tests.helpers import run_at_once, trip
+from tests.modes import credit_trip
 
 DAYS = 8
 
@@ -56,8 +58,9 @@ def attempt(call) -> object | None:
 @pytest.fixture
 def random_city(app, create_rider, create_partner, create_shop):
     """A week of random activity: trips of several riders across days (some over the daily cap, some held and
-    credited when their card is linked or by the sweep, a second rule version from mid-week, resends), then coupons
-    bought, used, cancelled and expired on their own days."""
+    credited when their card is linked or by the sweep, a second rule version from mid-week, resends), bus, bike and
+    walking trips (a second bus version from mid-week), then coupons bought, used, cancelled and expired on their own
+    days."""
     rng = random.Random(20261202)
     db.session.add(RuleVersion(points_per_km_milli=1500, daily_cap=40, co2e_mg_per_km=50_000, factor_name="test grid",
                                effective_from=local(3, 0), created_by="test"))
@@ -85,6 +88,21 @@ def random_city(app, create_rider, create_partner, create_shop):
     commit_unit_of_work()
     assert sweep_held_trips() == 3
     commit_unit_of_work()
+    ensure_default_rules(TripMode.bus)
+    db.session.add(RuleVersion(mode=TripMode.bus, points_per_km_milli=2000, daily_cap=60, co2e_mg_per_km=35_000,
+                               factor_name="test bus", factor_source="test", effective_from=local(4, 0),
+                               created_by="test"))
+    commit_unit_of_work()
+    for days_back in range(DAYS, 0, -1):
+        for rider in riders:
+            for leg in range(rng.randrange(0, 3)):
+                mode = rng.choice((TripMode.bus, TripMode.bike))
+                credit_trip(rider_id=rider.id, mode=mode, metres=rng.randrange(800, 12_000),
+                            exited_at=local(days_back, 19, 20 * leg))
+            if rng.random() < 0.6:
+                credit_trip(rider_id=rider.id, mode=TripMode.walk, steps=rng.randrange(1000, 20_000),
+                            exited_at=local(days_back, 23, 30))
+        commit_unit_of_work()
 
     shop = create_shop()
     campaigns = [campaign_of(shop, price=price, valid_days=days) for price, days in ((7, 1), (12, 3), (25, 2))]
@@ -110,22 +128,31 @@ def random_city(app, create_rider, create_partner, create_shop):
 
 
 def test_random_activity_matches_the_raw_rows(random_city, runner):
-    """After random trips, redemptions, cancels, uses and expiry, every rollup equals its raw rows, and the KPI
-    figures read from the rollups are what the raw rows add up to."""
+    """After random trips of every mode, redemptions, cancels, uses and expiry, every rollup equals its raw rows, and
+    the KPI figures read from the rollups are what the raw rows add up to."""
     assert rollups.differences() == []
     reply = runner.invoke(args=["reports", "verify"])
     assert reply.exit_code == 0 and "match" in reply.output
     counts = db.session.execute(text(
         "SELECT (SELECT COUNT(*) FROM trips WHERE status = 'capped'), (SELECT COUNT(DISTINCT rule_version_id) "
-        "FROM trips), (SELECT COUNT(DISTINCT status) FROM coupons), "
+        "FROM trips WHERE mode IN ('metro', 'bus')), (SELECT COUNT(DISTINCT status) FROM coupons), "
         "(SELECT COALESCE(SUM(points), 0) FROM ledger_entries WHERE kind = 'trip'), "
         "(SELECT COALESCE(SUM(co2e_grams), 0) FROM trips WHERE status IN ('credited', 'capped')), "
         "(SELECT COUNT(*) FROM coupons), (SELECT COUNT(*) FROM riders)")).one()
     capped, versions, statuses, points, grams, coupons, riders = counts
-    assert capped > 0 and versions == 2 and statuses == 4  # the activity reached every case
+    modes = db.session.execute(text("SELECT COUNT(DISTINCT mode) FROM rollup_trip_days")).scalar_one()
+    assert capped > 0 and versions == 4 and statuses == 4 and modes == 4  # the activity reached every case
     k = queries.kpis(30)
     assert (k.points_issued, k.co2e_grams, k.redemptions, k.riders) == (points, grams, coupons, riders)
-    assert sum(use.grams for use in k.factors) == grams and len(k.factors) == 2
+    assert sum(use.grams for use in k.factors) == grams and len(k.factors) == 6  # 2 metro, 2 bus, bike, walk
+    by_mode = ("SELECT mode, COUNT(*), SUM(distance_m), SUM(co2e_grams), SUM(points) FROM trips "
+               "WHERE status IN ('credited', 'capped') AND service_day >= :since GROUP BY mode")
+    week = queries.kpis(7)
+    for split, since in ((k, k.window.first), (week, week.window.first)):
+        raw = {mode: tuple(figures) for mode, *figures in db.session.execute(text(by_mode), {"since": since})}
+        assert {s.mode.value: (s.period.trips, s.period.metres, s.period.co2e_grams, s.period.points)
+                for s in split.modes} == raw
+    assert [s.total for s in week.modes] == [s.total for s in k.modes] != [s.period for s in week.modes]
 
 
 def test_verify_names_a_changed_rollup_and_rebuild_puts_it_right(random_city, runner):
@@ -140,7 +167,7 @@ def test_verify_names_a_changed_rollup_and_rebuild_puts_it_right(random_city, ru
     commit_unit_of_work()
     reply = runner.invoke(args=["reports", "verify"])
     assert reply.exit_code == 1
-    assert f"rollup_trip_days {day.isoformat()}/1 points: rollup " in reply.output
+    assert f"rollup_trip_days {day.isoformat()}/metro/1 points: rollup " in reply.output
     assert "rollup_coupon_days " in reply.output and "bought: rollup 0, raw rows " in reply.output
     reply = runner.invoke(args=["reports", "rebuild"])
     assert reply.exit_code == 0 and "rollup_trip_days:" in reply.output

@@ -10,13 +10,15 @@ import pytest
 from conftest import auth
 from sqlalchemy import func, select
 
-from metropoints.accrual.models import LedgerEntry, Trip
+from metropoints.accrual.models import LedgerEntry, Trip, TripMode
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.timeutil import SERVICE_OFFSET, service_day, utcnow
 from tests.helpers import trip
+from tests.modes import credit_trip
 
 TRIP_KEYS = {"trip_id", "source", "entry_station", "exit_station", "entered_at", "exited_at", "km", "points",
-             "co2e_grams", "status"}
+             "co2e_grams", "status", "mode", "rule_version"}
+NOTHING = {"km": 0, "co2e_grams": 0, "points": 0}
 LEDGER_KEYS = {"entry_id", "at", "points", "kind", "ref", "balance_after"}
 
 
@@ -80,7 +82,7 @@ def test_me_of_a_new_rider(client, create_rider, rider_token):
     rider = create_rider(name="Zhang San")
     body = get_me(client, auth(rider_token(rider)))
     assert body == {"rider_id": rider.id, "display_name": "Zhang San", "points_balance": 0, "km_total": 0,
-                    "co2e_grams_total": 0, "links": []}
+                    "co2e_grams_total": 0, "links": [], "by_mode": {mode.value: NOTHING for mode in TripMode}}
 
 
 def test_me_after_trips(client, rider, feed):
@@ -93,6 +95,32 @@ def test_me_after_trips(client, rider, feed):
     feed([trip("t2", exited_at=utcnow() - timedelta(hours=3))])
     body = get_me(client, headers)
     assert (body["points_balance"], body["km_total"], body["co2e_grams_total"]) == (12, 12.13, 534)
+
+
+def test_me_splits_by_mode(client, rider, feed, create_rider):
+    """by_mode has every mode; each adds its own credited and capped trips by its own rule version (metro 44 g/km,
+    bus 30, bike 75, walking 75 g/km over 0.7 m a step and a point per 1,000 steps above 3,000); the totals are
+    their sums, another rider's trips count nowhere."""
+    owner, headers = rider
+    assert feed([trip("t1"), *day_trips("c", 11, days_back=2)])["capped"] == 1
+    credit_trip(rider_id=owner.id, mode="bus", metres=4321)
+    credit_trip(rider_id=owner.id, mode="bus", metres=1000, exited_at=utcnow() - timedelta(hours=3))
+    credit_trip(rider_id=owner.id, mode="bike", metres=2500)
+    credit_trip(rider_id=owner.id, mode="walk", steps=8000)
+    credit_trip(rider_id=create_rider().id, mode="bike", metres=9999)
+    commit_unit_of_work()
+    body = get_me(client, headers)
+    assert body["by_mode"] == {
+        "metro": {"km": 72.78, "co2e_grams": 12 * 267, "points": 66},
+        "bus": {"km": 5.321, "co2e_grams": 130 + 30, "points": 4 + 1},
+        "bike": {"km": 2.5, "co2e_grams": 188, "points": 2},
+        "walk": {"km": 5.6, "co2e_grams": 420, "points": 5},
+    }
+    assert body["km_total"] == round(72.78 + 5.321 + 2.5 + 5.6, 3)
+    assert body["co2e_grams_total"] == sum(m["co2e_grams"] for m in body["by_mode"].values())
+    assert body["points_balance"] == sum(m["points"] for m in body["by_mode"].values())
+    modes = {item["mode"] for item in walk(client, "/api/v1/me/trips", headers, 100)}
+    assert modes == {"metro", "bus", "bike", "walk"}
 
 
 def test_me_counts_capped_trips_not_held_ones(client, rider, feed):
