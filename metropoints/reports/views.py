@@ -148,10 +148,6 @@ def rules():
                            describe=describe), 422 if form.errors else 200
 
 
-MODE_LABELS = {TripMode.metro: _l("Metro"), TripMode.bus: _l("Bus"), TripMode.bike: _l("Shared bike"),
-               TripMode.walk: _l("Walking")}
-
-
 def _audit_filter() -> tuple[queries.AuditFilter, list[str]]:
     """The audit log's filter from the query string, and what could not be read in it."""
     errors, days = [], {}
