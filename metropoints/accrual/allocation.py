@@ -82,6 +82,26 @@ def _probes(checks: bool, review: bool, walk: bool) -> tuple[str, str]:
     return columns, ""
 
 
+def _day(alias: str) -> str:
+    """The window of a rider's service day in exit order, the rows before this one."""
+    return f"PARTITION BY {alias}.rider_id, {alias}.service_day ORDER BY {alias}.exited_at, {alias}.ord {PRECEDING}"
+
+
+def _batch_steps(alias: str, walk: bool) -> str:
+    """The highest step count reported earlier in the batch for the rider's day (walking days all end at the day's
+    last second, so exit order among them is the batch's order)."""
+    if not walk:
+        return "CAST(NULL AS integer) AS batch_steps"
+    return f"MAX({alias}.steps) FILTER (WHERE {alias}.mode = 'walk') OVER ({_day(alias)}) AS batch_steps"
+
+
+def _by_mode() -> str:
+    """The points of the rider's day so far in the trip's own mode (for its mode's cap), over the DAY window."""
+    return " ".join(
+        f"WHEN '{mode}' THEN SUM(CASE WHEN p.eligible THEN p.points_raw ELSE 0 END) FILTER (WHERE p.mode = "
+        f"'{mode}') OVER ({_day('p')})" for mode in ("metro", "bus", "bike", "walk"))
+
+
 def allocate_cte(*, checks: bool, review: bool = True, walk: bool = True, mode_caps: bool = True) -> str:
     """The CTEs from `hist` to `allocated` (see the module docstring); {greatest}/{least} left for _dialect_sql.
 
@@ -93,47 +113,51 @@ def allocate_cte(*, checks: bool, review: bool = True, walk: bool = True, mode_c
     columns, lateral = _probes(checks, review, walk)
     if not walk:
         columns += ", CAST(NULL AS integer) AS best_steps"
-    batch_steps = ("MAX(h.steps) FILTER (WHERE h.mode = 'walk') OVER (PARTITION BY h.rider_id, h.service_day "
-                   f"ORDER BY h.ord {PRECEDING}) AS batch_steps" if walk else "CAST(NULL AS integer) AS batch_steps")
     sql = (
         "hist AS (SELECT c.*, rv.points_per_km_milli AS ppk, rv.daily_cap, rv.mode_cap, rv.co2e_mg_per_km AS mg, "
         "rv.steps_threshold AS thr, rv.points_per_1000_steps_milli AS ppks, rv.mm_per_step AS mmps, "
         f"{columns} FROM cand c JOIN rule_versions rv ON rv.id = c.rule_version_id{lateral}), ")
+    # Most windows read the rider's day in exit order (DAY): written alike, and after the others, so one sort of the
+    # batch serves them all, the caps' included.
     if checks:
         same_ride = "PARTITION BY h.rider_id, h.mode, h.entry_station, h.exit_station ORDER BY h.entered_s, h.ord"
         sql += (
             f"w1 AS (SELECT h.*, LAG(h.entered_s) OVER ({same_ride}) AS prev_entered_s, "
-            f"LAG(h.source) OVER ({same_ride}) AS prev_source, {batch_steps} FROM hist h), "
-            "w2 AS (SELECT w1.*, CASE WHEN w1.rider_id IS NULL THEN '' "
-            "WHEN w1.mode = 'walk' AND w1.steps <= {greatest}(COALESCE(w1.best_steps, -1), "
-            "COALESCE(w1.batch_steps, -1)) THEN 'step_count_not_higher' "
-            "WHEN w1.mode = 'metro' AND (w1.other_source > 0 OR (w1.prev_source <> w1.source "
-            f"AND w1.entered_s - w1.prev_entered_s <= {DUPLICATE_SECONDS})) THEN 'reported_by_other_source' "
-            "ELSE '' END AS dup_reason FROM w1), ")
-    if checks and not review:
-        sql += "checked AS (SELECT w2.*, '' AS review_reason FROM w2), "
-    elif checks:
-        sql += (
-            "w3 AS (SELECT w2.*, "
-            "COUNT(*) FILTER (WHERE w2.dup_reason = '' AND w2.mode <> 'walk') OVER (PARTITION BY w2.rider_id, "
-            f"w2.service_day ORDER BY w2.exited_at, w2.ord {PRECEDING}) AS batch_day, "
-            "COUNT(*) FILTER (WHERE w2.dup_reason = '' AND w2.mode = 'metro') OVER (PARTITION BY w2.rider_id, "
-            "w2.service_day, {least}(w2.entry_station, w2.exit_station), {greatest}(w2.entry_station, "
-            f"w2.exit_station) ORDER BY w2.exited_at, w2.ord {PRECEDING}) AS batch_pair, "
-            "MAX(w2.exited_s) FILTER (WHERE w2.dup_reason = '' AND w2.mode <> 'walk') OVER (PARTITION BY "
-            f"w2.rider_id ORDER BY w2.entered_s, w2.ord {PRECEDING}) AS batch_last_exit FROM w2), "
-            "checked AS (SELECT w3.*, CASE WHEN w3.rider_id IS NULL OR w3.dup_reason <> '' OR w3.mode = 'walk' "
-            "THEN '' WHEN COALESCE(w3.day_trips, 0) + w3.batch_day >= :review_day THEN 'too_many_trips' "
-            "WHEN w3.mode = 'metro' AND COALESCE(w3.pair_trips, 0) + w3.batch_pair >= :review_pair "
+            f"LAG(h.source) OVER ({same_ride}) AS prev_source FROM hist h), "
+            "w2 AS (SELECT w1.*, CASE WHEN w1.rider_id IS NOT NULL AND w1.mode = 'metro' AND (w1.other_source > 0 "
+            f"OR (w1.prev_source <> w1.source AND w1.entered_s - w1.prev_entered_s <= {DUPLICATE_SECONDS})) "
+            "THEN 'reported_by_other_source' ELSE '' END AS ride_dup FROM w1), ")
+        if review:
+            sql += (
+                "w3 AS (SELECT w2.*, "
+                "COUNT(*) FILTER (WHERE w2.ride_dup = '' AND w2.mode = 'metro') OVER (PARTITION BY w2.rider_id, "
+                "w2.service_day, {least}(w2.entry_station, w2.exit_station), {greatest}(w2.entry_station, "
+                f"w2.exit_station) ORDER BY w2.exited_at, w2.ord {PRECEDING}) AS batch_pair, "
+                "MAX(w2.exited_s) FILTER (WHERE w2.ride_dup = '' AND w2.mode <> 'walk') OVER (PARTITION BY "
+                f"w2.rider_id ORDER BY w2.entered_s, w2.ord {PRECEDING}) AS batch_last_exit FROM w2), ")
+        else:
+            sql += "w3 AS (SELECT w2.*, 0 AS batch_pair, CAST(NULL AS bigint) AS batch_last_exit FROM w2), "
+        day_count = ("COUNT(*) FILTER (WHERE w3.ride_dup = '' AND w3.mode <> 'walk') OVER "
+                     f"({_day('w3')}) AS batch_day" if review else "0 AS batch_day")
+        sql += f"w4 AS (SELECT w3.*, {day_count}, {_batch_steps('w3', walk)} FROM w3), "
+        review_reason = (
+            "CASE WHEN w4.rider_id IS NULL OR w4.ride_dup <> '' OR w4.mode = 'walk' THEN '' "
+            "WHEN COALESCE(w4.day_trips, 0) + w4.batch_day >= :review_day THEN 'too_many_trips' "
+            "WHEN w4.mode = 'metro' AND COALESCE(w4.pair_trips, 0) + w4.batch_pair >= :review_pair "
             "THEN 'back_and_forth' "
-            "WHEN COALESCE(w3.overlaps, 0) > 0 OR w3.batch_last_exit > w3.entered_s THEN 'overlapping' "
-            "ELSE '' END AS review_reason FROM w3), ")
+            "WHEN COALESCE(w4.overlaps, 0) > 0 OR w4.batch_last_exit > w4.entered_s THEN 'overlapping' "
+            "ELSE '' END" if review else "''")
+        sql += (
+            "checked AS (SELECT w4.*, CASE WHEN w4.rider_id IS NOT NULL AND w4.mode = 'walk' "
+            "AND w4.steps <= {greatest}(COALESCE(w4.best_steps, -1), COALESCE(w4.batch_steps, -1)) "
+            f"THEN 'step_count_not_higher' ELSE w4.ride_dup END AS dup_reason, {review_reason} AS review_reason "
+            "FROM w4), ")
     else:
         sql += (
-            f"w1 AS (SELECT h.*, {batch_steps} FROM hist h), "
-            "checked AS (SELECT w1.*, CASE WHEN w1.rider_id IS NOT NULL AND w1.mode = 'walk' "
-            "AND w1.steps <= {greatest}(COALESCE(w1.best_steps, -1), COALESCE(w1.batch_steps, -1)) "
-            "THEN 'step_count_not_higher' ELSE '' END AS dup_reason, '' AS review_reason FROM w1), ")
+            f"w4 AS (SELECT h.*, {_batch_steps('h', walk)} FROM hist h), "
+            "checked AS (SELECT w4.*, CASE WHEN w4.rider_id IS NOT NULL AND w4.mode = 'walk' "
+            "AND w4.steps <= {greatest}(COALESCE(w4.best_steps, -1), COALESCE(w4.batch_steps, -1)) "
+            "THEN 'step_count_not_higher' ELSE '' END AS dup_reason, '' AS review_reason FROM w4), ")
     walk_prev = "{greatest}(COALESCE(k.best_steps, 0), COALESCE(k.batch_steps, 0))"
     sql += (
         "pts AS (SELECT k.*, (k.rider_id IS NOT NULL AND k.dup_reason = '' AND k.review_reason = '') AS eligible, "
@@ -143,14 +167,13 @@ def allocate_cte(*, checks: bool, review: bool = True, walk: bool = True, mode_c
         "CAST({greatest}(0, k.steps - k.thr) AS bigint) * k.ppks / 1000000 - "
         f"CAST({{greatest}}(0, {walk_prev} - k.thr) AS bigint) * k.ppks / 1000000) "
         "ELSE CAST(k.distance_m AS bigint) * k.ppk / 1000000 END AS points_raw FROM checked k), "
-        + ("m1 AS (SELECT p.*, COALESCE(SUM(CASE WHEN p.eligible THEN p.points_raw ELSE 0 END) OVER (PARTITION BY "
-           f"p.rider_id, p.service_day, p.mode ORDER BY p.exited_at, p.ord {PRECEDING}), 0) AS before_mode "
-           "FROM pts p), " if mode_caps else "m1 AS (SELECT p.*, 0 AS before_mode FROM pts p), ") +
+        + (f"m1 AS (SELECT p.*, COALESCE(CASE p.mode {_by_mode()} END, 0) AS before_mode FROM pts p), "
+           if mode_caps else "m1 AS (SELECT p.*, 0 AS before_mode FROM pts p), ") +
         "m2 AS (SELECT m.*, CASE WHEN NOT m.eligible THEN 0 WHEN m.mode_cap IS NULL THEN m.points_raw "
         "ELSE {greatest}(0, {least}(m.points_raw, m.mode_cap - COALESCE(m.used_mode, 0) - m.before_mode)) END "
         "AS mode_pts FROM m1 m), "
-        "ranked AS (SELECT m.*, COALESCE(m.used, 0) + COALESCE(SUM(m.mode_pts) OVER (PARTITION BY m.rider_id, "
-        f"m.service_day ORDER BY m.exited_at, m.ord {PRECEDING}), 0) AS before_pts FROM m2 m), "
+        f"ranked AS (SELECT m.*, COALESCE(m.used, 0) + COALESCE(SUM(m.mode_pts) OVER ({_day('m')}), 0) AS before_pts "
+        "FROM m2 m), "
         "allocated AS (SELECT r.*, "
         "CAST(CASE WHEN NOT r.eligible THEN 0 ELSE {greatest}(0, {least}(r.mode_pts, r.daily_cap - r.before_pts)) "
         "END AS integer) AS points, "
