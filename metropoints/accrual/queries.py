@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
 
-from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripMode, TripStatus
+from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripMode, TripStatus
 from metropoints.accrual.rollups import TRIP_DAYS
 from metropoints.core.db import db
 from metropoints.core.models import TokenKind
@@ -50,17 +50,9 @@ def rider_ledger_query(rider_id: int) -> Select:
     return select(LedgerEntry).where(LedgerEntry.rider_id == rider_id)
 
 
-def city_totals() -> dict[str, int]:
-    """The city's figures from the trips' rollup (a row per day and rule version, never the trips): grams CO2e of
-    credited and capped trips, points credited for trips, and those trips' count and metres."""
-    trips, metres, points, grams = db.session.execute(
-        select(func.coalesce(func.sum(TripDay.trips), 0), func.coalesce(func.sum(TripDay.metres), 0),
-               func.coalesce(func.sum(TripDay.points), 0), func.coalesce(func.sum(TripDay.co2e_grams), 0))).one()
-    return {"trips": int(trips), "metres": int(metres), "points": int(points), "co2e_grams": int(grams)}
-
-
 def city_totals_by_mode() -> dict[TripMode, dict[str, int]]:
-    """city_totals per mode (every mode, zeros without trips), from the trips' rollup by mode."""
+    """The city's figures per mode (every mode, zeros without trips) from the trips' rollup (a row per day, mode and
+    rule version, never the trips): the credited and capped trips' count, metres, points and grams CO2e."""
     days = TRIP_DAYS.c
     found = {TripMode(mode): {"trips": int(trips or 0), "metres": int(metres or 0), "points": int(points or 0),
                               "co2e_grams": int(grams or 0)}
