@@ -31,22 +31,22 @@ MODE_DEFAULTS: dict[TripMode, dict] = {
     TripMode.bus: {
         "points_per_km_milli": 1000, "daily_cap": 60, "co2e_mg_per_km": 30_000,
         "factor_name": "Bus vs. city motorised baseline (platform default)",
-        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and the Urban Green Travel Index "
-                         "white paper (2022) §4.2; 30 g/km is the platform's provisional default until Shenyang's "
-                         "bus operator publishes a measured factor"},
+        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 (against the city's average "
+                         "motorised passenger-km); 30 g/km is a provisional platform default, not a measured factor: "
+                         "operators replace it with a sourced one as a new rule version"},
     TripMode.bike: {
         "points_per_km_milli": 1000, "daily_cap": 60, "co2e_mg_per_km": 75_000,
         "factor_name": "Shared bike vs. city motorised baseline (platform default)",
-        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and Chen et al., Chinese Journal of "
-                         "Environmental Management 14(5):95-103 (2022), shared cycling; 75 g/km is the platform's "
-                         "provisional default (a bike ride emits nothing in use)"},
+        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 (a bike ride emits nothing in use); "
+                         "75 g/km is a provisional platform default, not a measured factor: operators replace it with "
+                         "a sourced one as a new rule version"},
     TripMode.walk: {
         "points_per_km_milli": 0, "daily_cap": 60, "mode_cap": 10, "co2e_mg_per_km": 75_000,
         "steps_threshold": 3000, "points_per_1000_steps_milli": 1000, "mm_per_step": 700,
         "factor_name": "Walking vs. city motorised baseline (platform default)",
-        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and the Urban Green Travel Index "
-                         "white paper (2022) §4.2; 75 g/km as for cycling (no emissions in use), 0.7 m a step, "
-                         "provisional platform defaults"},
+        "factor_source": "Baseline-minus-mode method of Beijing DB11/T 3043-2024 (walking emits nothing in use); 75 "
+                         "g/km as for cycling and 0.7 m a step are provisional platform defaults, not measured: "
+                         "operators replace them with sourced ones as a new rule version"},
 }
 START = datetime(2010, 1, 1, tzinfo=UTC)
 

@@ -35,18 +35,19 @@ SEEDED_TEXTS = {
         "Shenyang Metro's carbon points programme, 2025: 1,900 t CO2e for 43 M points (one point a km)"),
     MODE_DEFAULTS[TripMode.bus]["factor_name"]: _l("Bus vs. city motorised baseline (platform default)"),
     MODE_DEFAULTS[TripMode.bus]["factor_source"]: _l(
-        "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and the Urban Green Travel Index white paper (2022) "
-        "§4.2; 30 g/km is the platform's provisional default until Shenyang's bus operator publishes a measured "
-        "factor"),
+        "Baseline-minus-mode method of Beijing DB11/T 3043-2024 (against the city's average motorised passenger-km); "
+        "30 g/km is a provisional platform default, not a measured factor: operators replace it with a sourced one as "
+        "a new rule version"),
     MODE_DEFAULTS[TripMode.bike]["factor_name"]: _l("Shared bike vs. city motorised baseline (platform default)"),
     MODE_DEFAULTS[TripMode.bike]["factor_source"]: _l(
-        "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and Chen et al., Chinese Journal of Environmental "
-        "Management 14(5):95-103 (2022), shared cycling; 75 g/km is the platform's provisional default (a bike ride "
-        "emits nothing in use)"),
+        "Baseline-minus-mode method of Beijing DB11/T 3043-2024 (a bike ride emits nothing in use); 75 g/km is a "
+        "provisional platform default, not a measured factor: operators replace it with a sourced one as a new rule "
+        "version"),
     MODE_DEFAULTS[TripMode.walk]["factor_name"]: _l("Walking vs. city motorised baseline (platform default)"),
     MODE_DEFAULTS[TripMode.walk]["factor_source"]: _l(
-        "Baseline-minus-mode method of Beijing DB11/T 3043-2024 and the Urban Green Travel Index white paper (2022) "
-        "§4.2; 75 g/km as for cycling (no emissions in use), 0.7 m a step, provisional platform defaults"),
+        "Baseline-minus-mode method of Beijing DB11/T 3043-2024 (walking emits nothing in use); 75 g/km as for "
+        "cycling and 0.7 m a step are provisional platform defaults, not measured: operators replace them with "
+        "sourced ones as a new rule version"),
 }
 
 

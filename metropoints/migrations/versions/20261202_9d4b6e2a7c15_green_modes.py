@@ -42,25 +42,28 @@ EARLIER_SOURCE = "recorded before factor sources were kept: see the factor name"
 
 # The seeded versions of the new modes (numbers as in accrual.rules.MODE_DEFAULTS, which makes the same rows on an
 # empty table). Each factor is the emissions a passenger-km of the mode avoids against the city's average
-# motorised passenger-km (the baseline-minus-mode method of the sources named).
+# motorised passenger-km (the baseline-minus-mode method of DB11/T 3043-2024).
 SEEDS = (
     dict(mode='bus', points_per_km_milli=1000, daily_cap=60, mode_cap=None, co2e_mg_per_km=30_000,
          factor_name="Bus vs. city motorised baseline (platform default)",
-         factor_source="Baseline-minus-mode method of Beijing DB11/T 3043-2024 and the Urban Green Travel Index "
-                       "white paper (2022) §4.2; 30 g/km is the platform's provisional default until Shenyang's bus "
-                       "operator publishes a measured factor", steps_threshold=0, points_per_1000_steps_milli=0,
+         factor_source="Baseline-minus-mode method of Beijing DB11/T 3043-2024 (against the city's average motorised "
+                       "passenger-km); 30 g/km is a provisional platform default, not a measured factor: operators "
+                       "replace it with a sourced one as a new rule version",
+         steps_threshold=0, points_per_1000_steps_milli=0,
          mm_per_step=0),
     dict(mode='bike', points_per_km_milli=1000, daily_cap=60, mode_cap=None, co2e_mg_per_km=75_000,
          factor_name="Shared bike vs. city motorised baseline (platform default)",
-         factor_source="Baseline-minus-mode method of Beijing DB11/T 3043-2024 and Chen et al., Chinese Journal of "
-                       "Environmental Management 14(5):95-103 (2022), shared cycling; 75 g/km is the platform's "
-                       "provisional default (a bike ride emits nothing in use)", steps_threshold=0,
+         factor_source="Baseline-minus-mode method of Beijing DB11/T 3043-2024 (a bike ride emits nothing in use); 75 "
+                       "g/km is a provisional platform default, not a measured factor: operators replace it with a "
+                       "sourced one as a new rule version",
+         steps_threshold=0,
          points_per_1000_steps_milli=0, mm_per_step=0),
     dict(mode='walk', points_per_km_milli=0, daily_cap=60, mode_cap=10, co2e_mg_per_km=75_000,
          factor_name="Walking vs. city motorised baseline (platform default)",
-         factor_source="Baseline-minus-mode method of Beijing DB11/T 3043-2024 and the Urban Green Travel Index "
-                       "white paper (2022) §4.2; 75 g/km as for cycling (no emissions in use), 0.7 m a step, "
-                       "provisional platform defaults", steps_threshold=3000, points_per_1000_steps_milli=1000,
+         factor_source="Baseline-minus-mode method of Beijing DB11/T 3043-2024 (walking emits nothing in use); 75 "
+                       "g/km as for cycling and 0.7 m a step are provisional platform defaults, not measured: "
+                       "operators replace them with sourced ones as a new rule version",
+         steps_threshold=3000, points_per_1000_steps_milli=1000,
          mm_per_step=700),
 )
 
