@@ -236,7 +236,7 @@ def test_caps_across_modes(app, create_partner, rider, line_105):
 def test_daily_cap_across_modes_and_batches(app, create_partner, rider, line_105):
     """Points of earlier batches in other modes count against the daily cap of a later one."""
     partner, _ = create_partner()
-    base = utcnow() - timedelta(hours=6)
+    base = noon_yesterday() - timedelta(hours=4)  # every ride on one service day, whatever the hour of the run
     post(partner, [bike(f"k{i}", ended_at=base + timedelta(minutes=30 * i), distance_m=6000, minutes=20)
                    for i in range(8)])  # 48 points
     post(partner, [bus("b1", boarded_at=base + timedelta(hours=5), minutes=30, distance_m=20_000)])
