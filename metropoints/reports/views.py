@@ -28,7 +28,7 @@ from metropoints.core.timeutil import SERVICE_ZONE, utcnow
 from metropoints.core.urls import id_arg
 from metropoints.reports import queries
 from metropoints.reports.forms import RuleVersionForm
-from metropoints.reports.methodology_views import MODE_LABELS
+from metropoints.reports.methodology_views import MODE_LABELS, seeded_text
 
 bp = Blueprint("reports", __name__, url_prefix="/backoffice")
 
@@ -144,7 +144,7 @@ def rules():
              for mode in TripMode if mode in book.modes]
     in_force = book.version_for(now)
     return render_template("reports/rules.html", form=form, versions=list(reversed(book.versions)), modes=modes,
-                           mode_labels=MODE_LABELS, in_force=in_force, now=now,
+                           mode_labels=MODE_LABELS, in_force=in_force, now=now, seeded_text=seeded_text,
                            describe=describe), 422 if form.errors else 200
 
 
