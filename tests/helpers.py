@@ -15,6 +15,25 @@ from metropoints.core.timeutil import utcnow
 ENTRY, EXIT, METRES = "0109", "0114", 6065
 
 
+def post(partner, rows, now: datetime | None = None):
+    """Send rows through the feed operation (as of `now`, when given) and commit, as one API call does."""
+    from metropoints.accrual.operations import receive_trips
+    from metropoints.core.db import commit_unit_of_work
+
+    result = receive_trips(partner=partner, payload={"trips": rows}, now=now)
+    commit_unit_of_work()
+    return result
+
+
+def balance(rider_id: int) -> int:
+    """The rider's stored balance, fresh from the database."""
+    from metropoints.core.db import db
+    from metropoints.core.models import Rider
+
+    db.session.expire_all()
+    return db.session.get(Rider, rider_id).points_balance
+
+
 def trip(trip_id: str, *, ref: str = "card-1", source: str = "afc", entry: str = ENTRY, exit: str = EXIT,
          exited_at: datetime | None = None, minutes: int = 20, **overrides) -> dict:
     """A valid trip row (by default 6.065 km on line 1, ending an hour ago), with any field overridden."""

@@ -8,24 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from metropoints.accrual.models import LedgerEntry, Trip, TripBatch, TripRejection, TripStatus
-from metropoints.accrual.operations import link_rider_ref, receive_trips
+from metropoints.accrual.operations import link_rider_ref
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider
 from metropoints.core.timeutil import utcnow
-from tests.helpers import METRES, noon_yesterday, trip
-
-
-def post(partner, rows):
-    """Send rows through the feed operation and commit, as one API call does."""
-    result = receive_trips(partner=partner, payload={"trips": rows})
-    commit_unit_of_work()
-    return result
-
-
-def balance(rider_id: int) -> int:
-    """The rider's stored balance, fresh from the database."""
-    db.session.expire_all()
-    return db.session.get(Rider, rider_id).points_balance
+from tests.helpers import METRES, balance, noon_yesterday, post, trip
 
 
 def test_linked_trip_is_credited(app, create_rider, create_partner):

@@ -15,20 +15,7 @@ from metropoints.accrual.rules import create_rule_version
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.models import Rider
 from metropoints.core.timeutil import SERVICE_OFFSET, utcnow
-from tests.helpers import METRES, noon_yesterday, run_at_once, trip
-
-
-def post(partner, rows):
-    """Send rows through the feed operation and commit, as one API call does."""
-    result = receive_trips(partner=partner, payload={"trips": rows})
-    commit_unit_of_work()
-    return result
-
-
-def balance(rider_id: int) -> int:
-    """The rider's stored balance, fresh from the database."""
-    db.session.expire_all()
-    return db.session.get(Rider, rider_id).points_balance
+from tests.helpers import METRES, balance, noon_yesterday, post, run_at_once, trip
 
 
 def bus(trip_id: str, *, ref: str = "card-1", source: str = "afc", line: str = "105",

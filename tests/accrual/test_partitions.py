@@ -15,14 +15,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from metropoints.accrual.jobs import create_partitions_job
 from metropoints.accrual.ledger import expire_points, ledger_sum, post_entry
 from metropoints.accrual.models import EntryKind, LedgerEntry, Trip, TripKey
-from metropoints.accrual.operations import receive_trips
 from metropoints.accrual.partitions import create_partitions, partition_months
 from metropoints.core.db import commit_unit_of_work, db, rollback_unit_of_work
 from metropoints.core.jobs import enqueue
-from metropoints.core.models import Rider
 from metropoints.core.timeutil import SERVICE_OFFSET, service_day, utcnow
 from metropoints.settlement.operations import run_period
-from tests.helpers import METRES, trip
+from tests.helpers import METRES, balance, post, trip
 
 PARTITION = re.compile(r"\b((?:trips|ledger_entries)_\d{4}_\d{2})\b")
 
@@ -38,23 +36,10 @@ def local(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=SERVICE_OFFSET).astimezone(UTC)
 
 
-def post(partner, rows, now: datetime):
-    """Send rows through the feed operation as of `now` and commit, as one API call does."""
-    result = receive_trips(partner=partner, payload={"trips": rows}, now=now)
-    commit_unit_of_work()
-    return result
-
-
 def rows_by_partition(table: str) -> dict[str, int]:
     """How many rows of `table` each of its partitions holds."""
     return {name: count for name, count in db.session.execute(text(
         f"SELECT tableoid::regclass::text, COUNT(*) FROM {table} GROUP BY 1"))}
-
-
-def balance(rider_id: int) -> int:
-    """The rider's stored balance, fresh from the database."""
-    db.session.expire_all()
-    return db.session.get(Rider, rider_id).points_balance
 
 
 def test_trips_and_entries_on_both_sides_of_a_months_end_land_in_their_months(app, create_rider, create_partner):

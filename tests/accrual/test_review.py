@@ -15,9 +15,9 @@ from metropoints.accrual.operations import receive_trips
 from metropoints.accrual.review import decide_review, review_queue
 from metropoints.core.db import commit_unit_of_work, db
 from metropoints.core.errors import InvalidInput
-from metropoints.core.models import AuditEntry, Rider
+from metropoints.core.models import AuditEntry
 from tests.accrual.test_modes import bike, bus
-from tests.helpers import METRES, noon_yesterday, trip
+from tests.helpers import METRES, balance, noon_yesterday, post, trip
 
 
 @pytest.fixture(autouse=True)
@@ -34,23 +34,10 @@ def rider(create_rider):
     return create_rider(links=[("afc", "card-1"), ("app", "card-1"), ("bikeco", "card-1")])
 
 
-def post(partner, rows):
-    """Send rows through the feed operation and commit, as one API call does."""
-    result = receive_trips(partner=partner, payload={"trips": rows})
-    commit_unit_of_work()
-    return result
-
-
 def statuses() -> dict[str, tuple[str, str]]:
     """trip_id -> (status, reason) of every stored trip."""
     db.session.expire_all()
     return {t.trip_id: (t.status.value, t.reason) for t in db.session.scalars(select(Trip))}
-
-
-def balance(rider_id: int) -> int:
-    """The rider's stored balance, fresh from the database."""
-    db.session.expire_all()
-    return db.session.get(Rider, rider_id).points_balance
 
 
 def rides(n: int, *, start, stations: list[tuple[str, str]], source: str = "afc", prefix: str = "t") -> list[dict]:
