@@ -171,7 +171,8 @@ def credit_held_trips(*, rider_id: int, source: str, ref: str, now: datetime) ->
 def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list[str]:
     """Credit a reference's held trips to its rider (locked here) and post their entries; the trips' ids, for the
     caller to add to the rollup once."""
-    since = now - timedelta(days=current_app.config["HELD_TRIP_DAYS"])
+    config = current_app.config
+    since = now - timedelta(days=config["HELD_TRIP_DAYS"])
     since_day = service_day(since)  # every statement names it, so PostgreSQL reads only the months from it on
     lock_riders("SELECT CAST(:rider AS integer)", {"rider": rider_id})
     pks = list(db.session.scalars(select(Trip.id).where(
@@ -185,13 +186,15 @@ def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list
         f"t.exited_at, t.id AS ord, t.distance_m, t.rule_version_id, t.mode, t.steps, t.source, t.entry_station, "
         f"t.exit_station, {epoch_sql('t.entered_at')} AS entered_s, {epoch_sql('t.exited_at')} AS exited_s "
         f"FROM trips t WHERE t.id IN ({listed}) "
-        # A held trip may be a ride another source reported and got credited for: it is a duplicate then.
-        "AND t.service_day >= :since_day), " + allocate_cte(checks=True, review=False) +
+        # A held trip may be a ride another source reported and got credited for: it is a duplicate then; and it is
+        # held for review by the same patterns as a live trip, counting the rider's stored trips of its day.
+        "AND t.service_day >= :since_day), " + allocate_cte(checks=True, review=config["REVIEW_FARMED_TRIPS"]) +
         " UPDATE trips SET rider_id = allocated.rider_id, points = allocated.points, status = allocated.status, "
         "reason = allocated.reason, distance_m = allocated.distance_eff, co2e_grams = allocated.co2e_grams, "
         "credited_at = :now FROM allocated WHERE trips.id = allocated.pk AND trips.service_day = allocated.service_day "
         "AND trips.service_day >= :since_day")),
-        {"rider": rider_id, "now": sql_param(now), "since_day": sql_param(since_day)})
+        {"rider": rider_id, "now": sql_param(now), "since_day": sql_param(since_day),
+         "review_day": config["REVIEW_TRIPS_PER_DAY"], "review_pair": config["REVIEW_BACK_AND_FORTH"]})
     post_trip_credits(listed, now=now, since_day=since_day)
     db.session.expire_all()
     return [str(int(pk)) for pk in pks]

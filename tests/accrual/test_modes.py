@@ -198,13 +198,18 @@ def test_walking_reports_in_one_batch_either_order(app, create_partner, rider):
     assert (second.credited, second.duplicates) == (1, 1) and balance(rider.id) == 16
 
 
-def test_caps_across_modes(app, create_partner, rider, line_105):
+def test_caps_across_modes(app, create_partner, rider, line_105, monkeypatch):
     """A rider's day earns at most the daily cap across every mode, and each mode at most its own cap when set."""
+    from metropoints.accrual import rules
+
+    # The version is made as if the day before the rides began, so that all of them fall on one service day.
+    monkeypatch.setattr(rules, "utcnow", lambda: noon_yesterday() - timedelta(hours=6))
     create_rule_version(points_per_km=1, daily_cap=60, co2e_factor_g_per_km=30, factor_name="bus", mode="bus",
-                        mode_cap=10, actor_label="test", effective_from=utcnow() - timedelta(seconds=30))
+                        mode_cap=10, actor_label="test")
+    monkeypatch.undo()
     commit_unit_of_work()
     partner, _ = create_partner()
-    base = utcnow() - timedelta(hours=3)
+    base = noon_yesterday() - timedelta(hours=3)  # every ride on one service day, whatever the hour of the run
     rows = [bus("b1", boarded_at=base, minutes=20, distance_m=8000),  # 8
             bus("b2", boarded_at=base + timedelta(minutes=25), minutes=20, distance_m=8000),  # 2 of 8: bus cap
             trip("m1", exited_at=base + timedelta(minutes=90), minutes=40, entry="0101", exit="0122"),

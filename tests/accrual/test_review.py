@@ -211,3 +211,29 @@ def test_credit_after_review_and_a_batch_at_once_keep_the_cap(app, create_partne
     assert total == balance(rider.id) == 60
     ledger = db.session.scalar(select(db.func.sum(LedgerEntry.points)).where(LedgerEntry.rider_id == rider.id))
     assert ledger == 60
+
+
+def test_held_trips_credited_on_linking_are_reviewed_like_live_ones(app, create_rider, create_partner):
+    """Trips held for an unlinked reference meet the review patterns when the link credits them: back and forth
+    beyond the setting (counting the rider's stored trips of the day) and an overlap with a stored trip wait for
+    review; the others are credited."""
+    from metropoints.accrual.operations import link_rider_ref
+
+    rider = create_rider(links=[("afc", "card-1")])
+    partner, _ = create_partner()
+    start = noon_yesterday() - timedelta(hours=6)
+    there_and_back = [("0109", "0114"), ("0114", "0109")]
+    assert post(partner, rides(2, start=start, stations=there_and_back)).credited == 2
+    held = [*rides(2, start=start + timedelta(hours=2), stations=there_and_back, source="app", prefix="h"),
+            trip("h-over", source="app", exited_at=start + timedelta(minutes=10), minutes=25, entry="0120",
+                 exit="0201"),
+            trip("h-ok", source="app", exited_at=start + timedelta(hours=5), entry="0120", exit="0201")]
+    assert post(partner, held).held == 4
+    link_rider_ref(rider=rider, source="app", ref="card-1")
+    commit_unit_of_work()
+    seen = statuses()
+    assert seen["h0"] == ("credited", "") and seen["h1"] == ("review", "back_and_forth")
+    assert seen["h-over"] == ("review", "overlapping") and seen["h-ok"] == ("credited", "")
+    points = dict(db.session.execute(select(Trip.trip_id, Trip.points)).all())
+    assert points["h1"] == points["h-over"] == 0 and points["h0"] == METRES // 1000 and points["h-ok"] > 0
+    assert balance(rider.id) == sum(points.values())
