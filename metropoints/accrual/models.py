@@ -334,12 +334,15 @@ class LedgerEntry(db.Model):
 
 
 class TripDay(db.Model):
-    """A rollup: the credited and capped trips of a service day under one rule version, with their metres, points
-    and grams CO2e (accrual.rollups keeps it in the transactions that credit trips)."""
+    """A rollup: the credited and capped trips of a service day in one mode under one rule version, with their
+    metres, points and grams CO2e (accrual.rollups keeps it in the transactions that credit trips)."""
 
     __tablename__ = "rollup_trip_days"
 
     service_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # The mode of the row's rule version (accrual.rollups: the writers read it from the version).
+    mode: Mapped[TripMode] = mapped_column(enum_column(TripMode, "rollup_trip_mode"), primary_key=True,
+                                           server_default=TripMode.metro.value)
     rule_version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trips: Mapped[int] = mapped_column(Integer, default=0)
     metres: Mapped[int] = mapped_column(BigInteger, default=0)

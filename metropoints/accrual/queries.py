@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
 
-from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripMode, TripStatus
-from metropoints.accrual.rollups import TRIP_DAYS
+from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripMode, TripStatus
 from metropoints.core.db import db
 from metropoints.core.models import TokenKind
 from metropoints.core.token_queries import name_subjects
@@ -53,12 +52,11 @@ def rider_ledger_query(rider_id: int) -> Select:
 def city_totals_by_mode() -> dict[TripMode, dict[str, int]]:
     """The city's figures per mode (every mode, zeros without trips) from the trips' rollup (a row per day, mode and
     rule version, never the trips): the credited and capped trips' count, metres, points and grams CO2e."""
-    days = TRIP_DAYS.c
     found = {TripMode(mode): {"trips": int(trips or 0), "metres": int(metres or 0), "points": int(points or 0),
                               "co2e_grams": int(grams or 0)}
              for mode, trips, metres, points, grams in db.session.execute(
-                 select(days.mode, func.sum(days.trips), func.sum(days.metres), func.sum(days.points),
-                        func.sum(days.co2e_grams)).group_by(days.mode))}
+                 select(TripDay.mode, func.sum(TripDay.trips), func.sum(TripDay.metres), func.sum(TripDay.points),
+                        func.sum(TripDay.co2e_grams)).group_by(TripDay.mode))}
     zeros = {"trips": 0, "metres": 0, "points": 0, "co2e_grams": 0}
     return {mode: found.get(mode, zeros) for mode in TripMode}
 

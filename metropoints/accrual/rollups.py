@@ -13,7 +13,7 @@ compares the rows with the trips' own `mode` column, so a trip credited under an
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Date, Integer, String, column, table, text
+from sqlalchemy import text
 
 from metropoints.core.db import db
 from metropoints.core.rollups import upsert_sql
@@ -23,10 +23,6 @@ KEYS = ("service_day", "mode", "rule_version_id")
 COUNTERS = ("trips", "metres", "points", "co2e_grams")
 COUNTED = "('credited', 'capped')"  # a capped trip earned fewer points, but the rider rode: its CO2e counts
 
-# The rollup's columns for queries by mode (accrual.models.TripDay maps the table without its `mode`).
-TRIP_DAYS = table(TABLE, column("service_day", Date), column("mode", String), column("rule_version_id", Integer),
-                  column("trips", Integer), column("metres", BigInteger), column("points", BigInteger),
-                  column("co2e_grams", BigInteger))
 
 
 def add_trips_sql(source: str) -> str:

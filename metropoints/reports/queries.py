@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, or_, select
 
 from metropoints.accrual.models import RuleVersion, TripDay, TripMode
-from metropoints.accrual.rollups import TRIP_DAYS
 from metropoints.campaigns.models import Campaign, CampaignStatus
 from metropoints.core.db import db
 from metropoints.core.models import AuditEntry, RiderDay
@@ -177,13 +176,12 @@ class ModeSplit:
 def mode_split(win: DayWindow) -> list[ModeSplit]:
     """Every mode's trips, metres, grams CO2e and points, in the window and in all, from the trips' rollup (one query
     over its rows: a row per day, mode and rule version)."""
-    days = TRIP_DAYS.c
-    counters = (days.trips, days.metres, days.co2e_grams, days.points)
-    in_window = and_(days.service_day >= win.first, days.service_day <= win.last)
+    counters = (TripDay.trips, TripDay.metres, TripDay.co2e_grams, TripDay.points)
+    in_window = and_(TripDay.service_day >= win.first, TripDay.service_day <= win.last)
     found = {}
     for mode, *sums in db.session.execute(
-            select(days.mode, *(func.sum(c) for c in counters), *(func.sum(case((in_window, c), else_=0))
-                                                                   for c in counters)).group_by(days.mode)):
+            select(TripDay.mode, *(func.sum(c) for c in counters), *(func.sum(case((in_window, c), else_=0))
+                                                                   for c in counters)).group_by(TripDay.mode)):
         values = [int(v or 0) for v in sums]
         found[TripMode(mode)] = ModeSplit(TripMode(mode), ModeFigures(*values[4:]), ModeFigures(*values[:4]))
     return [found.get(mode, ModeSplit(mode, ModeFigures(), ModeFigures())) for mode in TripMode]
