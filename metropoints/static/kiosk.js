@@ -151,6 +151,22 @@
   // the counter and leaves the slides, their rotation and the grid alone.
   var drawnCampaigns = null;
 
+  // The city's figures per green mode, in the feed's order (metro, bus, bike, walk): the modes with trips only.
+  function renderModes(byMode) {
+    var rows = Object.keys(byMode).filter(function (mode) { return byMode[mode].trips > 0; }).map(function (mode) {
+      var figures = byMode[mode];
+      var row = el("tr", "kiosk-mode");
+      row.dataset.mode = mode;
+      row.appendChild(el("th", null, labels["mode_" + mode] || mode));
+      row.appendChild(el("td", null, tonnesFormat.format(figures.co2e_tonnes) + " " + labels.tonnes_short));
+      row.appendChild(el("td", null, numberFormat.format(Math.round(figures.km)) + " " + labels.km));
+      return row;
+    });
+    var body = byId("kiosk-modes-rows");
+    body.replaceChildren.apply(body, rows);
+    byId("kiosk-modes").hidden = rows.length === 0;
+  }
+
   function render(feed) {
     var station = byId("kiosk-station");
     station.textContent = locale === "zh" ? feed.station.name_zh : feed.station.name_en;
@@ -158,6 +174,7 @@
     byId("kiosk-co2").textContent = tonnesFormat.format(feed.city.co2e_tonnes_total);
     byId("kiosk-riders").textContent = numberFormat.format(feed.city.riders_total);
     byId("kiosk-points").textContent = numberFormat.format(feed.city.points_total);
+    renderModes(feed.city.by_mode || {});
     var campaigns = JSON.stringify([feed.featured, feed.catalog]);
     if (campaigns === drawnCampaigns) { return; }
     drawnCampaigns = campaigns;

@@ -3,6 +3,8 @@ counter page by typing its code (as a USB scanner does) and sees the verdict."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from metropoints.core.db import commit_unit_of_work
@@ -53,6 +55,39 @@ def test_kiosk_page_shows_the_feed(app, live_server, browser, artifacts, sale):
     assert campaign.title in page.inner_text("#kiosk-grid")
     assert "token=" not in page.url  # the token leaves the address bar
     page.screenshot(path=str(artifacts / "kiosk.png"))
+
+
+def test_kiosk_page_shows_the_city_figures_by_mode(app, live_server, browser, create_rider, create_partner, sale):
+    """The city's counter splits the CO2e and km by green mode, in Chinese by default and in English on request;
+    a mode without trips is left out."""
+    from metropoints.core.timeutil import utcnow
+    from metropoints.kiosk.cache import drop_app_caches
+    from tests.accrual.test_modes import bike
+    from tests.helpers import noon_yesterday, post, trip
+
+    shop, _, _ = sale
+    create_rider(links=[("afc", "card-9"), ("bikeco", "card-9")])
+    partner, _ = create_partner()
+    end = min(noon_yesterday(), utcnow() - timedelta(hours=2))
+    result = post(partner, [trip("m1", ref="card-9", exited_at=end),
+                            bike("k1", ref="card-9", ended_at=end - timedelta(hours=1), distance_m=4000)])
+    assert result.credited == 2
+    with app.app_context():
+        drop_app_caches()  # the feed and the city's figures are cached for a while; a kiosk drawn before shows them
+    _, token = create_kiosk(station_id=shop.store.station_id, label="test", actor_label="test")
+    commit_unit_of_work()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    page.goto(f"{live_server}/kiosk#token={token}")
+    page.wait_for_selector("#kiosk-modes-rows tr")
+    rows = page.locator("#kiosk-modes-rows tr")
+    assert [rows.nth(i).get_attribute("data-mode") for i in range(rows.count())] == ["metro", "bike"]
+    metro, bike_row = rows.nth(0).inner_text(), rows.nth(1).inner_text()
+    assert "地铁" in metro and "6 公里" in metro and "共享单车" in bike_row and "4 公里" in bike_row
+    assert "按出行方式" in page.inner_text("#kiosk-modes")
+    english = browser.new_page(viewport={"width": 1920, "height": 1080})
+    english.goto(f"{live_server}/kiosk?lang=en#token={token}")
+    english.wait_for_selector("#kiosk-modes-rows tr")
+    assert "Shared bike" in english.inner_text("#kiosk-modes") and "4 km" in english.inner_text("#kiosk-modes")
 
 
 def test_counter_page_accepts_then_refuses_a_used_coupon(app, live_server, browser, sale):
