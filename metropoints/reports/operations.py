@@ -2,17 +2,23 @@
 summary with their totals and each file's SHA-256.
 
 Every trip is in at most one export: its first export writes a `trip` line (unique per trip, carbon_export_lines),
-and later exports of its month skip it. When an exported trip changes afterwards (its km, grams or points, or it no
-longer counts: refused after a review, found to be a duplicate), the next export of its month writes an
-`adjustment` line of the difference between what it is now and the sum of its lines so far, so the registry's sum of
-a trip's lines is always the trip as it stands. A credited or capped trip counts with its figures; any other status
-with nothing.
+and later exports of its month skip it. When a trip of a month already exported changes afterwards (its km, grams or
+points; it no longer counts: refused after a review, found to be a duplicate; or it counts only now: credited after
+a review or when its card was linked, or sent late: the feed takes trips up to 30 days old), the next export,
+whatever month it is of, writes its line: the `adjustment` of the difference between what it is now and the sum of
+its lines so far, or its first `trip` line. So the registry's sum of a trip's lines is always the trip as it stands.
+A credited or capped trip counts with its figures; any other status with nothing. Each line carries its trip's
+service day; the summary counts the lines per month.
 
-An export reads the month's trips only (its service days: one partition of `trips`) and the month's export lines
-(by `ix_carbon_export_lines_day`). Exports are serialised by a lock on `carbon_exports` (PostgreSQL; SQLite has one
-writer), so two at once cannot both take a trip. The operation flushes and never commits; the files are written
-before the caller commits, and named by the export's id, so a failed commit leaves files no export claims (the CLI
-removes them).
+Points moved by hand (`flask points adjust`, a ledger entry that names no trip) are not in the export: they change
+a balance, not a trip's km or grams, and the export is the carbon account of trips.
+
+An export reads the month's trips only (its service days: one partition of `trips`), the month's export lines (by
+`ix_carbon_export_lines_day`) and the trips named in `carbon_export_pending` (a trigger on `trips` names each trip
+of an exported month that changed; the export takes and empties it). Exports are serialised by a lock on
+`carbon_exports` (PostgreSQL; SQLite has one writer), so two at once cannot both take a trip. The operation flushes
+and never commits; the files are written before the caller commits, and named by the export's id, so a failed commit
+leaves files no export claims (the CLI removes them).
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from metropoints.accrual.checks import MAX_AGE
 from metropoints.accrual.models import TripMode
 from metropoints.accrual.rollups import COUNTED
 from metropoints.core.db import db, is_postgres, sql_param
-from metropoints.core.timeutil import isoformat, utcnow
+from metropoints.core.timeutil import isoformat, service_day, utcnow
 from metropoints.reports.errors import BadExportDirectory, PeriodNotBegun
 from metropoints.reports.models import CarbonExport
 from metropoints.settlement.periods import next_period, parse_period, period_label, period_of
@@ -43,6 +50,9 @@ CSV_COLUMNS = ("line_id", "kind", "source", "trip_id", "service_day", "km", "co2
 LINE_COLUMNS = "export_id, kind, trip_pk, service_day, mode, rule_version_id, distance_m, co2e_grams, points"
 PERIOD = "t.service_day >= :first AND t.service_day < :next"
 
+# The figures a trip counts with now: its own when credited or capped, else none.
+_NOW = ", ".join(f"CASE WHEN t.status IN {COUNTED} THEN t.{column} ELSE 0 END AS {column}"
+                 for column in ("distance_m", "co2e_grams", "points"))
 # The month's counted trips without a trip line yet.
 _NEW_TRIPS = (
     f"INSERT INTO carbon_export_lines ({LINE_COLUMNS}) "
@@ -56,19 +66,32 @@ _CORRECTIONS = (
     f"c.distance_m - x.distance_m, c.co2e_grams - x.co2e_grams, c.points - x.points "
     "FROM (SELECT trip_pk, service_day, SUM(distance_m) AS distance_m, SUM(co2e_grams) AS co2e_grams, "
     "SUM(points) AS points FROM carbon_export_lines WHERE service_day >= :first AND service_day < :next "
-    "AND export_id <> :export_id GROUP BY trip_pk, service_day) x "
+    "GROUP BY trip_pk, service_day) x "
     f"JOIN trips t ON t.id = x.trip_pk AND t.service_day = x.service_day AND {PERIOD} "
-    f"JOIN (SELECT t.id, CASE WHEN t.status IN {COUNTED} THEN t.distance_m ELSE 0 END AS distance_m, "
-    f"CASE WHEN t.status IN {COUNTED} THEN t.co2e_grams ELSE 0 END AS co2e_grams, "
-    f"CASE WHEN t.status IN {COUNTED} THEN t.points ELSE 0 END AS points FROM trips t WHERE {PERIOD}) c "
+    f"JOIN (SELECT t.id, {_NOW} FROM trips t WHERE {PERIOD}) c "
     "ON c.id = t.id "
     "WHERE c.distance_m <> x.distance_m OR c.co2e_grams <> x.co2e_grams OR c.points <> x.points "
     "ORDER BY t.service_day, t.id")
+# The changed trips of exported months (`{pending}`: the rows taken from carbon_export_pending): the first line of
+# a trip that counts only now, the difference for one exported before; nothing when nothing differs.
+_DIFFERENCES = ", ".join(f"CASE WHEN t.status IN {COUNTED} THEN t.{column} ELSE 0 END - COALESCE(x.{column}, 0) "
+                         f"AS {column}" for column in ("distance_m", "co2e_grams", "points"))
+_PENDING = (
+    f"INSERT INTO carbon_export_lines ({LINE_COLUMNS}) SELECT * FROM ("
+    "SELECT :export_id AS export_id, CASE WHEN x.lines IS NULL THEN 'trip' ELSE 'adjustment' END AS kind, t.id, "
+    f"t.service_day, t.mode, t.rule_version_id, {_DIFFERENCES} "
+    "FROM {pending} p JOIN trips t ON t.id = p.trip_pk AND t.service_day = p.service_day "
+    "LEFT JOIN (SELECT l.trip_pk, COUNT(*) AS lines, SUM(l.distance_m) AS distance_m, "
+    "SUM(l.co2e_grams) AS co2e_grams, SUM(l.points) AS points FROM carbon_export_lines l "
+    "JOIN {pending} q ON l.service_day = q.service_day AND l.trip_pk = q.trip_pk GROUP BY l.trip_pk) x "
+    f"ON x.trip_pk = t.id WHERE x.lines IS NOT NULL OR t.status IN {COUNTED} ORDER BY t.service_day, t.id) d "
+    "WHERE d.kind = 'trip' OR d.distance_m <> 0 OR d.co2e_grams <> 0 OR d.points <> 0")
 # One mode's lines of an export, for its file: the trip's source and id, the version's factor, its first export.
+# The lines of other months than the export's are the changed trips' (a few); the join finds each trip's partition.
 _FILE_LINES = (
     "SELECT l.id, l.kind, t.source, t.trip_id, l.service_day, l.distance_m, l.co2e_grams, l.points, "
     "l.rule_version_id, rv.co2e_mg_per_km, f.export_id FROM carbon_export_lines l "
-    f"JOIN trips t ON t.id = l.trip_pk AND t.service_day = l.service_day AND {PERIOD} "
+    "JOIN trips t ON t.id = l.trip_pk AND t.service_day = l.service_day "
     "JOIN rule_versions rv ON rv.id = l.rule_version_id "
     "LEFT JOIN carbon_export_lines f ON f.trip_pk = l.trip_pk AND f.kind = 'trip' "
     "WHERE l.export_id = :export_id AND l.mode = :mode ORDER BY l.id")
@@ -86,6 +109,7 @@ class ModeFile:
     metres: int = 0
     co2e_grams: int = 0
     points: int = 0
+    periods: dict[str, list[int]] = field(default_factory=dict)  # YYYY-MM of the lines' days -> [trip, adjustment]
 
     def summary(self) -> dict:
         """The file as the JSON summary lists it."""
@@ -135,8 +159,13 @@ def export_period(*, period: str, out_dir: str | os.PathLike, actor_label: str,
     db.session.add(export)
     db.session.flush()
     params = {**bounds, "export_id": export.id}
-    export.trip_lines = db.session.execute(text(_NEW_TRIPS), params).rowcount
-    export.adjustment_lines = db.session.execute(text(_CORRECTIONS), params).rowcount
+    _take_pending(params)
+    _take_late_trips(first, now, export.id)
+    db.session.execute(text(_NEW_TRIPS), params)
+    db.session.execute(text(_CORRECTIONS), params)
+    export.trip_lines, export.adjustment_lines = (db.session.execute(text(
+        "SELECT COUNT(*) FILTER (WHERE kind = 'trip'), COUNT(*) FILTER (WHERE kind = 'adjustment') "
+        "FROM carbon_export_lines WHERE export_id = :export_id"), params).one())
     result = ExportResult(export)
     stem = f"carbon-{period_label(first)}-export-{export.id}"
     for mode in TripMode:
@@ -149,6 +178,33 @@ def export_period(*, period: str, out_dir: str | os.PathLike, actor_label: str,
     _write_atomically(result.summary_path, json.dumps(summary, ensure_ascii=False, indent=2).encode() + b"\n")
     db.session.flush()
     return result
+
+
+def _take_pending(params: dict) -> None:
+    """The lines of the changed trips of exported months, and carbon_export_pending emptied of them. On PostgreSQL
+    one statement takes the rows it reads (a trip changing meanwhile is named again, for the next export); SQLite
+    has one writer."""
+    if is_postgres():
+        db.session.execute(text(
+            "WITH taken AS (DELETE FROM carbon_export_pending RETURNING trip_pk, service_day) "
+            + _PENDING.format(pending="taken")), params)
+        return
+    db.session.execute(text(_PENDING.format(pending="carbon_export_pending")), params)
+    db.session.execute(text("DELETE FROM carbon_export_pending"))
+
+
+def _take_late_trips(first: date, now: datetime, export_id: int) -> None:
+    """The first lines of trips that arrived after their month was exported: the feed takes trips up to MAX_AGE old,
+    so only months ending within that window of now can get any, and only their days from then on are read (a
+    window's trips, never the history)."""
+    oldest = service_day(now - MAX_AGE - timedelta(days=1))
+    month = oldest.replace(day=1)
+    while month <= period_of(now):
+        if month != first and db.session.scalar(select(CarbonExport.id).where(
+                CarbonExport.period == month, CarbonExport.id != export_id).limit(1)) is not None:
+            db.session.execute(text(_NEW_TRIPS), {"export_id": export_id, "first": sql_param(max(month, oldest)),
+                                                  "next": sql_param(next_period(month))})
+        month = next_period(month)
 
 
 def _folder(out_dir: str | os.PathLike) -> Path:
@@ -170,14 +226,17 @@ def _rows(mode_file: ModeFile, params: dict) -> Iterator[list[object]]:
     lines = db.session.execute(text(_FILE_LINES), {**params, "mode": mode_file.mode.value},
                                execution_options={"yield_per": 5000})
     for (line_id, kind, source, trip_id, day, metres, grams, points, version, mg_per_km, first_export) in lines:
+        day = day if isinstance(day, date) else date.fromisoformat(day)
+        counts = mode_file.periods.setdefault(period_label(day), [0, 0])
         if kind == "trip":
             mode_file.trip_lines += 1
+            counts[0] += 1
         else:
             mode_file.adjustment_lines += 1
+            counts[1] += 1
         mode_file.metres += metres
         mode_file.co2e_grams += grams
         mode_file.points += points
-        day = day if isinstance(day, date) else date.fromisoformat(day)
         yield [line_id, kind, source, trip_id, day.isoformat(), _km_text(metres), grams, points, version,
                f"{(Decimal(mg_per_km) / 1000).normalize():f}", first_export]
 
@@ -215,10 +274,19 @@ def _summary(export: CarbonExport, first: date, files: list[ModeFile]) -> dict:
     last = next_period(first) - timedelta(days=1)
     total = {key: sum(getattr(f, key) for f in files)
              for key in ("trip_lines", "adjustment_lines", "metres", "co2e_grams", "points")}
+    periods: dict[str, list[int]] = {}
+    for mode_file in files:
+        for label, (trips, adjustments) in mode_file.periods.items():
+            counts = periods.setdefault(label, [0, 0])
+            counts[0] += trips
+            counts[1] += adjustments
     return {"export_id": export.id, "period": period_label(first),
             "service_days": {"first": first.isoformat(), "last": last.isoformat()},
             "created_at": isoformat(export.created_at), "created_by": export.created_by,
             "columns": list(CSV_COLUMNS), "files": [f.summary() for f in files],
+            # The lines by the month of their trips' days: other months' are changes of trips exported before.
+            "lines_by_period": {label: {"trip_lines": trips, "adjustment_lines": adjustments}
+                                for label, (trips, adjustments) in sorted(periods.items())},
             "totals": {"trip_lines": total["trip_lines"], "adjustment_lines": total["adjustment_lines"],
                        "km": km(total["metres"]), "co2e_grams": total["co2e_grams"], "points": total["points"]}}
 
