@@ -10,11 +10,19 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from metropoints.accrual import buslines, jobs, ledger, operations, rules
-from metropoints.accrual.models import BatchStatus, RuleVersion, TripBatch, TripBatchChunk, TripMode, TripRejection
+from metropoints.accrual import buslines, jobs, ledger, operations, review, rules
+from metropoints.accrual.models import (
+    BatchStatus,
+    ReviewDecision,
+    RuleVersion,
+    TripBatch,
+    TripBatchChunk,
+    TripMode,
+    TripRejection,
+)
 from metropoints.accrual.network import sync_stations
 from metropoints.core.cli import fail_on_domain_error
-from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.db import MAX_ID, commit_unit_of_work, db
 from metropoints.core.jobs import redis_connection
 from metropoints.core.timeutil import service_day, utcnow
 
@@ -111,6 +119,38 @@ def _write_rejections(batch_id: int, path: str) -> None:
         for r in db.session.scalars(select(TripRejection).where(TripRejection.batch_id == batch_id)
                                     .order_by(TripRejection.line_no)):
             writer.writerow([r.line_no, r.trip_id, r.reason, r.detail, r.row_json])
+
+
+review_cli = AppGroup("review", help="Trips held for an operator's review.")
+trips_cli.add_command(review_cli)
+
+
+@review_cli.command("list")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="How many to list.")
+def list_reviews(limit: int) -> None:
+    """The trips waiting for review, oldest service day first, with why each is held."""
+    waiting = review.review_queue(limit=limit)
+    for trip in waiting:
+        click.echo(f"trip {trip.id}  {trip.service_day}  {trip.mode.value:<5}  {trip.source}:{trip.trip_id}  "
+                   f"rider {trip.rider_id}  {trip.reason}")
+    click.echo(f"{len(waiting)} of {review.count_under_review()} trip(s) under review")
+
+
+@review_cli.command("decide")
+@click.argument("trip_pk", type=click.IntRange(1, MAX_ID))
+@click.option("--credit", "decision", flag_value=ReviewDecision.credited.value, help="Credit it under its day's caps.")
+@click.option("--refuse", "decision", flag_value=ReviewDecision.refused.value, help="Refuse it: no points.")
+@click.option("--reason", required=True, help="Why; kept with the decision and audited.")
+@click.option("--by", "actor", default="cli", help="Who decided.")
+@fail_on_domain_error
+def decide(trip_pk: int, decision: str | None, reason: str, actor: str) -> None:
+    """Credit or refuse a trip held for review (as the back office's review queue does)."""
+    if decision is None:
+        raise click.UsageError("Give --credit or --refuse.")
+    done = review.decide_review(trip_pk=trip_pk, decision=decision, reason=reason, actor=None,
+                                actor_label=f"cli:{actor}")
+    commit_unit_of_work()
+    click.echo(f"trip {trip_pk} {done.decision.value}: {done.points} point(s)")
 
 
 @trips_cli.command("sweep-held")

@@ -237,3 +237,31 @@ def test_held_trips_credited_on_linking_are_reviewed_like_live_ones(app, create_
     points = dict(db.session.execute(select(Trip.trip_id, Trip.points)).all())
     assert points["h1"] == points["h-over"] == 0 and points["h0"] == METRES // 1000 and points["h-ok"] > 0
     assert balance(rider.id) == sum(points.values())
+
+
+def test_review_from_the_command_line(app, create_partner, rider, runner):
+    """`flask trips review list` lists the held trips with why; `trips review decide PK --credit/--refuse --reason`
+    decides one (audited as the CLI's); a decided trip, an unknown or huge id, a missing decision are clear errors."""
+    partner, _ = create_partner()
+    start = noon_yesterday() - timedelta(hours=6)
+    post(partner, rides(5, start=start, stations=[("0109", "0114"), ("0114", "0109")]))
+    listed = runner.invoke(args=["trips", "review", "list"])
+    assert listed.exit_code == 0 and "2 of 2 trip(s) under review" in listed.output
+    assert listed.output.count("back_and_forth") == 2 and "afc:t3" in listed.output
+    held = db.session.scalars(select(Trip.id).where(Trip.status == TripStatus.review).order_by(Trip.id)).all()
+    done = runner.invoke(args=["trips", "review", "decide", str(held[0]), "--credit", "--reason", "checked the gates",
+                               "--by", "ops@metro.example"])
+    assert done.exit_code == 0 and f"trip {held[0]} credited: {METRES // 1000} point(s)" in done.output
+    refused = runner.invoke(args=["trips", "review", "decide", str(held[1]), "--refuse", "--reason", "farming"])
+    assert refused.exit_code == 0 and "refused: 0 point(s)" in refused.output
+    assert statuses()["t4"] == ("refused", "refused_by_operator")
+    again = runner.invoke(args=["trips", "review", "decide", str(held[1]), "--credit", "--reason", "x"])
+    assert again.exit_code == 1 and "not_under_review" in again.output
+    for bad in (["999999"], [str(2**63)], [str(held[0])]):
+        reply = runner.invoke(args=["trips", "review", "decide", *bad, "--refuse", "--reason", "x"])
+        assert reply.exit_code in (1, 2) and "Traceback" not in reply.output, reply.output
+    undecided = runner.invoke(args=["trips", "review", "decide", str(held[0]), "--reason", "x"])
+    assert undecided.exit_code == 2 and "--credit or --refuse" in undecided.output
+    audit = db.session.scalars(select(AuditEntry.actor_label).where(AuditEntry.action.like("trips.review_%"))).all()
+    assert audit == ["cli:ops@metro.example", "cli:cli"]
+    assert balance(rider.id) == 4 * (METRES // 1000)
