@@ -370,6 +370,7 @@ def migrate_and_seed(riders: int, unlinked_note: int, mixed: bool = False) -> tu
 
 SQL_EXACT = {"DELETE FROM trip_stage": "stage: clear temp tables", "DELETE FROM trip_alloc": "stage: clear temp tables"}
 SQL_KINDS = (
+    ("WITH x(i) AS MATERIALIZED (UPDATE trip_stage", "find + lock riders (link probes, FOR UPDATE)"),
     ("WITH x(i) AS MATERIALIZED", "lock riders (SELECT ... FOR UPDATE)"),
     ("UPDATE trip_stage SET rider_id", "find riders (link probes)"),
     ("DELETE FROM trip_stage WHERE", "drop resends (trip probes)"),
@@ -602,9 +603,10 @@ def print_split(feed: FeedRun, rows: int) -> None:
     lines = [("check_rows (Python row checks)", fn["check_rows"]),
              ("stage: COPY into trip_stage (write_row)", fn["_stage"] - within["_stage"])]
     lines += [(k, sql[k]) for k in STAGE_SQL]
-    credit_kinds = ("find riders (link probes)", "lock riders (SELECT ... FOR UPDATE)", "drop resends (trip probes)",
+    credit_kinds = ("find riders (link probes)", "lock riders (SELECT ... FOR UPDATE)",
+                    "find + lock riders (link probes, FOR UPDATE)", "drop resends (trip probes)",
                     "credit: allocate+trips+balances+ledger (1 stmt)")
-    lines += [(k, sql[k]) for k in credit_kinds]
+    lines += [(k, sql[k]) for k in credit_kinds if k in sql]
     lines.append(("credit: Python/driver around the SQL", fn["_credit_staged"] - within["_credit_staged"]))
     shown = set(STAGE_SQL) | set(credit_kinds)
     for label in sorted(set(sql) - shown, key=lambda k: -sql[k]):

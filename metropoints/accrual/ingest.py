@@ -5,8 +5,10 @@ A batch runs in one transaction:
    Python against the in-memory network and bus lines, and pick the mode's rule version in force at the exit;
    refused rows are recorded with their reason;
 2. stage the good rows in a temporary table (COPY on PostgreSQL);
-3. lock the riders the batch credits, in id order, so two batches for one rider never both fill the same cap;
-4. after the locks, one statement finds the same physical trip reported by another source and the walking days
+3. look up each staged trip's rider by its link and lock the riders the batch credits, in id order (one statement
+   on PostgreSQL), so two batches for one rider never both fill the same cap;
+4. after the locks, one statement leaves out the (source, trip_id) claimed already (resends), finds the same
+   physical trip reported by another source and the walking days
    already counted (status duplicate), the patterns held for review (status review), allocates points under the
    per-mode and daily caps (accrual.allocation: window functions over the batch, one index probe of the rider's
    stored trips per trip), claims each (source, trip_id) in trip_keys and inserts the trips whose claim went in
@@ -85,10 +87,23 @@ STAGE_TYPES = ("integer", "varchar", "varchar", "varchar", "varchar", "varchar",
 
 # Points under the caps, duplicates and review: accrual.allocation.allocate_cte (one set of CTEs after `cand`).
 # The staged trips, with their riders (NULL: nobody linked the reference), as `cand` for it.
-def staged_cand() -> str:
-    """`cand` for allocate_cte: the staged trips, their order in the batch and their times in epoch seconds."""
-    return (f"cand AS (SELECT s.*, s.line_no AS ord, {epoch_sql('s.entered_at')} AS entered_s, "
-            f"{epoch_sql('s.exited_at')} AS exited_s FROM trip_stage s), ")
+def staged_cand(*, drop_resends: bool = False) -> str:
+    """`cand` for allocate_cte: the staged trips, their order in the batch and their times in epoch seconds.
+
+    With `drop_resends`, without the trips whose (source, trip_id) is claimed already. The statement runs after the
+    riders' locks, so trips of these riders stored by other batches are visible and dropping the resends here is
+    exact for credited trips; a held one racing in from elsewhere is caught by the claim's ON CONFLICT. The probe is
+    a scalar subquery, one probe of trip_keys' primary key per staged row: written as EXISTS it became a hash join
+    over every key ever claimed (the stage has no statistics), a scan that grew with the history.
+    """
+    if not drop_resends:
+        return (f"cand AS (SELECT s.*, s.line_no AS ord, {epoch_sql('s.entered_at')} AS entered_s, "
+                f"{epoch_sql('s.exited_at')} AS exited_s FROM trip_stage s), ")
+    # MATERIALIZED: inlined, the filter ran once per staged row and rule version (a nested loop with the rule
+    # versions outside).
+    return (f"cand AS MATERIALIZED (SELECT s.*, s.line_no AS ord, {epoch_sql('s.entered_at')} AS entered_s, "
+            f"{epoch_sql('s.exited_at')} AS exited_s FROM trip_stage s WHERE (SELECT true FROM trip_keys k "
+            "WHERE k.source = s.source AND k.trip_id = s.trip_id) IS NULL), ")
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
                 "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at, mode, line, steps, "
                 "reason")
@@ -177,16 +192,19 @@ def _credit_staged(batch_id: int, now: datetime, *, walk: bool = True,
     statement leaves out what it does not need)."""
     session = db.session
     # Links never change once made, so each staged trip's rider can be looked up before the locks: one probe of
-    # the (source, ref) index per row (a scalar subquery is never turned into a join to misplan).
-    session.execute(text(
-        "UPDATE trip_stage SET rider_id = (SELECT l.rider_id FROM rider_links l "
-        "WHERE l.source = trip_stage.source AND l.ref = trip_stage.rider_ref)"))
-    lock_riders("SELECT rider_id FROM trip_stage")
-    # After the locks, trips of these riders stored by other batches are visible, so dropping the resends here is
-    # exact for credited trips; a held one racing in from elsewhere is caught by ON CONFLICT below.
-    session.execute(text(
-        "DELETE FROM trip_stage WHERE EXISTS (SELECT 1 FROM trip_keys k WHERE k.source = trip_stage.source "
-        "AND k.trip_id = trip_stage.trip_id)"))
+    # the (source, ref) index per row (a scalar subquery is never turned into a join to misplan). On PostgreSQL
+    # the lookup and the locks are one statement.
+    find_riders = ("UPDATE trip_stage SET rider_id = (SELECT l.rider_id FROM rider_links l "
+                   "WHERE l.source = trip_stage.source AND l.ref = trip_stage.rider_ref)")
+    if is_postgres():
+        lock_riders(find_riders + " RETURNING rider_id")
+    else:
+        session.execute(text(find_riders))
+        # SQLite has one writer at a time: the resends can go before the crediting statement. (PostgreSQL drops
+        # them in that statement's `cand`, after the locks.)
+        session.execute(text(
+            "DELETE FROM trip_stage WHERE EXISTS (SELECT 1 FROM trip_keys k WHERE k.source = trip_stage.source "
+            "AND k.trip_id = trip_stage.trip_id)"))
     config = current_app.config
     review = config["REVIEW_FARMED_TRIPS"]
     params = {"batch_id": batch_id, "now": sql_param(now), "review_day": config["REVIEW_TRIPS_PER_DAY"],
@@ -198,7 +216,8 @@ def _credit_staged(batch_id: int, now: datetime, *, walk: bool = True,
         # join of the two CTEs' outputs, whose sizes the planner cannot know, became a nested loop of 10,000 x
         # 10,000 rows (13 s a batch).
         counts = dict(session.execute(text(_dialect_sql(
-            "WITH " + staged_cand() + allocate_cte(checks=True, review=review, walk=walk, mode_caps=mode_caps) + ", "
+            "WITH " + staged_cand(drop_resends=True)
+            + allocate_cte(checks=True, review=review, walk=walk, mode_caps=mode_caps) + ", "
             "claim AS (" + CLAIM_KEYS + "), "
             "ins AS (" + INSERT_CLAIMED_TRIPS +
             " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status, "

@@ -295,14 +295,16 @@ class EntryKind(enum.StrEnum):
 class LedgerEntry(db.Model):
     """One movement of a rider's points. Append-only: a correction is a new entry, never an edit.
 
-    On PostgreSQL the table is partitioned by month of `earned_on`, its primary key is (id, earned_on) and ids come
-    from one sequence: the year-end expiry reads only the months of the year it closes. What must be unique across
+    On PostgreSQL the table is partitioned by month of `earned_on`, its primary key is (rider_id, id, earned_on) (it
+    serves the rider's pages, newest first by id, in place of ix_ledger_rider there) and ids come from one sequence:
+    the year-end expiry reads only the months of the year it closes. What must be unique across
     all months is kept elsewhere: a trip's credit by (trip_pk, earned_on), since a trip's entry is earned on its
     trip's service day; a coupon's payment and refund and a rider's yearly expiry by LedgerKey (a trigger).
     """
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
+        # SQLite's; on PostgreSQL the primary key (rider_id, id, earned_on) serves instead (one index fewer to write).
         Index("ix_ledger_rider", "rider_id", "id"),
         # A trip is credited at most once, whatever the code above does.
         Index("uq_ledger_trip", "trip_pk", "earned_on", unique=True),

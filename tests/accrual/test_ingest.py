@@ -115,6 +115,22 @@ def test_cap_remainder_and_across_batches(app, create_rider, create_partner):
     assert balance(rider.id) == 60
 
 
+def test_a_resend_beside_new_trips_takes_no_room_under_the_cap(app, create_rider, create_partner):
+    """A (source, trip_id) stored already is left out before the batch is allocated: resent beside a trip that
+    crosses the cap, it is a duplicate and that trip still earns the remainder."""
+    rider = create_rider(links=[("afc", "card-1")])
+    partner, _ = create_partner()
+    base = noon_yesterday()
+    post(partner, [trip(f"a{i}", exited_at=base - timedelta(minutes=30 * i)) for i in range(9)])  # 54 points
+    # a0 again (exit before b1's), then 0101 -> 0114, 17.5 km: b1 crosses the cap and earns the 6 points left.
+    result = post(partner, [trip("a0", exited_at=base),
+                            trip("b1", entry="0101", exited_at=base + timedelta(minutes=40))])
+    assert (result.credited, result.capped, result.duplicates) == (0, 1, 1)
+    assert db.session.scalar(select(Trip.points).where(Trip.trip_id == "b1")) == 6
+    assert db.session.scalar(select(func.count()).select_from(Trip).where(Trip.trip_id == "a0")) == 1
+    assert balance(rider.id) == 60
+
+
 def test_held_then_linked(app, create_rider, create_partner):
     """A trip of an unlinked reference is held, and credited (under the cap) when a rider links the reference."""
     partner, _ = create_partner()

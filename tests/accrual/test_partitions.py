@@ -259,3 +259,24 @@ def test_the_daily_cap_probe_reads_one_month(app, create_rider, create_partner):
     assert executed == {f"trips_{day:%Y_%m}"}
     assert db.session.scalar(select(func.sum(LedgerEntry.points)).where(LedgerEntry.rider_id == rider.id)) == \
         METRES // 1000
+
+
+def test_the_ledger_key_serves_the_riders_page(app, create_rider, create_partner):
+    """Each ledger partition carries one index fewer: the primary key (rider_id, id, earned_on) is what a rider's
+    newest-first page reads (no ix_ledger_rider beside it), and the trip-credit guard stays."""
+    rider = create_rider(links=[("afc", "card-1")])
+    partner, _ = create_partner()
+    post(partner, [trip(f"p{i}", exited_at=utcnow() - timedelta(hours=1 + i)) for i in range(3)], now=utcnow())
+    indexes = dict(db.session.execute(text(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ledger_entries'")).tuples().all())
+    assert "ix_ledger_rider" not in indexes and "uq_ledger_trip" in indexes
+    assert indexes["pk_ledger_entries"].endswith("(rider_id, id, earned_on)")
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a few rows: make the planner show the index it has
+    plan = "\n".join(db.session.scalars(text(
+        "EXPLAIN SELECT id FROM ledger_entries WHERE rider_id = :r AND id < :before ORDER BY id DESC LIMIT 20"),
+        {"r": rider.id, "before": 2 ** 62}))
+    used = set(re.findall(r"using (\S+) on (ledger_entries_\d{4}_\d{2})", plan))
+    assert used and {name for name, _ in used} <= {f"{part}_pkey" for _, part in used}
+    assert [entry.points for entry in db.session.scalars(
+        select(LedgerEntry).where(LedgerEntry.rider_id == rider.id).order_by(LedgerEntry.id.desc()))] == \
+        [METRES // 1000] * 3
