@@ -6,7 +6,7 @@ balance check), and ids come from one sequence, so (rider_id, id, earned_on) is 
 PostgreSQL only: on SQLite the ledger is a plain table with its id as primary key and keeps ix_ledger_rider.
 
 Revision ID: 5f1d3a7c9e24
-Revises: c4f8e2b6a913
+Revises: f3a9c1d7e254
 Create Date: 2026-12-02 19:00:00.000000
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '5f1d3a7c9e24'
-down_revision = 'c4f8e2b6a913'
+down_revision = 'f3a9c1d7e254'
 branch_labels = None
 depends_on = None
 
