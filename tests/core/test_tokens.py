@@ -193,3 +193,33 @@ def test_issued_tokens_carry_their_kind_and_label(client, create_rider, rider_to
     commit_unit_of_work()
     assert (stored(partner_token).kind, stored(partner_token).label) == (TokenKind.partner, "partner Shengjing Bus")
     assert (stored(kiosk_token).kind, stored(kiosk_token).label) == (TokenKind.kiosk, "kiosk 0119")
+
+
+def test_a_hot_path_probe_commits_its_use_alone_and_asynchronously(client, create_rider, rider_token):
+    """The hot paths' probe (autocommit) records a first use even on a refused request, with its own transaction
+    committed asynchronously; the pooled connection it ran on keeps synchronous commits for whatever runs next (a
+    sale's commit waits for the disk as before)."""
+    token = rider_token(create_rider())
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        """Keep the probe and, after it, the connection's setting."""
+        if "api_tokens" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        reply = client.post("/api/v1/redemptions", json={"campaign_id": 2**31 - 1}, headers=auth(token))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert reply.get_json()["error"]["code"] == "not_live"
+    assert stored(token).last_used_at is not None  # kept although the request was refused
+    assert len(seen) == 1 and "set_config('synchronous_commit', 'off', true)" in seen[0], seen
+    # Every idle pooled connection, the probe's among them, checked out at once: the setting ended with its transaction.
+    connections = [db.engine.connect() for _ in range(max(1, db.engine.pool.checkedin()))]
+    try:
+        settings = {connection.exec_driver_sql("SHOW synchronous_commit").scalar() for connection in connections}
+    finally:
+        for connection in connections:
+            connection.close()
+    assert settings == {"on"}
