@@ -10,25 +10,26 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from sqlalchemy import event
 
-from metropoints.core.db import db
 from tests.conftest import auth
 
 
 @contextmanager
 def statements() -> Iterator[list[str]]:
-    """The SQL statements the app sends while the block runs (BEGIN, COMMIT and ROLLBACK are not statements here)."""
+    """The SQL statements the app sends while the block runs, as the driver sees them: through SQLAlchemy and
+    straight to psycopg (core.db.autocommit_row) alike (BEGIN, COMMIT and ROLLBACK are not statements here)."""
     sent: list[str] = []
+    execute = psycopg.Cursor.execute
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        sent.append(statement)
+    def record(cursor, query, params=None, **kwargs):
+        sent.append(query if isinstance(query, str) else str(query))
+        return execute(cursor, query, params, **kwargs)
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    psycopg.Cursor.execute = record  # type: ignore[method-assign]
     try:
         yield sent
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
 
 
 def redeem(client, token: str, campaign_id: int):
