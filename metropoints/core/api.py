@@ -176,7 +176,8 @@ def bearer_token(*, cached: bool = False, authorization: str | None = None) -> B
     now = utcnow()
     alone = cache is not None and primary_is_postgres()
     folded = alone or is_postgres()
-    params = {"token_hash": token_hash, "now": sql_param(now)}
+    # The hot paths' probe opens no session (sql_param would): a sold-out reply then has none to make or remove.
+    params = {"token_hash": token_hash, "now": now if alone else sql_param(now)}
     if folded:
         params["stale"] = now - TOKEN_USE_RESOLUTION
     if alone:

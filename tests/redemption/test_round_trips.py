@@ -101,3 +101,32 @@ def test_a_validation_is_three_statements(again, client, create_shop, create_cam
     assert reply.status_code == (409 if again else 200), reply.get_json()
     assert len(sent) == 3, sent
     assert any("api_tokens" in statement for statement in sent) is not again, sent
+
+
+def test_a_sold_out_attempt_opens_no_session(redis_app, client, create_shop, create_campaign, create_riders,
+                                             token_for):
+    """Once a campaign is marked sold out (campaigns.soldout), an attempt is the token's probe and nothing else: one
+    statement, and no ORM session made for it (nor removed after it)."""
+    from metropoints.core.db import db
+
+    shop = create_shop()
+    campaign_id = create_campaign(shop, stock_total=1, stock_left=0).id
+    first, second = (token_for(rider) for rider in create_riders(2))
+    assert redeem(client, first, campaign_id).get_json()["error"]["code"] == "out_of_stock"  # marks it
+    made: list[object] = []
+    registry = db.session.registry
+    create = registry.createfunc
+
+    def counting(**kwargs):
+        made.append(1)
+        return create(**kwargs)
+
+    db.session.remove()
+    registry.createfunc = counting
+    try:
+        with statements() as sent:
+            reply = redeem(client, second, campaign_id)
+    finally:
+        registry.createfunc = create
+    assert reply.get_json()["error"]["code"] == "out_of_stock"
+    assert made == [] and len(sent) == 1 and "api_tokens" in sent[0], (made, sent)
