@@ -15,8 +15,8 @@ instead, inside an app context only:
 - the unit of work as the app ends it: committed below 400, rolled back on a domain error (core.db, whose hooks
   write what waits for the end: queued jobs, the counter's unknown codes, sold-out marks);
 - the reply's bytes as Flask's JSON provider writes them, and its headers those of a Flask reply of the same
-  endpoint (the security headers and Cache-Control: no-store), learned at install from a reply Flask makes to an
-  unauthenticated request (HTTP and HTTPS apart), so they cannot drift from the app's.
+  endpoint (the security headers and Cache-Control: no-store), learned at install from the after-request hooks
+  run on a reply to an unauthenticated request (HTTP and HTTPS apart), so they cannot drift from the app's.
 A request with an Idempotency-Key (an idempotent view), chunked or without Content-Length, of another media type or
 longer than MAX_FAST_BODY goes to Flask unchanged, as does every other method and path; so does an unexpected
 exception's reply (Flask's handler makes the 500 and logs it). FAST_PATH (default on) turns it off.
@@ -35,9 +35,9 @@ from pydantic import BaseModel
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.test import EnvironBuilder
 
-from metropoints.core.api import bearer_token, check_token_kind, domain_error_parts
+from metropoints.core.api import bearer_token, check_token_kind, domain_error_parts, domain_error_reply
 from metropoints.core.db import commit_unit_of_work, rollback_unit_of_work
-from metropoints.core.errors import DomainError
+from metropoints.core.errors import DomainError, Unauthorized
 from metropoints.core.extensions import LIMITED_VIEW_MARK
 from metropoints.core.openapi import Operation
 
@@ -169,25 +169,15 @@ class FastPath:
         return f"{text}\n".encode()
 
     def _learn_headers(self, route: FastRoute, secure: bool) -> list[tuple[str, str]]:
-        """The headers Flask puts on this endpoint's JSON replies beside Content-Type and Content-Length, from one
-        reply it makes to an unauthenticated request (401, no database work)."""
+        """The headers Flask puts on this endpoint's JSON replies beside Content-Type and Content-Length: those of
+        the reply it makes to an unauthenticated request (401, no database work), its after-request hooks run in a
+        request context of the endpoint's path, as a dispatched request's are (none dispatched: the app takes no
+        request before it is served)."""
         environ = EnvironBuilder(path=route.path, method="POST",
                                  base_url="https://localhost" if secure else "http://localhost").get_environ()
-        seen: list[list[tuple[str, str]]] = []
-
-        def record(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
-            seen.append(headers)
-            return lambda data: None
-
-        reply = self.wsgi_app(environ, record)
-        try:
-            for _ in reply:
-                pass
-        finally:
-            close = getattr(reply, "close", None)
-            if close is not None:
-                close()
-        return [(name, value) for name, value in seen[0] if name.lower() not in _OWN_HEADERS]
+        with self.app.request_context(environ):
+            reply = self.app.process_response(domain_error_reply(Unauthorized()))
+        return [(name, value) for name, value in reply.headers.to_wsgi_list() if name.lower() not in _OWN_HEADERS]
 
     def _server_error(self, error: Exception, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         """Flask's reply to an exception `_answer` met (its handler logs it; under test it propagates)."""
