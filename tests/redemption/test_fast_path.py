@@ -14,6 +14,7 @@ from flask import request_started
 
 from metropoints.core import fastpath
 from metropoints.core.db import commit_unit_of_work, db
+from metropoints.core.timeutil import utcnow
 from metropoints.redemption import operations
 from metropoints.redemption.models import Coupon, CouponStatus
 from tests.conftest import auth
@@ -134,7 +135,7 @@ def test_every_refusal_of_a_redemption_is_the_same_both_ways(app, client, create
 
 
 def test_every_refusal_of_a_validation_is_the_same_both_ways(app, client, bought, create_campaign, create_shop,
-                                                             create_riders, token_for, clock):
+                                                             create_riders, token_for):
     """200 accepted, then 409 already_used, 410 cancelled and expired, 403 wrong_store / wrong_merchant / a rider's
     token, 404 unknown_code (a code missing, not text or unknown), 422 for an owner without a store or a huge store
     id, 429 once the
@@ -155,7 +156,8 @@ def test_every_refusal_of_a_validation_is_the_same_both_ways(app, client, bought
     foreign_coupon = operations.redeem(rider_id=create_riders()[0].id, campaign_id=foreign.id)
     expiring = operations.redeem(rider_id=create_riders()[0].id, campaign_id=campaign.id)
     commit_unit_of_work()
-    db.session.get(Coupon, expiring.coupon_id).expires_at = clock() - timedelta(seconds=1)
+    expired = db.session.get(Coupon, expiring.coupon_id)  # bought two days ago, valid for one
+    expired.issued_at, expired.expires_at = utcnow() - timedelta(days=2), utcnow() - timedelta(days=1)
     commit_unit_of_work()
     assert db.session.get(Coupon, expiring.coupon_id).status == CouponStatus.issued
     cases = [
