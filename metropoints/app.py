@@ -20,7 +20,16 @@ from metropoints.campaigns import cli as campaign_cli
 from metropoints.campaigns import panels as campaign_panels
 from metropoints.campaigns import soldout
 from metropoints.campaigns import views as campaign_views
-from metropoints.core import account_views, lean, security, templating, token_cache, token_views, twofactor_views
+from metropoints.core import (
+    account_views,
+    fastpath,
+    lean,
+    security,
+    templating,
+    token_cache,
+    token_views,
+    twofactor_views,
+)
 from metropoints.core import cli as core_cli
 from metropoints.core import views as core_views
 from metropoints.core.api import domain_error_reply, error_reply
@@ -74,9 +83,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__.split(".")[0], instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     load_config(app, test_config)
-    proxies = int(app.config["TRUSTED_PROXIES"])
-    if proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     app.json.sort_keys = False  # replies keep the contract's field order
 
     app.url_map.converters["id"] = IdConverter  # before any blueprint's rules are bound
@@ -119,6 +125,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _register_unit_of_work(app)
     _register_error_handlers(app)
     lean.init_app(app, limiter=limiter, login_manager=login_manager, limited=view_is_limited)  # last: every hook is in
+    fastpath.init_app(app, riders_api.FAST_ENDPOINTS)  # in front of Flask, once every view and hook is in
+    proxies = int(app.config["TRUSTED_PROXIES"])
+    if proxies:  # outermost, so the fast path sees the client's scheme as Flask does
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     return app
 
 

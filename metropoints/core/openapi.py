@@ -27,7 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from werkzeug.routing import BaseConverter, Rule, UnicodeConverter
 from werkzeug.routing.converters import NumberConverter
 
-from metropoints.core.api import DEFAULT_LIMIT, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, Error, json_body
+from metropoints.core.api import DEFAULT_LIMIT, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, NOT_READ, Error, json_body
 from metropoints.core.errors import (
     DomainError,
     Forbidden,
@@ -109,10 +109,11 @@ class Operation:
     check_text: bool
     raw_body: str | None
 
-    def parse_body(self) -> BaseModel:
-        """The request's body as the declared model; MalformedJson for a body that is not a JSON object, the
-        declared refusal (InvalidInput with the fields at fault, unless told otherwise) for one that does not fit."""
-        data = json_body(check_text=self.check_text)
+    def parse_body(self, parsed: Any = NOT_READ) -> BaseModel:
+        """The request's body (or `parsed`, the JSON core.fastpath read) as the declared model; MalformedJson for a
+        body that is not a JSON object, the declared refusal (InvalidInput with the fields at fault, unless told
+        otherwise) for one that does not fit."""
+        data = json_body(check_text=self.check_text, data=parsed)
         try:
             return self.body.model_validate(data)
         except ValidationError as error:
@@ -125,11 +126,15 @@ class Operation:
         itself (another media type, cached bytes, a 304) goes out as it is."""
         if not isinstance(result, BaseModel):
             return result
+        response = jsonify(result.model_dump(mode="json"))
+        response.status_code = self.reply_status(result)
+        return response
+
+    def reply_status(self, result: BaseModel) -> int:
+        """The status declared for a reply model; TypeError for a model the view does not declare."""
         for status, reply in self.replies.items():
             if reply.body is type(result):
-                response = jsonify(result.model_dump(mode="json"))
-                response.status_code = status
-                return response
+                return status
         raise TypeError(f"The view returned a {type(result).__name__}, which it does not declare as a reply.")
 
 

@@ -49,6 +49,8 @@ from metropoints.riders_api import schemas as s
 from metropoints.riders_api.spec import document_json
 
 bp = Blueprint("riders_api", __name__, url_prefix="/api/v1")
+# The hot paths, served by core.fastpath (the same views, without Flask's request machinery).
+FAST_ENDPOINTS = ("riders_api.redeem", "riders_api.counter_validate")
 
 
 def current_rider() -> Rider:

@@ -193,3 +193,31 @@ def test_issued_tokens_carry_their_kind_and_label(client, create_rider, rider_to
     commit_unit_of_work()
     assert (stored(partner_token).kind, stored(partner_token).label) == (TokenKind.partner, "partner Shengjing Bus")
     assert (stored(kiosk_token).kind, stored(kiosk_token).label) == (TokenKind.kiosk, "kiosk 0119")
+
+
+def test_a_hot_path_probe_commits_its_use_alone_and_asynchronously(client, create_rider, rider_token):
+    """The hot paths' probe (autocommit) records a first use even on a refused request, with its own transaction
+    committed asynchronously; the pooled connection it ran on keeps synchronous commits for whatever runs next (a
+    sale's commit waits for the disk as before)."""
+    token = rider_token(create_rider())
+    seen: list[tuple[str, psycopg.Connection]] = []
+    execute = psycopg.Cursor.execute
+
+    def record(cursor, query, params=None, **kwargs):
+        """Keep the statements naming api_tokens, with the connection each went on."""
+        if "api_tokens" in str(query):
+            seen.append((str(query), cursor.connection))
+        return execute(cursor, query, params, **kwargs)
+
+    psycopg.Cursor.execute = record  # type: ignore[method-assign]
+    try:
+        reply = client.post("/api/v1/redemptions", json={"campaign_id": 2**31 - 1}, headers=auth(token))
+    finally:
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    assert reply.get_json()["error"]["code"] == "not_live"
+    assert stored(token).last_used_at is not None  # kept although the request was refused
+    assert len(seen) == 1 and "set_config('synchronous_commit', 'off', true)" in seen[0][0], seen
+    probed_on = seen[0][1]  # back in the pool, idle, as it came: no longer in autocommit, commits synchronous
+    assert not probed_on.autocommit
+    assert probed_on.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+    probed_on.rollback()

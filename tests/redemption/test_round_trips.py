@@ -10,25 +10,26 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from sqlalchemy import event
 
-from metropoints.core.db import db
 from tests.conftest import auth
 
 
 @contextmanager
 def statements() -> Iterator[list[str]]:
-    """The SQL statements the app sends while the block runs (BEGIN, COMMIT and ROLLBACK are not statements here)."""
+    """The SQL statements the app sends while the block runs, as the driver sees them: through SQLAlchemy and
+    straight to psycopg (core.db.autocommit_row) alike (BEGIN, COMMIT and ROLLBACK are not statements here)."""
     sent: list[str] = []
+    execute = psycopg.Cursor.execute
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        sent.append(statement)
+    def record(cursor, query, params=None, **kwargs):
+        sent.append(query if isinstance(query, str) else str(query))
+        return execute(cursor, query, params, **kwargs)
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    psycopg.Cursor.execute = record  # type: ignore[method-assign]
     try:
         yield sent
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
 
 
 def redeem(client, token: str, campaign_id: int):
@@ -100,3 +101,34 @@ def test_a_validation_is_three_statements(again, client, create_shop, create_cam
     assert reply.status_code == (409 if again else 200), reply.get_json()
     assert len(sent) == 3, sent
     assert any("api_tokens" in statement for statement in sent) is not again, sent
+
+
+def test_a_sold_out_attempt_opens_no_session(redis_app, client, create_shop, create_campaign, create_riders,
+                                             token_for):
+    """Once a campaign is marked sold out (campaigns.soldout), an attempt is the token's probe and nothing else: one
+    statement, and no ORM session made for it (nor removed after it)."""
+    from metropoints.campaigns import soldout
+    from metropoints.core.db import db
+
+    shop = create_shop()
+    campaign_id = create_campaign(shop, stock_total=1, stock_left=0).id
+    first, second = (token_for(rider) for rider in create_riders(2))
+    made: list[object] = []
+    registry = db.session.registry
+    create = registry.createfunc
+
+    def counting(**kwargs):
+        made.append(1)
+        return create(**kwargs)
+
+    try:
+        assert redeem(client, first, campaign_id).get_json()["error"]["code"] == "out_of_stock"  # marks it
+        db.session.remove()
+        registry.createfunc = counting
+        with statements() as sent:
+            reply = redeem(client, second, campaign_id)
+    finally:
+        registry.createfunc = create
+        soldout.marks().clear({campaign_id})  # campaign ids start again in the next test
+    assert reply.get_json()["error"]["code"] == "out_of_stock"
+    assert made == [] and len(sent) == 1 and "api_tokens" in sent[0], (made, sent)
