@@ -376,3 +376,14 @@ class LedgerKey(db.Model):
 
     kind: Mapped[str] = mapped_column(String(24), primary_key=True)
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
+
+
+class TripChange(db.Model):
+    """A trip changed after it was stored (a review decision, a held trip credited on linking), named by the
+    statement that changed it (accrual.rollups.record_trip_changes); the carbon export takes and empties these, so a
+    change to a trip of a month it exported is in its next export without reading the months exported before."""
+
+    __tablename__ = "trip_changes"
+
+    trip_pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    service_day: Mapped[date] = mapped_column(Date)  # the trip's, to reach its partition

@@ -25,7 +25,7 @@ from metropoints.accrual.ingest import (
     post_trip_credits,
 )
 from metropoints.accrual.models import BatchStatus, Partner, RiderLink, Trip, TripBatch, TripBatchChunk, TripStatus
-from metropoints.accrual.rollups import add_trips
+from metropoints.accrual.rollups import add_trips, record_trip_changes
 from metropoints.core.db import db, sql_param
 from metropoints.core.errors import InvalidInput, NotFound
 from metropoints.core.models import Rider, TokenKind
@@ -196,6 +196,7 @@ def _credit_held(*, rider_id: int, source: str, ref: str, now: datetime) -> list
         {"rider": rider_id, "now": sql_param(now), "since_day": sql_param(since_day),
          "review_day": config["REVIEW_TRIPS_PER_DAY"], "review_pair": config["REVIEW_BACK_AND_FORTH"]})
     post_trip_credits(listed, now=now, since_day=since_day)
+    record_trip_changes(listed)
     db.session.expire_all()
     return [str(int(pk)) for pk in pks]
 

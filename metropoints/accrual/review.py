@@ -17,7 +17,7 @@ from metropoints.accrual.allocation import allocate_cte
 from metropoints.accrual.errors import NotUnderReview
 from metropoints.accrual.ingest import _dialect_sql, lock_riders, post_trip_credits
 from metropoints.accrual.models import HoldReason, ReviewDecision, Trip, TripReview, TripStatus
-from metropoints.accrual.rollups import add_trips
+from metropoints.accrual.rollups import add_trips, record_trip_changes
 from metropoints.core.db import db, sql_param
 from metropoints.core.errors import InvalidInput, NotFound
 from metropoints.core.models import User
@@ -76,6 +76,7 @@ def decide_review(*, trip_pk: int, decision: ReviewDecision | str, reason: str, 
     else:
         db.session.execute(text("UPDATE trips SET status = 'refused', reason = :reason WHERE id = :pk "
                                 "AND service_day = :day"), {**params, "reason": HoldReason.refused_by_operator.value})
+    record_trip_changes("SELECT CAST(:pk AS bigint)", {"pk": trip_pk})
     points = db.session.scalar(select(Trip.points).where(Trip.id == trip_pk, Trip.service_day == day))
     label = actor_label or (actor.email if actor else "cli")
     review = TripReview(trip_pk=trip_pk, service_day=day, decision=decision, reason=reason, points=points or 0,

@@ -40,3 +40,11 @@ def add_trips_sql(source: str) -> str:
 def add_trips(trip_pks_sql: str, params: dict | None = None) -> None:
     """Add the trips named by `trip_pks_sql` (a SELECT of trip ids) to the rollup, as stored now."""
     db.session.execute(text(add_trips_sql(f"(SELECT * FROM trips WHERE id IN ({trip_pks_sql}))")), params or {})
+
+
+def record_trip_changes(trip_pks_sql: str, params: dict | None = None) -> None:
+    """Name the trips of `trip_pks_sql` (a SELECT of trip ids) as changed since they were stored, for the carbon
+    export (`trip_changes`); once each until the export takes them."""
+    db.session.execute(text(
+        "INSERT INTO trip_changes (trip_pk, service_day) SELECT id, service_day FROM trips "
+        f"WHERE id IN ({trip_pks_sql}) ON CONFLICT DO NOTHING"), params or {})

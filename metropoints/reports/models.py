@@ -63,13 +63,3 @@ class CarbonExportLine(db.Model):
     co2e_grams: Mapped[int] = mapped_column(Integer)
     points: Mapped[int] = mapped_column(Integer)
 
-
-class CarbonExportPending(db.Model):
-    """A trip of an exported month that changed since (its status, km, grams or points): the next export, of any
-    month, writes its line and removes it. A trigger on `trips` adds the rows (migration f3a9c1d7e254), so every
-    writer of trips keeps it without knowing of it; an export never reads the months it exported before."""
-
-    __tablename__ = "carbon_export_pending"
-
-    trip_pk: Mapped[int] = mapped_column(BigId, primary_key=True)
-    service_day: Mapped[date] = mapped_column(Date)  # the trip's, to reach its partition

@@ -14,11 +14,11 @@ Points moved by hand (`flask points adjust`, a ledger entry that names no trip) 
 a balance, not a trip's km or grams, and the export is the carbon account of trips.
 
 An export reads the month's trips only (its service days: one partition of `trips`), the month's export lines (by
-`ix_carbon_export_lines_day`) and the trips named in `carbon_export_pending` (a trigger on `trips` names each trip
-of an exported month that changed; the export takes and empties it). Exports are serialised by a lock on
-`carbon_exports` (PostgreSQL; SQLite has one writer), so two at once cannot both take a trip. The operation flushes
-and never commits; the files are written before the caller commits, and named by the export's id, so a failed commit
-leaves files no export claims (the CLI removes them).
+`ix_carbon_export_lines_day`) and the trips named in accrual's `trip_changes` (the statements that change a stored
+trip name it there: a review decision, a held trip credited on linking; the export takes and empties it). Exports
+are serialised by a lock on `carbon_exports` (PostgreSQL; SQLite has one writer), so two at once cannot both take a
+trip. The operation flushes and never commits; the files are written before the caller commits, and named by the
+export's id, so a failed commit leaves files no export claims (the CLI removes them).
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ _CORRECTIONS = (
     "ON c.id = t.id "
     "WHERE c.distance_m <> x.distance_m OR c.co2e_grams <> x.co2e_grams OR c.points <> x.points "
     "ORDER BY t.service_day, t.id")
-# The changed trips of exported months (`{pending}`: the rows taken from carbon_export_pending): the first line of
-# a trip that counts only now, the difference for one exported before; nothing when nothing differs.
+# The changed trips (`{pending}`: the rows taken from trip_changes): the difference for a trip exported before; the
+# first line of one that counts only now, when its month was exported before (else its month's first export takes
+# it); nothing when nothing differs.
 _DIFFERENCES = ", ".join(f"CASE WHEN t.status IN {COUNTED} THEN t.{column} ELSE 0 END - COALESCE(x.{column}, 0) "
                          f"AS {column}" for column in ("distance_m", "co2e_grams", "points"))
 _PENDING = (
@@ -84,7 +85,8 @@ _PENDING = (
     "LEFT JOIN (SELECT l.trip_pk, COUNT(*) AS lines, SUM(l.distance_m) AS distance_m, "
     "SUM(l.co2e_grams) AS co2e_grams, SUM(l.points) AS points FROM carbon_export_lines l "
     "JOIN {pending} q ON l.service_day = q.service_day AND l.trip_pk = q.trip_pk GROUP BY l.trip_pk) x "
-    f"ON x.trip_pk = t.id WHERE x.lines IS NOT NULL OR t.status IN {COUNTED} ORDER BY t.service_day, t.id) d "
+    f"ON x.trip_pk = t.id WHERE x.lines IS NOT NULL OR (t.status IN {COUNTED} AND EXISTS (SELECT 1 FROM "
+    "carbon_exports e WHERE e.period = {month} AND e.id <> :export_id)) ORDER BY t.service_day, t.id) d "
     "WHERE d.kind = 'trip' OR d.distance_m <> 0 OR d.co2e_grams <> 0 OR d.points <> 0")
 # One mode's lines of an export, for its file: the trip's source and id, the version's factor, its first export.
 # The lines of other months than the export's are the changed trips' (a few); the join finds each trip's partition.
@@ -181,16 +183,17 @@ def export_period(*, period: str, out_dir: str | os.PathLike, actor_label: str,
 
 
 def _take_pending(params: dict) -> None:
-    """The lines of the changed trips of exported months, and carbon_export_pending emptied of them. On PostgreSQL
+    """The lines of the changed trips of exported months, and trip_changes emptied of them. On PostgreSQL
     one statement takes the rows it reads (a trip changing meanwhile is named again, for the next export); SQLite
     has one writer."""
     if is_postgres():
         db.session.execute(text(
-            "WITH taken AS (DELETE FROM carbon_export_pending RETURNING trip_pk, service_day) "
-            + _PENDING.format(pending="taken")), params)
+            "WITH taken AS (DELETE FROM trip_changes RETURNING trip_pk, service_day) "
+            + _PENDING.format(pending="taken", month="CAST(date_trunc('month', t.service_day) AS date)")), params)
         return
-    db.session.execute(text(_PENDING.format(pending="carbon_export_pending")), params)
-    db.session.execute(text("DELETE FROM carbon_export_pending"))
+    db.session.execute(text(_PENDING.format(pending="trip_changes", month="strftime('%Y-%m-01', t.service_day)")),
+                       params)
+    db.session.execute(text("DELETE FROM trip_changes"))
 
 
 def _take_late_trips(first: date, now: datetime, export_id: int) -> None:

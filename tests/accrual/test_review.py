@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from metropoints.accrual.errors import NotUnderReview
-from metropoints.accrual.models import LedgerEntry, ReviewDecision, Trip, TripReview, TripStatus
+from metropoints.accrual.models import LedgerEntry, ReviewDecision, Trip, TripChange, TripReview, TripStatus
 from metropoints.accrual.operations import receive_trips
 from metropoints.accrual.review import decide_review, review_queue
 from metropoints.core.db import commit_unit_of_work, db
@@ -237,6 +237,8 @@ def test_held_trips_credited_on_linking_are_reviewed_like_live_ones(app, create_
     points = dict(db.session.execute(select(Trip.trip_id, Trip.points)).all())
     assert points["h1"] == points["h-over"] == 0 and points["h0"] == METRES // 1000 and points["h-ok"] > 0
     assert balance(rider.id) == sum(points.values())
+    changed = set(db.session.scalars(select(TripChange.trip_pk)))  # for the carbon export's next run
+    assert changed == set(db.session.scalars(select(Trip.id).where(Trip.source == "app")))
 
 
 def test_review_from_the_command_line(app, create_partner, rider, runner):
@@ -255,6 +257,7 @@ def test_review_from_the_command_line(app, create_partner, rider, runner):
     refused = runner.invoke(args=["trips", "review", "decide", str(held[1]), "--refuse", "--reason", "farming"])
     assert refused.exit_code == 0 and "refused: 0 point(s)" in refused.output
     assert statuses()["t4"] == ("refused", "refused_by_operator")
+    assert set(db.session.scalars(select(TripChange.trip_pk))) == set(held)  # both decisions, for the export
     again = runner.invoke(args=["trips", "review", "decide", str(held[1]), "--credit", "--reason", "x"])
     assert again.exit_code == 1 and "not_under_review" in again.output
     for bad in (["999999"], [str(2**63)], [str(held[0])]):

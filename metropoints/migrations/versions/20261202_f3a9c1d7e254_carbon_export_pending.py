@@ -1,7 +1,7 @@
-"""Carbon export changes: `carbon_export_pending` names each trip of an exported month whose status, km, grams or
-points changed after the export (a trip credited after review or on linking, refused, found a duplicate), so the
-next export of any month writes its line (its first `trip` line or the `adjustment` of the difference) without
-reading the months already exported. A trigger on `trips` fills it, whatever changed the trip.
+"""Trip changes: `trip_changes` names each trip changed after it was stored (a review decision, a held trip credited
+when its card was linked), written by the statements that change it; the carbon export takes and empties it, so a
+change to a trip of a month already exported is in the next export of any month without reading the months exported
+before.
 
 Revision ID: f3a9c1d7e254
 Revises: c4f8e2b6a913
@@ -18,44 +18,15 @@ branch_labels = None
 depends_on = None
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
-CHANGED = ("OLD.status IS NOT NEW.status OR OLD.distance_m IS NOT NEW.distance_m OR "
-           "OLD.co2e_grams IS NOT NEW.co2e_grams OR OLD.points IS NOT NEW.points")
-
-
-def _sqlite() -> bool:
-    return op.get_bind().dialect.name == "sqlite"
 
 
 def upgrade():
-    op.create_table('carbon_export_pending',
+    op.create_table('trip_changes',
     sa.Column('trip_pk', BigId, nullable=False),
     sa.Column('service_day', sa.Date(), nullable=False),
-    sa.PrimaryKeyConstraint('trip_pk', name=op.f('pk_carbon_export_pending'))
+    sa.PrimaryKeyConstraint('trip_pk', name=op.f('pk_trip_changes'))
     )
-    if _sqlite():
-        op.execute(
-            "CREATE TRIGGER trips_carbon_export_pending AFTER UPDATE ON trips FOR EACH ROW "
-            f"WHEN ({CHANGED}) AND EXISTS (SELECT 1 FROM carbon_exports e "
-            "WHERE e.period = strftime('%Y-%m-01', NEW.service_day)) "
-            "BEGIN INSERT OR IGNORE INTO carbon_export_pending (trip_pk, service_day) "
-            "VALUES (NEW.id, NEW.service_day); END")
-    else:
-        op.execute(
-            "CREATE FUNCTION trips_carbon_export_pending() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "IF EXISTS (SELECT 1 FROM carbon_exports e "
-            "WHERE e.period = CAST(date_trunc('month', NEW.service_day) AS date)) THEN "
-            "INSERT INTO carbon_export_pending (trip_pk, service_day) VALUES (NEW.id, NEW.service_day) "
-            "ON CONFLICT DO NOTHING; END IF; RETURN NULL; END $$")
-        # On the partitioned table: every partition, those made later included, gets the trigger.
-        op.execute("CREATE TRIGGER trips_carbon_export_pending AFTER UPDATE ON trips FOR EACH ROW "
-                   f"WHEN ({CHANGED.replace('IS NOT', 'IS DISTINCT FROM')}) "
-                   "EXECUTE FUNCTION trips_carbon_export_pending()")
 
 
 def downgrade():
-    if _sqlite():
-        op.execute("DROP TRIGGER trips_carbon_export_pending")
-    else:
-        op.execute("DROP TRIGGER trips_carbon_export_pending ON trips")
-        op.execute("DROP FUNCTION trips_carbon_export_pending()")
-    op.drop_table('carbon_export_pending')
+    op.drop_table('trip_changes')
