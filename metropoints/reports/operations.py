@@ -50,9 +50,15 @@ CSV_COLUMNS = ("line_id", "kind", "source", "trip_id", "service_day", "km", "co2
 LINE_COLUMNS = "export_id, kind, trip_pk, service_day, mode, rule_version_id, distance_m, co2e_grams, points"
 PERIOD = "t.service_day >= :first AND t.service_day < :next"
 
-# The figures a trip counts with now: its own when credited or capped, else none.
-_NOW = ", ".join(f"CASE WHEN t.status IN {COUNTED} THEN t.{column} ELSE 0 END AS {column}"
-                 for column in ("distance_m", "co2e_grams", "points"))
+FIGURES = ("distance_m", "co2e_grams", "points")
+
+
+def _counted(column: str) -> str:
+    """A trip's figure as it counts now: its own when credited or capped, else none."""
+    return f"CASE WHEN t.status IN {COUNTED} THEN t.{column} ELSE 0 END"
+
+
+_NOW = ", ".join(f"{_counted(column)} AS {column}" for column in FIGURES)
 # The month's counted trips without a trip line yet.
 _NEW_TRIPS = (
     f"INSERT INTO carbon_export_lines ({LINE_COLUMNS}) "
@@ -75,8 +81,7 @@ _CORRECTIONS = (
 # The changed trips (`{pending}`: the rows taken from trip_changes): the difference for a trip exported before; the
 # first line of one that counts only now, when its month was exported before (else its month's first export takes
 # it); nothing when nothing differs.
-_DIFFERENCES = ", ".join(f"CASE WHEN t.status IN {COUNTED} THEN t.{column} ELSE 0 END - COALESCE(x.{column}, 0) "
-                         f"AS {column}" for column in ("distance_m", "co2e_grams", "points"))
+_DIFFERENCES = ", ".join(f"{_counted(column)} - COALESCE(x.{column}, 0) AS {column}" for column in FIGURES)
 _PENDING = (
     f"INSERT INTO carbon_export_lines ({LINE_COLUMNS}) SELECT * FROM ("
     "SELECT :export_id AS export_id, CASE WHEN x.lines IS NULL THEN 'trip' ELSE 'adjustment' END AS kind, t.id, "
