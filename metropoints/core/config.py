@@ -122,10 +122,6 @@ def load_config(app, test_config: dict[str, Any] | None = None) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if app.config.get("REPLICA_DATABASE_URL"):
         app.config["REPLICA_DATABASE_URL"] = normalise_database_url(app.config["REPLICA_DATABASE_URL"])
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-        options["connect_args"] = postgres_connect_args(options.get("connect_args"))
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     check_production_secret(app.config)
     if app.config["DEPLOYMENT"] == "production":
         # Behind TLS in production: the session and remember-me cookies never travel in clear text.
@@ -138,24 +134,6 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
-
-
-# Every PostgreSQL session plans each statement for its parameters (no cached generic plan). psycopg prepares a
-# statement at its fifth execution on a connection, and PostgreSQL may then switch to a generic plan costed on the
-# tables' statistics of that moment. A pooled connection lives for months: a plan made while the next month's
-# partition was empty and analyzed so (partitions are made ahead) scans that partition from end to end for every
-# rider it probes once the month fills, until the partition is analyzed again (never, with autovacuum off). With
-# bench/accrual.py (autovacuum off) the crediting call for trips of a new month went from 0.7 s to 10-19 s on such
-# a connection. Statements stay prepared (parsed once per connection); only their plans are made anew.
-PLAN_CACHE_OPTION = "-c plan_cache_mode=force_custom_plan"
-
-
-def postgres_connect_args(connect_args: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Connection arguments for a PostgreSQL engine: the given ones with PLAN_CACHE_OPTION added to `options`."""
-    found = dict(connect_args or {})
-    if PLAN_CACHE_OPTION not in found.get("options", ""):
-        found["options"] = f"{found.get('options', '')} {PLAN_CACHE_OPTION}".strip()
-    return found
 
 
 def check_production_secret(config) -> None:

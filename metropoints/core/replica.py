@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from metropoints.core.config import normalise_database_url, postgres_connect_args
+from metropoints.core.config import normalise_database_url
 from metropoints.core.db import db, reads_to
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def replica() -> Replica | None:
     found = current_app.extensions.get(EXTENSION_KEY)
     if found is None:
         engine = create_engine(normalise_database_url(config["REPLICA_DATABASE_URL"]), pool_pre_ping=True, pool_size=5,
-                               connect_args=postgres_connect_args({"connect_timeout": 2}))
+                               connect_args={"connect_timeout": 2})
         found = current_app.extensions.setdefault(EXTENSION_KEY, Replica(
             engine, max_lag=float(config["REPLICA_MAX_LAG_SECONDS"]),
             check_every=float(config["REPLICA_CHECK_SECONDS"])))

@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metropoints.app import create_app
-from metropoints.core.config import (
-    DEFAULT_PAYMENT_KEY,
-    DEFAULT_SECRET_KEY,
-    PLAN_CACHE_OPTION,
-    normalise_database_url,
-    postgres_connect_args,
-)
+from metropoints.core.config import DEFAULT_PAYMENT_KEY, DEFAULT_SECRET_KEY, normalise_database_url
 
 PROVIDER = {"PAYMENT_API_BASE": "https://api.stripe.com", "PAYMENT_API_KEY": "sk_live_" + "k" * 24,
             "PAYMENT_WEBHOOK_SECRET": "whsec_" + "w" * 32}
@@ -53,20 +47,6 @@ def test_environment_settings(monkeypatch, tmp_path):
     assert app.config["PAYMENT_API_KEY"] == "sk_live_abc"
     assert app.config["SECRET_KEY"] == "s" * 40 and app.config["TRIPS_MAX_PER_CALL"] == 500
     assert normalise_database_url("sqlite:///x") == "sqlite:///x"
-    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {"options": PLAN_CACHE_OPTION}
-
-
-def test_postgres_connections_plan_for_their_parameters_beside_the_options_given(tmp_path):
-    """A PostgreSQL engine's connections get plan_cache_mode beside the connection options set in the settings, once;
-    a SQLite engine's arguments are left as they are."""
-    given = {"pool_pre_ping": True, "connect_args": {"options": "-c statement_timeout=5s", "connect_timeout": 3}}
-    app = create_app({"SQLALCHEMY_DATABASE_URI": "postgresql://db.example/metro", "SQLALCHEMY_ENGINE_OPTIONS": given})
-    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {
-        "options": f"-c statement_timeout=5s {PLAN_CACHE_OPTION}", "connect_timeout": 3}
-    assert given["connect_args"]["options"] == "-c statement_timeout=5s"  # the settings' own dict is not changed
-    assert postgres_connect_args({"options": PLAN_CACHE_OPTION}) == {"options": PLAN_CACHE_OPTION}
-    sqlite = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.sqlite"})
-    assert "connect_args" not in sqlite.config["SQLALCHEMY_ENGINE_OPTIONS"]
 
 
 def test_behind_a_trusted_proxy_the_client_address_and_scheme_come_from_it(tmp_path):
