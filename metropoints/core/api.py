@@ -24,7 +24,6 @@ from metropoints.core.db import (
     autocommit_row,
     db,
     driver_sql,
-    hot_row,
     is_postgres,
     primary_is_postgres,
     sql_param,
@@ -185,7 +184,7 @@ def bearer_token(*, cached: bool = False, authorization: str | None = None) -> B
         # transaction, and the use it records stays recorded even when the request is refused.
         row = autocommit_row(_LIVE_TOKEN_RECORDING_USE_ALONE_SQL, params)
     elif folded:
-        row = hot_row(_LIVE_TOKEN_RECORDING_USE_SQL, params)
+        row = db.session.connection().exec_driver_sql(_LIVE_TOKEN_RECORDING_USE_SQL, params).first()
     else:
         row = db.session.execute(_LIVE_TOKEN, params).first()
     if row is None:

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from psycopg.rows import dict_row
 from sqlalchemy import delete, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -148,11 +149,13 @@ def counter_facts(*, user_id: int, store_id: int | None, code: str | None, count
     params = {"user": user_id, "store": store_id, "code": code, "counter_code": counter_code,
               "since": sql_param(now - GUESS_WINDOW), "offset": GUESS_LIMIT - 1}
     arm = "counter_code" if code is None and counter_code is not None else "code"
-    row = (hot_row(_COUNTER_FACTS_PG[arm], params) if is_postgres()
-           else db.session.connection().execute(_COUNTER_FACTS, params).first())
-    if row is None:
+    if is_postgres():
+        facts = hot_row(_COUNTER_FACTS_PG[arm], params, row_factory=dict_row)
+    else:
+        row = db.session.connection().execute(_COUNTER_FACTS, params).first()
+        facts = row._asdict() if row is not None else None
+    if facts is None:
         return None
-    facts = row._asdict()
     facts["staff"], facts["owner"] = bool(facts["staff"]), bool(facts["owner"])
     facts["valid_at_store"] = bool(facts["valid_at_store"])
     return CounterFacts(**facts)
