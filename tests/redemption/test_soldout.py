@@ -180,3 +180,40 @@ def test_redis_down_mid_sale_sells_through_the_database(app, private_redis, crea
         books()
     finally:
         app.config["REDIS_URL"] = None
+
+
+def test_a_reading_without_a_mark_is_kept_briefly_and_never_lands_a_stale_mark(redis_app):
+    """Within SOLD_OUT_UNMARKED_SECONDS a process answers 'not marked' from its last reading (another process's
+    mark is seen once that has passed); after a restock committed elsewhere, the generation it kept cannot mark."""
+    clock = [100.0]
+    app_marks = soldout.marks()
+    marks = soldout.SoldOutMarks(app_marks.redis, prefix=app_marks.prefix, unmarked_seconds=0.05,
+                                 clock=lambda: clock[0])
+    elsewhere = soldout.SoldOutMarks(app_marks.redis, prefix=app_marks.prefix)
+    campaign_id = 987_655
+    marked, generation = marks.check(campaign_id)
+    assert not marked and generation is not None
+    elsewhere.mark(campaign_id, elsewhere.check(campaign_id)[1])  # another process marks it
+    assert in_redis(campaign_id)
+    assert marks.check(campaign_id) == (False, generation)  # its own reading, still fresh
+    clock[0] += 0.06
+    assert marks.check(campaign_id) == (True, None)
+    elsewhere.clear({campaign_id})
+    clock[0] += 1  # its copy of the mark ends
+    stale = marks.check(campaign_id)[1]
+    elsewhere.clear({campaign_id})  # a restock commits elsewhere while that reading is kept
+    marks.mark(campaign_id, marks.check(campaign_id)[1])
+    assert not in_redis(campaign_id) and marks.check(campaign_id)[1] == stale
+    clock[0] += 0.06
+    marks.mark(campaign_id, marks.check(campaign_id)[1])  # a fresh reading may mark
+    assert in_redis(campaign_id)
+    marks.clear({campaign_id})
+
+
+def test_readings_of_unknown_campaigns_are_bounded(redis_app):
+    """Any id may be asked about: the readings a process keeps stay bounded."""
+    app_marks = soldout.marks()
+    marks = soldout.SoldOutMarks(app_marks.redis, prefix=app_marks.prefix, unmarked_seconds=60)
+    for campaign_id in range(10_000_000, 10_000_000 + 3 * soldout._UNMARKED_KEPT):
+        assert marks.check(campaign_id)[0] is False
+    assert len(marks._unmarked) <= soldout._UNMARKED_KEPT
