@@ -56,8 +56,7 @@ def gunicorn(url: str, *, workers: int, threads: int, pool: int, extra_env: dict
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # Redis only when told
     env |= {"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY,
-            "FLASK_SQLALCHEMY_ENGINE_OPTIONS": json.dumps({"pool_size": pool, "max_overflow": 0,
-                                                            "pool_pre_ping": False}),
+            "FLASK_SQLALCHEMY_ENGINE_OPTIONS": json.dumps({"pool_size": pool, "max_overflow": 0}),
             "FLASK_LOGIN_RATE_LIMIT": "100000 per second", **(extra_env or {})}
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "-w", str(workers), "-k", worker_class, "--threads", str(threads), "--backlog", "2048",

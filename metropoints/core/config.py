@@ -16,7 +16,8 @@ class DefaultConfig:
     SECRET_KEY = DEFAULT_SECRET_KEY
     # `development` or `production`; production refuses a default or short secret.
     DEPLOYMENT = "development"
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    # No pool_pre_ping: core.db pings only the connections that sat idle in the pool (PING_AFTER_IDLE_SECONDS).
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
     REDIS_URL: str | None = None
     # A streaming replica for the reads that may be seconds stale (core/replica.py); None reads everything from the
     # primary. Past REPLICA_MAX_LAG_SECONDS behind, or unreachable, it is left aside until a check finds it fit

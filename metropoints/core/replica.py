@@ -93,7 +93,7 @@ def replica() -> Replica | None:
         return None
     found = current_app.extensions.get(EXTENSION_KEY)
     if found is None:
-        engine = create_engine(normalise_database_url(config["REPLICA_DATABASE_URL"]), pool_pre_ping=True, pool_size=5,
+        engine = create_engine(normalise_database_url(config["REPLICA_DATABASE_URL"]), pool_size=5,
                                connect_args={"connect_timeout": 2})
         found = current_app.extensions.setdefault(EXTENSION_KEY, Replica(
             engine, max_lag=float(config["REPLICA_MAX_LAG_SECONDS"]),

@@ -1,11 +1,14 @@
 """core.db.autocommit_row, the hot paths' statement straight to psycopg on a pooled connection: the connection goes
-back to the pool as it came (idle, not in autocommit), and one that broke is dropped rather than handed out again."""
+back to the pool as it came (idle, not in autocommit), and one that broke is dropped rather than handed out again;
+a connection that sat idle in the pool is pinged as it goes out, and replaced if the server dropped it."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
+from metropoints.core import db as core_db
 from metropoints.core.db import autocommit_row, db
 
 
@@ -35,3 +38,40 @@ def test_a_broken_connection_is_dropped_from_the_pool(app, database_url):
         autocommit_row("SELECT 1 AS one", {})
     row = autocommit_row("SELECT pg_backend_pid() AS pid", {})
     assert row.pid != pid
+
+
+def terminate(database_url: str, pid: int) -> None:
+    """End the server side of a connection, as a restart or failover would."""
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_connection_the_server_dropped_while_it_sat_in_the_pool_is_replaced(app, database_url, monkeypatch):
+    """A pooled connection idle for PING_AFTER_IDLE_SECONDS is pinged as it is handed out: one the server ended
+    meanwhile is replaced before the request uses it, for the hot paths' statements and the ORM session alike, and
+    one that is alive goes out idle, as it came."""
+    monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    db.engine.dispose()
+    first = autocommit_row("SELECT pg_backend_pid() AS pid", {}).pid
+    terminate(database_url, first)
+    second = autocommit_row("SELECT pg_backend_pid() AS pid", {}).pid
+    assert second != first
+    terminate(database_url, second)
+    assert db.session.execute(text("SELECT pg_backend_pid()")).scalar() not in (first, second)
+    db.session.rollback()
+    with db.engine.connect() as connection:  # pinged and alive: handed out idle, out of autocommit
+        driver = connection.connection.driver_connection
+        assert driver.autocommit is False
+        assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_connection_back_in_the_pool_within_seconds_goes_out_unpinged(app, database_url, monkeypatch):
+    """No ping on a connection used moments ago (the hot paths pay no round trip for it): one the server ended
+    within those seconds fails its statement once, and the next statement gets a fresh connection."""
+    monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    db.engine.dispose()
+    first = autocommit_row("SELECT pg_backend_pid() AS pid", {}).pid
+    terminate(database_url, first)
+    with pytest.raises(psycopg.OperationalError):
+        autocommit_row("SELECT 1 AS one", {})
+    assert autocommit_row("SELECT pg_backend_pid() AS pid", {}).pid != first
