@@ -150,11 +150,18 @@ def hot_row(statement: str, params: dict[str, Any], row_factory: RowFactory = tu
     no result wrapping, no ORM. The hot paths' statements take this way; their times come back as psycopg makes them
     (aware, in the connection's zone). SQLAlchemy's execution around them (exec_driver_sql) cost about 0.1 ms of a
     sale's 1.5 ms of app CPU (bench/flash_sale.py, every attempt a sale, alternated). Errors are psycopg's own; the
-    unit of work rolls back as always."""
-    driver = db.session.connection().connection.driver_connection
-    with driver.cursor(row_factory=row_factory) as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchone()
+    unit of work rolls back as always, and a connection that broke is invalidated first (as SQLAlchemy would), so
+    that rollback does not fail on it and the pool makes a new one."""
+    connection = db.session.connection()
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor(row_factory=row_factory) as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchone()
+    except psycopg.OperationalError:
+        if driver.broken or driver.closed:
+            connection.invalidate()
+        raise
 
 
 def autocommit_row(statement: str, params: dict[str, Any]) -> Any:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from metropoints.core import db as core_db
-from metropoints.core.db import autocommit_row, db
+from metropoints.core.db import autocommit_row, db, hot_row, rollback_unit_of_work
 
 
 def test_the_connection_goes_back_as_it_came(app):
@@ -75,3 +75,17 @@ def test_a_connection_back_in_the_pool_within_seconds_goes_out_unpinged(app, dat
     with pytest.raises(psycopg.OperationalError):
         autocommit_row("SELECT 1 AS one", {})
     assert autocommit_row("SELECT pg_backend_pid() AS pid", {}).pid != first
+
+
+def test_a_hot_statement_on_a_connection_the_server_ended_fails_once(app, database_url):
+    """core.db.hot_row on a unit of work whose connection the server ended: the statement fails, the unit of work
+    rolls back without a second error, and the next unit of work gets a fresh connection."""
+    db.engine.dispose()
+    pid = hot_row("SELECT pg_backend_pid()", {})[0]
+    rollback_unit_of_work()
+    terminate(database_url, pid)
+    with pytest.raises(psycopg.OperationalError):
+        hot_row("SELECT 1", {})
+    rollback_unit_of_work()
+    assert hot_row("SELECT pg_backend_pid()", {})[0] != pid
+    rollback_unit_of_work()
