@@ -184,6 +184,8 @@ def bearer_token(*, cached: bool = False, authorization: str | None = None) -> B
         # transaction, and the use it records stays recorded even when the request is refused.
         row = autocommit_row(_LIVE_TOKEN_RECORDING_USE_ALONE_SQL, params)
     elif folded:
+        # SQLAlchemy's execution, not core.db.hot_row: off the hot paths a request's statements stay visible to its
+        # events (echo, logging, the tests that count a request's statements).
         row = db.session.connection().exec_driver_sql(_LIVE_TOKEN_RECORDING_USE_SQL, params).first()
     else:
         row = db.session.execute(_LIVE_TOKEN, params).first()
