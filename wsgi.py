@@ -1,4 +1,4 @@
-"""WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi ...`."""
+"""WSGI entry point: `granian --interface wsgi wsgi:app` (any WSGI server), `flask --app wsgi ...`."""
 
 from metropoints.app import create_app
 

@@ -1,4 +1,5 @@
-"""What the HTTP benchmarks share: a fresh database, the app under gunicorn on loopback, wrk runs."""
+"""What the HTTP benchmarks share: a fresh database, the app served on loopback (granian, or gunicorn to compare), wrk
+runs."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent
-SECRET_KEY = "bench-secret-" + "x" * 32  # the app's under gunicorn, so a benchmark can sign coupon codes for it
+SECRET_KEY = "bench-secret-" + "x" * 32  # the served app's, so a benchmark can sign coupon codes for it
 
 
 def free_port() -> int:
@@ -49,19 +50,31 @@ def fresh_database(prefix: str):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+SERVERS = ("granian", "gunicorn")
+
+
 @contextmanager
-def gunicorn(url: str, *, workers: int, threads: int, pool: int, extra_env: dict | None = None,
-             worker_class: str = "gthread"):
-    """The app under gunicorn on a free loopback port (gthread workers unless told, `pool` DB connections each)."""
+def serve(url: str, *, server: str = "granian", workers: int, threads: int, pool: int,
+          extra_env: dict | None = None, worker_class: str = "gthread"):
+    """The app on a free loopback port, as production runs it: under granian (its WSGI interface, `workers`
+    processes of `threads` threads each), or under gunicorn (`worker_class` workers, gthread unless told) to
+    compare the two; `pool` DB connections per worker. Yields (base URL, the server's process): its pids for the CPU
+    meter come from `server_pids`."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # Redis only when told
     env |= {"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY,
             "FLASK_SQLALCHEMY_ENGINE_OPTIONS": json.dumps({"pool_size": pool, "max_overflow": 0}),
             "FLASK_LOGIN_RATE_LIMIT": "100000 per second", **(extra_env or {})}
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-w", str(workers), "-k", worker_class, "--threads", str(threads), "--backlog", "2048",
-         "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if server == "granian":
+        argv = [str(BIN / "granian"), "--interface", "wsgi", "--workers", str(workers), "--blocking-threads",
+                str(threads), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-ws",
+                "wsgi:app"]
+    elif server == "gunicorn":
+        argv = [str(BIN / "gunicorn"), "-w", str(workers), "-k", worker_class, "--threads", str(threads),
+                "--backlog", "2048", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"]
+    else:
+        raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -69,10 +82,14 @@ def gunicorn(url: str, *, workers: int, threads: int, pool: int, extra_env: dict
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     break
             except OSError:
+                if process.poll() is not None:
+                    break
                 time.sleep(0.1)
         else:
-            raise RuntimeError("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
-        yield base
+            raise RuntimeError(f"{server} did not start: " + process.stderr.read().decode()[-2000:])
+        if process.poll() is not None:
+            raise RuntimeError(f"{server} exited: " + process.stderr.read().decode()[-2000:])
+        yield base, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -130,29 +147,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def gunicorn_workers(base: str, count: int) -> list[int]:
-    """The pids of the gunicorn workers serving `base` (the processes whose parent is its master); waits a while
-    for `count` of them, since the master listens before its workers have booted."""
-    workers: list[int] = []
+def server_pids(process: subprocess.Popen, workers: int) -> list[int]:
+    """The pids of the server's processes: its master and every process under it (the workers). Waits a while for
+    `workers` of them, since a master listens before its workers have booted. The master is metered too: with
+    either server its share is small, and what it does is part of serving."""
+    pids: list[int] = []
     for _ in range(100):
-        workers = _children_serving(base.removeprefix("http://"))
-        if len(workers) >= count:
+        pids = _descendants(process.pid)
+        if len(pids) > workers:
             break
         time.sleep(0.1)
-    return workers
+    return pids
 
 
-def _children_serving(bind: str) -> list[int]:
-    """The pids of processes whose command line names `bind` and whose parent does too."""
-    found: dict[int, int] = {}
+def _descendants(root: int) -> list[int]:
+    """`root` and the pids of every process below it."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if bind in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                parents[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
             except OSError:
                 continue
-    return sorted(pid for pid, parent in found.items() if parent in found)
+    found, grew = {root}, True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= below
+        grew = bool(below)
+    return sorted(found)
 
 
 def backend_cpu(url: str) -> dict[int, float]:
@@ -165,7 +187,7 @@ def backend_cpu(url: str) -> dict[int, float]:
 
 
 class CpuMeter:
-    """CPU used by the gunicorn workers and by the database's backends between `start()` and `stop()`."""
+    """CPU used by the server's processes and by the database's backends between `start()` and `stop()`."""
 
     def __init__(self, url: str, workers: list[int]) -> None:
         """Watch `workers` (pids) and the backends of the database at `url`."""

@@ -1,14 +1,15 @@
 """Counter benchmark: coupon validations at a steady 200 per second, in rounds; prints p50/p99 latency of each.
 
-    python bench/counter.py [--rate 200] [--seconds 10] [--rounds 10] [--workers 2] [--threads 2] [--profile]
+    python bench/counter.py [--rate 200] [--seconds 10] [--rounds 10] [--server granian|gunicorn] [--workers 2]
+                         [--threads 2] [--profile]
 
 A fresh PostgreSQL database gets a merchant, a store, its cashier, a live campaign and its issued coupons (written
-set-wise, their codes signed with the app's key; not timed); then a paced client on loopback validates them at
---rate per second through POST /api/v1/counter/validate with the cashier's staff token, as a POS would, for
---rounds rounds of --seconds each (after a warm-up second that is not counted). Latency is measured from each
-request's scheduled start, so a slow server cannot hide its queue (no coordinated omission). Prints each round's
-p50/p99, how many rounds met p99 <= 20 ms, and the CPU per validation of the gunicorn workers and of the app's
-PostgreSQL backends. `--profile` samples the workers with py-spy over all rounds (bench/spy.py).
+set-wise, their codes signed with the app's key; not timed); then a paced client on loopback validates them at --rate
+per second through POST /api/v1/counter/validate with the cashier's staff token, as a POS would, for --rounds rounds of
+--seconds each (after a warm-up second that is not counted). Latency is measured from each request's scheduled start, so
+a slow server cannot hide its queue (no coordinated omission). Prints each round's p50/p99, how many rounds met p99 <=
+20 ms, and the CPU per validation of the server's processes (granian, production's server, unless --server gunicorn) and
+of the app's PostgreSQL backends. `--profile` samples the workers with py-spy over all rounds (bench/spy.py).
 Target (issue 13): p99 <= 20 ms in 9 of 10 rounds.
 """
 
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import spy  # bench/ is on the path when run as a script
-from common import SECRET_KEY, CpuMeter, fresh_database, gunicorn, gunicorn_workers
+from common import SECRET_KEY, SERVERS, CpuMeter, fresh_database, serve, server_pids
 from flash_sale import seed
 from flask import Flask
 from werkzeug.security import generate_password_hash
@@ -131,12 +132,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--server", choices=SERVERS, default="granian",
+                        help="the WSGI server (production's is granian; gunicorn to compare the two in one window)")
     parser.add_argument("--workers", type=int, default=2)
     # 2 threads a worker: with 8, p99 was 20-105 ms against 6-17 ms (GIL queueing, and pooled connections opened
     # cold inside the timed part).
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true",
-                        help="sample the gunicorn workers with py-spy during the rounds and print where their time "
+                        help="sample the server's workers with py-spy during the rounds and print where their time "
                              "went (sampling slows them: take the latencies from a run without it)")
     parser.add_argument("--profile-raw", default="/tmp/counter_profile.txt",
                         help="where --profile keeps the merged raw stacks (python bench/spy.py FILE summarises them)")
@@ -147,7 +150,8 @@ def main() -> None:
         campaign, _ = seed(url, riders=count, stock=count)
         add_cashier(url)
         codes = issue_coupons(url, campaign, warm + count * args.rounds)
-        with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.threads) as base:
+        with serve(url, server=args.server, workers=args.workers, threads=args.threads,
+                   pool=args.threads) as (base, server):
             client = Client(base)
             status, body = client.post("/api/v1/staff/token", {"email": CASHIER[0], "password": CASHIER[1]})
             if status != 200:
@@ -156,7 +160,7 @@ def main() -> None:
             print(f"{len(codes):,} coupons issued; validating at {args.rate:g}/s, {args.rounds} rounds of "
                   f"{args.seconds} s", flush=True)
             paced(client, token, codes[:warm], args.rate)  # warm-up: connections, threads, code paths
-            meter = CpuMeter(url, gunicorn_workers(base, args.workers))
+            meter = CpuMeter(url, server_pids(server, args.workers))
             meter.start()
             rounds: list[list[tuple[float, int]]] = []
             sampling = spy.sample(meter.workers, keep=Path(args.profile_raw)) if args.profile else nullcontext({})
@@ -168,7 +172,7 @@ def main() -> None:
                     print(f"round {index + 1}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {top:.1f} ms", flush=True)
             meter.stop()
     if args.profile:
-        print("\n==== profile of the gunicorn workers during the rounds (py-spy) ====")
+        print(f"\n==== profile of the {args.server} workers during the rounds (py-spy) ====")
         print("\n".join(profile["lines"]))
     results = [result for batch in rounds for result in batch]
     accepted = sum(1 for _, status in results if status == 200)

@@ -1,15 +1,16 @@
 """Flash-sale benchmark: 10,000 redemption attempts from 200 concurrent clients on one campaign of stock 1,000.
 
-    python bench/flash_sale.py [--attempts 10000] [--clients 200] [--stock 1000] [--workers 2] [--threads 2]
-                               [--pool 2] [--warmup 2000] [--redis URL|none] [--profile]
+    python bench/flash_sale.py [--attempts 10000] [--clients 200] [--stock 1000] [--server granian|gunicorn]
+                               [--workers 2] [--threads 2] [--pool 2] [--warmup 2000] [--redis URL|none] [--profile]
 
-The app runs under gunicorn on loopback against a fresh PostgreSQL database (and Redis, for the sold-out mark, with
-a key prefix of its own); wrk (with bench/flash_sale.lua) sends each attempt as a different rider over HTTP. Prints
-attempts/s, p50/p99 latency, the oversold count (must be 0), the CPU per attempt of the gunicorn workers and of the
-app's PostgreSQL backends (/proc/<pid>/stat before and after the sale), and, in the same run, two ceilings measured
-with pgbench at the app's database concurrency (workers x pool connections): the bare statement that takes one unit
-of stock, and a whole redemption written as one statement; with the ratio of attempts/s to each. `--profile`
-samples the workers with py-spy during the sale and prints where their time went (bench/spy.py).
+The app runs under granian (production's server; `--server gunicorn` to compare) on loopback against a fresh PostgreSQL
+database (and Redis, for the sold-out mark, with a key prefix of its own); wrk (with bench/flash_sale.lua) sends each
+attempt as a different rider over HTTP. Prints attempts/s, p50/p99 latency, the oversold count (must be 0), the CPU per
+attempt of the server's processes and of the app's PostgreSQL backends (/proc/<pid>/stat before and after the sale),
+and, in the same run, two ceilings measured with pgbench at the app's database concurrency (workers x pool connections):
+the bare statement that takes one unit of stock, and a whole redemption written as one statement; with the ratio of
+attempts/s to each. `--profile` samples the workers with py-spy during the sale and prints where their time went
+(bench/spy.py).
 Targets (issue 13): attempts/s >= 0.8 x the ceiling, p99 <= 200 ms, 0 oversold, CPU per attempt <= 0.6 ms.
 """
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 import spy  # bench/ is on the path when run as a script
-from common import ROOT, CpuMeter, fresh_database, gunicorn, gunicorn_workers, pgbench_rate, wrk
+from common import ROOT, SERVERS, CpuMeter, fresh_database, pgbench_rate, serve, server_pids, wrk
 
 from metropoints.redemption.rollups import BOUGHT_CTE
 
@@ -162,9 +163,11 @@ def main() -> None:
     parser.add_argument("--stock", type=int, default=1_000)
     # Measured on 2 cores shared with PostgreSQL and wrk: 2 workers x 2 threads beat 2x4, 2x8, 3x2, 3x3 and 4x4.
     # More threads only queue on the GIL, and more processes than cores take the core from the stock lock's holder.
+    parser.add_argument("--server", choices=SERVERS, default="granian",
+                        help="the WSGI server (production's is granian; gunicorn to compare the two in one window)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--pool", type=int, default=2, help="database connections per gunicorn worker")
+    parser.add_argument("--pool", type=int, default=2, help="database connections per server worker")
     parser.add_argument("--warmup", type=int, default=2_000,
                         help="attempts on a campaign of its own before the measured sale (0: none), so the workers' "
                              "threads, connections and code paths are warm, as a server is when a sale starts")
@@ -172,7 +175,7 @@ def main() -> None:
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
                         help="REDIS_URL of the app (the sold-out mark); 'none' runs without Redis")
     parser.add_argument("--profile", action="store_true",
-                        help="sample the gunicorn workers with py-spy during the measured sale and print where their "
+                        help="sample the server's workers with py-spy during the measured sale and print where their "
                              "time went (sampling slows them: take the figures from a run without it)")
     parser.add_argument("--profile-raw", default="/tmp/flash_profile.txt",
                         help="where --profile keeps the merged raw stacks (python bench/spy.py FILE summarises them)")
@@ -187,20 +190,23 @@ def main() -> None:
             token_file.write("\n".join(tokens) + "\n")
         tokens_path = Path(token_file.name)
         print(f"seeded: campaign {campaign} (stock {args.stock}, price {PRICE}), {args.attempts:,} riders; "
-              f"gunicorn {args.workers} workers x {args.threads} threads, {args.pool} DB connections each; "
+              f"{args.server} {args.workers} workers x {args.threads} threads, {args.pool} DB connections each; "
               f"Redis: {args.redis}", flush=True)
-        # wrk opens all its connections at once and keeps them; without a cap one worker can accept most of them
-        # and leave the other core idle, so each worker takes its share (and room for its threads) and no more.
-        share = -(-args.clients // args.workers) + args.threads
-        extra_env["GUNICORN_CMD_ARGS"] = f"--worker-connections {share}"
+        # wrk opens all its connections at once and keeps them; without a cap one gunicorn worker can accept most of
+        # them and leave the other core idle, so each takes its share (and room for its threads) and no more.
+        # Granian's workers were seen to share them evenly without one.
+        if args.server == "gunicorn":
+            share = -(-args.clients // args.workers) + args.threads
+            extra_env["GUNICORN_CMD_ARGS"] = f"--worker-connections {share}"
         profile_lines: list[str] = []
-        with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.pool, extra_env=extra_env) as base:
+        with serve(url, server=args.server, workers=args.workers, threads=args.threads, pool=args.pool,
+                   extra_env=extra_env) as (base, server):
             if args.warmup:
                 warm_campaign = warmup_campaign(url, campaign, stock=args.warmup // 10)
                 _, warm = sale(base, tokens_path, warm_campaign, args.warmup, args.clients)
                 print(f"warm-up: {int(warm.get('COUNT_replies', 0)):,} attempts on campaign {warm_campaign} "
                       f"({int(warm.get('COUNT_created', 0)):,} sold), not measured", flush=True)
-            workers = gunicorn_workers(base, args.workers)
+            workers = server_pids(server, args.workers)
             meter = CpuMeter(url, workers)
             children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             meter.start()
@@ -233,7 +239,7 @@ def main() -> None:
     oversold = max(0, coupons - args.stock) + (1 if stock_left < 0 else 0)
     print(out.strip())
     if profile_lines:
-        print("\n==== profile of the gunicorn workers during the sale (py-spy) ====")
+        print(f"\n==== profile of the {args.server} workers during the sale (py-spy) ====")
         print("\n".join(profile_lines))
     print("\n==== summary ====")
     conflicts, other = int(figures.get("COUNT_conflicts", 0)), int(figures.get("COUNT_other", 0))
@@ -248,7 +254,8 @@ def main() -> None:
     print(f"{meter.per(replies, 'attempt')}   target <= 0.6 ms  "
           f"{'PASS' if (meter.app + meter.database) / max(replies, 1) <= 0.0006 else 'MISS'}")
     cores = os.cpu_count() or 1
-    print(f"CPU during the sale: gunicorn workers {meter.app:.1f} s, PostgreSQL backends {meter.database:.1f} s, "
+    print(f"CPU during the sale: {args.server} processes {meter.app:.1f} s, "
+          f"PostgreSQL backends {meter.database:.1f} s, "
           f"wrk {wrk_cpu:.1f} s (of {cores * seconds:.1f} core-seconds on {cores} cores)")
     for name, ceiling in (("bare stock-taking UPDATE", bare), ("whole redemption as one statement", whole)):
         ratio = rate / ceiling if ceiling else 0

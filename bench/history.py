@@ -7,7 +7,7 @@ For each size, a fresh database (migrated, stations loaded) gets a history built
 app: riders (each with a welcome credit in December of the year before), credited trips over the last 365 days with
 a ledger entry each, 275 approved merchants with a store, 606 campaigns, coupons bought, used, cancelled and expired
 over the year, audit entries; then the rollups are rebuilt from those rows (`flask reports rebuild`, as the
-migration fills them), the tables analysed and a checkpoint taken (needs a superuser). The app runs under gunicorn
+migration fills them), the tables analysed and a checkpoint taken (needs a superuser). The app runs under granian
 (its kiosk caches off, so every feed is a first build) and each path is timed over HTTP, best of `--repeat`: the KPI
 page (30 and 365 days), the kiosk feed, the owner's activity page and CSV, the audit log, rider /me, /me/trips,
 /me/ledger, the catalogue; from the CLI the month's settlement run and the year-end expiry (each including the CLI's
@@ -32,7 +32,7 @@ from datetime import timedelta
 import psycopg
 import pyotp
 import redis
-from common import BIN, ROOT, fresh_database, gunicorn
+from common import BIN, ROOT, fresh_database, serve
 
 from metropoints.accrual.operations import get_partner, receive_trips
 from metropoints.app import create_app
@@ -238,10 +238,10 @@ def run_sizes(sizes: dict[str, int], args: argparse.Namespace) -> dict[str, dict
         tokens = {size: accounts(url) for size, url in urls.items()}
         env = {"FLASK_WTF_CSRF_ENABLED": "false", "FLASK_KIOSK_FEED_TTL_SECONDS": "0",
                "FLASK_KIOSK_CITY_TTL_SECONDS": "0"}
-        with gunicorn(small_url, workers=args.workers, threads=args.threads, pool=args.threads,
-                      extra_env=env) as small_base, \
-                gunicorn(big_url, workers=args.workers, threads=args.threads, pool=args.threads,
-                         extra_env=env) as big_base:
+        with serve(small_url, workers=args.workers, threads=args.threads, pool=args.threads,
+                   extra_env=env) as (small_base, _), \
+                serve(big_url, workers=args.workers, threads=args.threads, pool=args.threads,
+                      extra_env=env) as (big_base, _):
             figures = time_paths({"small": small_base, "big": big_base}, tokens, args.repeat)
         period = (utcnow().astimezone(SERVICE_OFFSET).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
         for size, url in urls.items():

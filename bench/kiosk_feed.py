@@ -1,13 +1,13 @@
 """Kiosk feed benchmark: feed requests/s with and without If-None-Match, beside nginx serving the same JSON.
 
-    python bench/kiosk_feed.py [--campaigns 30] [--connections 32] [--seconds 10] [--workers 2] [--threads 4]
-                               [--worker-class gthread] [--redis redis://127.0.0.1:6379/0]
-                               [--feed-ttl SECONDS] [--token-ttl SECONDS]
+    python bench/kiosk_feed.py [--campaigns 30] [--connections 32] [--seconds 10] [--server granian|gunicorn]
+                               [--workers 2] [--threads 4] [--worker-class gthread]
+                               [--redis redis://127.0.0.1:6379/0] [--feed-ttl SECONDS] [--token-ttl SECONDS]
 
 A fresh PostgreSQL database gets a catalogue of live campaigns (some featured at the kiosk's station) and a kiosk
-(`flask kiosks create`). The app runs under gunicorn; nginx, started on loopback from a temporary prefix, serves
-the feed's JSON as a static file. wrk measures, in one run: the feed (200 with a body), the feed revalidated with
-If-None-Match (304), and nginx. Target: the app's feed at >= 30% of nginx's rate.
+(`flask kiosks create`). The app runs under granian (or `--server gunicorn`); nginx, started on loopback from a
+temporary prefix, serves the feed's JSON as a static file. wrk measures, in one run: the feed (200 with a body), the
+feed revalidated with If-None-Match (304), and nginx. Target: the app's feed at >= 30% of nginx's rate.
 
 The app runs with its kiosk caches as deployed (the station's feed and the kiosk token each kept 5 s; in process
 memory, or shared through Redis with --redis); --feed-ttl 0 --token-ttl 0 measures the uncached feed. One worker
@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
-from common import BIN, ROOT, free_port, fresh_database, gunicorn, wrk
+from common import BIN, ROOT, SERVERS, free_port, fresh_database, serve, wrk
 from flash_sale import seed
 
 STATION = "0119"
@@ -133,27 +133,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--worker-class", default="gthread")
+    parser.add_argument("--server", choices=SERVERS, default="granian")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn's worker class (with --server gunicorn)")
     parser.add_argument("--redis", help="share the feed cache through this Redis (FLASK_REDIS_URL)")
     parser.add_argument("--feed-ttl", type=float, help="KIOSK_FEED_TTL_SECONDS (default: the app's)")
     parser.add_argument("--token-ttl", type=float, help="KIOSK_TOKEN_TTL_SECONDS (default: the app's)")
     args = parser.parse_args()
     extra_env = {"FLASK_QUEUE_PREFIX": f"mp-bench-{os.getpid()}"}
     if args.redis:
-        extra_env["FLASK_REDIS_URL"] = args.redis  # common.gunicorn drops REDIS_URL itself
+        extra_env["FLASK_REDIS_URL"] = args.redis  # common.serve drops REDIS_URL itself
     for setting, value in (("FLASK_KIOSK_FEED_TTL_SECONDS", args.feed_ttl),
                            ("FLASK_KIOSK_TOKEN_TTL_SECONDS", args.token_ttl)):
         if value is not None:
             extra_env[setting] = str(value)
-    print(f"gunicorn: {args.workers} {args.worker_class} workers x {args.threads} threads; "
+    kind = f"{args.worker_class} " if args.server == "gunicorn" else ""
+    print(f"{args.server}: {args.workers} {kind}workers x {args.threads} threads; "
           f"{', '.join(f'{k}={v}' for k, v in extra_env.items())}", flush=True)
     with fresh_database("mp_bench_kiosk") as url:
         seed(url, riders=100, stock=500)
         add_catalogue(url, args.campaigns)
         token = kiosk_token(url)
         auth = f"Authorization: Bearer {token}"
-        with gunicorn(url, workers=args.workers, threads=args.threads, pool=args.threads, extra_env=extra_env,
-                      worker_class=args.worker_class) as base:
+        with serve(url, server=args.server, workers=args.workers, threads=args.threads, pool=args.threads,
+                   extra_env=extra_env, worker_class=args.worker_class) as (base, _):
             request = urllib.request.Request(base + "/api/v1/kiosk/feed", headers={"Authorization": f"Bearer {token}"})
             with urllib.request.urlopen(request, timeout=10) as reply:
                 body, etag = reply.read(), reply.headers["ETag"]

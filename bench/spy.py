@@ -1,4 +1,5 @@
-"""Sampling the gunicorn workers with py-spy while a benchmark runs, and a summary of where their time went.
+"""Sampling the WSGI server's workers (granian or gunicorn) with py-spy while a benchmark runs, and a summary of where
+their time went.
 
 Each worker gets its own `py-spy record` (raw collapsed stacks, one line per distinct stack with its sample count,
 frames aggregated by function). `--gil` keeps only the samples of a thread holding the GIL, so the counts stand for
@@ -44,6 +45,7 @@ GROUPS = (
     ("jinja2", "Jinja"),
     ("itsdangerous", "Flask session (itsdangerous)"),
     ("gunicorn", "gunicorn"),
+    ("granian", "granian"),
     ("redis", "redis-py"),
     ("json", "json"),
     ("hashlib", "hashing"),
