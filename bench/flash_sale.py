@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import resource
 import secrets
 import tempfile
@@ -35,8 +34,14 @@ from metropoints.redemption.rollups import BOUGHT_CTE
 PRICE, BALANCE = 100, 1_000
 
 
-def seed(url: str, *, riders: int, stock: int) -> tuple[int, list[str]]:
-    """An approved merchant with a store and a live campaign; riders with points and a token each."""
+def seed(url: str, *, riders: int, stock: int, history: int) -> tuple[int, list[str]]:
+    """An approved merchant with a store and a live campaign; riders with points and a token each; and `history`
+    coupons of ended campaigns, used or expired over the last 200 days, as a platform that has run a while has them.
+
+    The history matters to what PostgreSQL plans: ANALYZE of an empty coupons table says it is empty, and the
+    generic plans a pooled connection then keeps (psycopg prepares a statement at its fifth run) scan the table in
+    full for the rider's coupons of the campaign, a scan that grows with every sale until the next ANALYZE
+    (autovacuum makes one once a tenth of the table changed; it is off on the benchmark machine)."""
     tokens = [f"ri_{secrets.token_urlsafe(24)}" for _ in range(riders)]
     with psycopg.connect(url) as conn:
         owner = conn.execute(
@@ -60,6 +65,25 @@ def seed(url: str, *, riders: int, stock: int) -> tuple[int, list[str]]:
             "INSERT INTO riders (phone, password_hash, display_name, points_balance, created_at) "
             "SELECT '17' || lpad(g::text, 9, '0'), 'x', 'r' || g, %s, now() FROM generate_series(1, %s) g",
             (BALANCE, riders))
+        if history:
+            past = conn.execute(
+                "INSERT INTO campaigns (merchant_id, status, title, description, category, benefit_type, "
+                "face_value_fen, point_price, stock_total, stock_left, per_rider_limit, valid_from, valid_until, "
+                "coupon_valid_days, terms, image_name, decision_reason, created_at) SELECT %s, 'ended', '往期 ' || g, "
+                "'', 'dining', 'voucher', 2000, %s, %s, 0, 1, now() - interval '210 days', now() - interval '1 day', "
+                "7, '', '', '', now() - interval '210 days' FROM generate_series(1, 20) g RETURNING id",
+                (merchant, PRICE, history // 20 + 1)).fetchall()
+            conn.execute(
+                "INSERT INTO coupons (campaign_id, rider_id, code, counter_code, status, points_spent, issued_at, "
+                "expires_at, used_at, used_store_id, expired_at, billed) "
+                "SELECT c.id, 1 + g %% %s, 'h' || md5(g::text), lpad(g::text, 12, '0'), "
+                "CASE WHEN g %% 4 = 0 THEN 'expired' ELSE 'used' END, %s, t.at, t.at + interval '7 days', "
+                "CASE WHEN g %% 4 = 0 THEN NULL ELSE t.at + interval '1 day' END, "
+                "CASE WHEN g %% 4 = 0 THEN NULL ELSE %s END, "
+                "CASE WHEN g %% 4 = 0 THEN t.at + interval '7 days' END, g %% 4 <> 0 "
+                "FROM generate_series(1, %s) g, LATERAL (SELECT now() - (g %% 200 + 8) * interval '1 day' AS at) t, "
+                "LATERAL (SELECT (%s::int[])[1 + g %% 20] AS id) c",
+                (riders, PRICE, store, history, [row[0] for row in past]))
         conn.execute(
             "INSERT INTO ledger_entries (rider_id, at, earned_on, points, kind, ref, reason, actor, balance_after) "
             "SELECT id, now(), current_date, %s, 'adjustment', '', 'flash-sale bench', 'bench', %s FROM riders",
@@ -89,15 +113,16 @@ def warmup_campaign(url: str, campaign: int, *, stock: int) -> int:
 
 
 
-def ceiling_campaign(url: str) -> int:
-    """A campaign of its own for the pgbench ceilings: stock that never runs out, a price of 1 and no real limit."""
+def ceiling_campaign(url: str, campaign: int) -> int:
+    """A campaign of its own for the pgbench ceilings, on sale like `campaign`: stock that never runs out, a price of 1
+    and no real limit."""
     with psycopg.connect(url) as conn:
         return conn.execute(
             "INSERT INTO campaigns (merchant_id, status, title, description, category, benefit_type, point_price,"
             " stock_total, stock_left, per_rider_limit, valid_from, valid_until, coupon_valid_days, terms,"
             " image_name, decision_reason, created_at) SELECT merchant_id, 'approved', 'ceiling', '', 'dining', "
             "'free_item', 1, 1000000000, 1000000000, 1000000, valid_from, valid_until, 1, '', '', '', now() "
-            "FROM campaigns LIMIT 1 RETURNING id").fetchone()[0]
+            "FROM campaigns WHERE id = %s RETURNING id", (campaign,)).fetchone()[0]
 
 
 def bare_update_script(campaign: int) -> str:
@@ -139,9 +164,12 @@ entry AS (
 {tally}
 SELECT (SELECT id FROM coupon);
 """
-    # Literal numbers for the campaign and the price (prepared statements would leave their types unknown); the
-    # rider is pgbench's variable, cast.
-    return re.sub(r":c\b", str(campaign), script).replace(":price", "1").replace(":r", ":r::int")
+    # The campaign and the rider are pgbench's variables, cast (a prepared statement would leave their types unknown),
+    # so PostgreSQL plans them as it plans the app's parameters: with the campaign as a literal, a campaign newer than
+    # the last ANALYZE was estimated at one coupon and counted the rider's coupons through ix_coupons_campaign_issued,
+    # every coupon of the campaign read for each sale. The price is a literal number.
+    return (f"\\set c {campaign}\n" + script).replace(":c", ":c::int").replace(":price", "1").replace(
+        ":r", ":r::int")
 
 
 def sale(base: str, token_file: Path, campaign: int, attempts: int, clients: int) -> tuple[str, dict]:
@@ -163,6 +191,8 @@ def main() -> None:
     parser.add_argument("--stock", type=int, default=1_000)
     # Measured on 2 cores shared with PostgreSQL and wrk: 2 workers x 2 threads beat 2x4, 2x8, 3x2, 3x3 and 4x4.
     # More threads only queue on the GIL, and more processes than cores take the core from the stock lock's holder.
+    parser.add_argument("--history", type=int, default=60_000,
+                        help="coupons of ended campaigns seeded first, as a running platform has them (0: none)")
     parser.add_argument("--server", choices=SERVERS, default="granian",
                         help="the WSGI server (production's is granian; gunicorn to compare the two in one window)")
     parser.add_argument("--workers", type=int, default=2)
@@ -185,7 +215,7 @@ def main() -> None:
     if args.redis != "none":
         extra_env["REDIS_URL"] = args.redis
     with fresh_database("mp_bench_flash") as url:
-        campaign, tokens = seed(url, riders=args.attempts, stock=args.stock)
+        campaign, tokens = seed(url, riders=args.attempts, stock=args.stock, history=args.history)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as token_file:
             token_file.write("\n".join(tokens) + "\n")
         tokens_path = Path(token_file.name)
@@ -228,7 +258,7 @@ def main() -> None:
             books = conn.execute(
                 "SELECT count(*) FROM riders r WHERE r.points_balance <> "
                 "(SELECT sum(points) FROM ledger_entries e WHERE e.rider_id = r.id)").fetchone()[0]
-        ceiling_id = ceiling_campaign(url)
+        ceiling_id = ceiling_campaign(url, campaign)
         bare = pgbench_rate(url, bare_update_script(ceiling_id), clients=connections, seconds=args.ceiling_seconds)
         whole = pgbench_rate(url, one_statement_script(ceiling_id, args.attempts), clients=connections,
                              seconds=args.ceiling_seconds)
