@@ -34,7 +34,7 @@ from metropoints.redemption.rollups import BOUGHT_CTE
 PRICE, BALANCE = 100, 1_000
 
 
-def seed(url: str, *, riders: int, stock: int, history: int) -> tuple[int, list[str]]:
+def seed(url: str, *, riders: int, stock: int, history: int = 0) -> tuple[int, list[str]]:
     """An approved merchant with a store and a live campaign; riders with points and a token each; and `history`
     coupons of ended campaigns, used or expired over the last 200 days, as a platform that has run a while has them.
 
