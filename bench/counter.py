@@ -1,7 +1,7 @@
 """Counter benchmark: coupon validations at a steady 200 per second, in rounds; prints p50/p99 latency of each.
 
     python bench/counter.py [--rate 200] [--seconds 10] [--rounds 10] [--server granian|gunicorn] [--workers 2]
-                         [--threads 2] [--profile]
+                         [--threads 2] [--refused SHARE] [--profile]
 
 A fresh PostgreSQL database gets a merchant, a store, its cashier, a live campaign and its issued coupons (written
 set-wise, their codes signed with the app's key; not timed); then a paced client on loopback validates them at --rate
@@ -9,7 +9,9 @@ per second through POST /api/v1/counter/validate with the cashier's staff token,
 --seconds each (after a warm-up second that is not counted). Latency is measured from each request's scheduled start, so
 a slow server cannot hide its queue (no coordinated omission). Prints each round's p50/p99, how many rounds met p99 <=
 20 ms, and the CPU per validation of the server's processes (granian, production's server, unless --server gunicorn) and
-of the app's PostgreSQL backends. `--profile` samples the workers with py-spy over all rounds (bench/spy.py).
+of the app's PostgreSQL backends. `--refused 0.1` makes that share of each round's validations a second scan of a
+coupon used already (a POS scanning twice: 409 already_used, its unit of work rolled back). `--profile` samples
+the workers with py-spy over all rounds (bench/spy.py).
 Target (issue 13): p99 <= 20 ms in 9 of 10 rounds.
 """
 
@@ -138,6 +140,8 @@ def main() -> None:
     # 2 threads a worker: with 8, p99 was 20-105 ms against 6-17 ms (GIL queueing, and pooled connections opened
     # cold inside the timed part).
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--refused", type=float, default=0.0,
+                        help="share of the validations that scan a coupon used already (409 already_used)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the server's workers with py-spy during the rounds and print where their time "
                              "went (sampling slows them: take the latencies from a run without it)")
@@ -167,6 +171,9 @@ def main() -> None:
             with sampling as profile:
                 for index in range(args.rounds):
                     batch = codes[warm + index * count: warm + (index + 1) * count]
+                    if args.refused > 0:  # every n-th one a coupon the warm-up used
+                        step = max(1, round(1 / args.refused))
+                        batch = [codes[n % warm] if n % step == step - 1 else code for n, code in enumerate(batch)]
                     rounds.append(paced(client, token, batch, args.rate))
                     p50, p99, top = percentiles(rounds[-1])
                     print(f"round {index + 1}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {top:.1f} ms", flush=True)
@@ -176,10 +183,12 @@ def main() -> None:
         print("\n".join(profile["lines"]))
     results = [result for batch in rounds for result in batch]
     accepted = sum(1 for _, status in results if status == 200)
+    refused = sum(1 for _, status in results if status == 409)
     met = sum(1 for batch in rounds if percentiles(batch)[1] <= TARGET_P99_MS)
     p50, p99, top = percentiles(results)
     print("\n==== summary ====")
-    print(f"validations: {len(results):,} at {args.rate:g}/s, accepted {accepted:,}, other {len(results) - accepted}"
+    print(f"validations: {len(results):,} at {args.rate:g}/s, accepted {accepted:,}, refused (409) {refused:,}, "
+          f"other {len(results) - accepted - refused}"
           f"{'  (profiled: slower than an unprofiled run)' if args.profile else ''}")
     print(f"latency from schedule, all rounds: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {top:.1f} ms")
     print(f"rounds with p99 <= {TARGET_P99_MS} ms: {met} of {len(rounds)}   target 9 of 10  "

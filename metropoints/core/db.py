@@ -144,6 +144,11 @@ def driver_sql(statement: str) -> str:
     return _NAMED_PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))
 
 
+# session.info: (the session transaction, its psycopg connection) once a hot statement ran on it.
+_HOT_CONNECTION = "hot_connection"
+_IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
+
+
 def hot_row(statement: str, params: dict[str, Any], row_factory: RowFactory = tuple_row) -> Any:
     """The first row (a tuple, or what `row_factory` makes) of a statement in driver form (`driver_sql`) on
     PostgreSQL, sent to psycopg's cursor on the unit of work's connection, inside its transaction: no compilation,
@@ -152,8 +157,10 @@ def hot_row(statement: str, params: dict[str, Any], row_factory: RowFactory = tu
     sale's 1.5 ms of app CPU (bench/flash_sale.py, every attempt a sale, alternated). Errors are psycopg's own; the
     unit of work rolls back as always, and a connection that broke is invalidated first (as SQLAlchemy would), so
     that rollback does not fail on it and the pool makes a new one."""
-    connection = db.session.connection()
+    session = db.session()
+    connection = session.connection()
     driver = connection.connection.driver_connection
+    session.info[_HOT_CONNECTION] = (session.get_transaction(), driver)  # for rollback_unit_of_work(keep_prepared)
     try:
         with driver.cursor(row_factory=row_factory) as cursor:
             cursor.execute(statement, params)
@@ -219,17 +226,34 @@ def commit_unit_of_work() -> None:
     nothing waiting, so none is made for it."""
     if not db.session.registry.has():
         return
+    db.session.info.pop(_HOT_CONNECTION, None)
     db.session.commit()
     for hook in _after_commit:
         hook()
 
 
-def rollback_unit_of_work() -> None:
+def rollback_unit_of_work(*, keep_prepared: bool = False) -> None:
     """Roll back the session and forget what waited for its commit (the jobs it had queued); nothing to do for a
-    unit of work that never opened a session."""
+    unit of work that never opened a session.
+
+    `keep_prepared`, for a unit of work that changed no schema (the fast path's refusals: core.fastpath): the
+    transaction of its hot statements (hot_row) ends with a ROLLBACK sent to libpq as it is, so the statements
+    psycopg prepared on that connection stay prepared. psycopg's own rollback() forgets them all (DEALLOCATE ALL: it
+    cannot know whether the transaction dropped what they name), and the connection's next statements are then
+    parsed and planned afresh until each has run five times again; with one counter validation in ten refused (a
+    coupon scanned twice), that doubled PostgreSQL's CPU per validation (bench/counter.py --refused 0.1). The
+    session's rollback after it finds the connection idle and sends nothing more."""
     if not db.session.registry.has():
         return
-    db.session.rollback()
+    session = db.session()
+    held = session.info.pop(_HOT_CONNECTION, None)
+    if keep_prepared and held is not None:
+        transaction, driver = held
+        # Only the connection of this very transaction: after a commit the pool may have lent it to another thread.
+        if (transaction is session.get_transaction() and transaction.is_active and not driver.closed
+                and driver.pgconn.transaction_status in _IN_TRANSACTION):
+            driver.pgconn.exec_(b"ROLLBACK")  # failed (a broken connection): the session's rollback deals with it
+    session.rollback()
     for hook in _after_rollback:
         hook()
 

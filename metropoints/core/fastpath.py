@@ -13,7 +13,8 @@ instead, inside an app context only:
 - the view's own function (the one its decorators wrap), its reply model serialized as `api_operation` does, with
   the status it declares;
 - the unit of work as the app ends it: committed below 400, rolled back on a domain error (core.db, whose hooks
-  write what waits for the end: queued jobs, the counter's unknown codes, sold-out marks);
+  write what waits for the end: queued jobs, the counter's unknown codes, sold-out marks), keeping the statements
+  psycopg prepared on its connection (a refusal does not make the next requests plan theirs afresh);
 - the reply's bytes as Flask's JSON provider writes them, and its headers those of a Flask reply of the same
   endpoint (the security headers and Cache-Control: no-store), learned at install from the after-request hooks
   run on a reply to an unauthenticated request (HTTP and HTTPS apart), so they cannot drift from the app's.
@@ -150,7 +151,7 @@ class FastPath:
                 data = self._json(payload)
                 commit_unit_of_work()
             except DomainError as error:
-                rollback_unit_of_work()
+                rollback_unit_of_work(keep_prepared=True)  # the hot endpoints' units of work change no schema
                 status, payload, own = domain_error_parts(error)
                 data = self._json(payload)
             except Exception as error:  # handed to Flask's own handling by the caller

@@ -89,3 +89,58 @@ def test_a_hot_statement_on_a_connection_the_server_ended_fails_once(app, databa
     rollback_unit_of_work()
     assert hot_row("SELECT pg_backend_pid()", {})[0] != pid
     rollback_unit_of_work()
+
+
+def prepared_here(driver: psycopg.Connection) -> int:
+    """How many statements the server holds prepared for this connection that ran `hot_probe` below."""
+    query = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%hot_probe%%'"
+    if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return driver.execute(query).fetchone()[0]
+    driver.autocommit = True  # outside a transaction: ask in autocommit, leaving none open behind the session
+    try:
+        return driver.execute(query).fetchone()[0]
+    finally:
+        driver.autocommit = False
+
+
+@pytest.mark.parametrize("keep_prepared", [True, False])
+def test_a_rollback_keeping_prepared_statements_keeps_them(app, keep_prepared):
+    """The fast path's refusals end their transaction keeping what psycopg prepared on the connection (it prepares a
+    statement at its fifth run); psycopg's own rollback deallocates everything. Either way the transaction is gone
+    and the connection goes on."""
+    db.engine.dispose()
+    for n in range(6):
+        assert hot_row("SELECT 41 + %(n)s::int AS hot_probe", {"n": n})[0] == 41 + n
+    driver = db.session.connection().connection.driver_connection
+    hot_row("SELECT set_config('metropoints.test_mark', 'set', true)", {})  # lasts as long as the transaction
+    assert prepared_here(driver) == 1
+    rollback_unit_of_work(keep_prepared=keep_prepared)
+    assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert prepared_here(driver) == (1 if keep_prepared else 0)
+    assert hot_row("SELECT current_setting('metropoints.test_mark', true)", {})[0] in ("", None)  # rolled back
+    assert hot_row("SELECT 41 + %(n)s::int AS hot_probe", {"n": 1})[0] == 42
+    assert db.session.connection().connection.driver_connection is driver
+    rollback_unit_of_work(keep_prepared=keep_prepared)
+
+
+def test_a_rollback_keeping_prepared_statements_after_the_server_ended_the_connection(app, database_url):
+    """A refusal on a connection that broke: nothing is sent on it, the session rolls back as always, and the next
+    unit of work gets a fresh connection."""
+    db.engine.dispose()
+    pid = hot_row("SELECT pg_backend_pid()", {})[0]
+    terminate(database_url, pid)
+    with pytest.raises(psycopg.OperationalError):
+        hot_row("SELECT 1", {})
+    rollback_unit_of_work(keep_prepared=True)
+    assert hot_row("SELECT pg_backend_pid()", {})[0] != pid
+    rollback_unit_of_work(keep_prepared=True)
+
+
+def test_a_rollback_keeping_prepared_statements_after_a_commit_sends_nothing(app):
+    """After its unit of work committed, a connection is the pool's again: a later rollback sends it nothing."""
+    db.engine.dispose()
+    hot_row("SELECT 1", {})
+    core_db.commit_unit_of_work()
+    rollback_unit_of_work(keep_prepared=True)  # no transaction of the session's: nothing to end
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT 1").scalar() == 1

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
+from metropoints.core.db import db
 from tests.conftest import auth
 
 
@@ -132,3 +133,24 @@ def test_a_sold_out_attempt_opens_no_session(redis_app, client, create_shop, cre
         soldout.marks().clear({campaign_id})  # campaign ids start again in the next test
     assert reply.get_json()["error"]["code"] == "out_of_stock"
     assert made == [] and len(sent) == 1 and "api_tokens" in sent[0], (made, sent)
+
+
+def test_refused_attempts_keep_the_statements_prepared(client, create_shop, create_campaign, create_riders,
+                                                       token_for):
+    """A refused attempt (limit_reached) rolls its unit of work back keeping what psycopg prepared on the connection,
+    so after six refusals the terms and the sale's statement are prepared there (psycopg prepares a statement at its
+    fifth run). psycopg's own rollback would have deallocated them at every refusal, each attempt then planned
+    afresh: a refusal in ten doubled PostgreSQL's CPU per validation at the counter (bench/counter.py)."""
+    shop = create_shop()
+    campaign_id = create_campaign(shop, per_rider_limit=1).id
+    token = token_for(create_riders()[0])
+    db.session.commit()
+    db.engine.dispose()  # one connection from here: the requests run one after another
+    assert redeem(client, token, campaign_id).status_code == 201
+    for _ in range(6):
+        assert redeem(client, token, campaign_id).get_json()["error"]["code"] == "limit_reached"
+    with db.engine.connect() as connection:  # the pool's only connection, the one the attempts went on
+        prepared = [row[0] for row in connection.connection.driver_connection.execute(
+            "SELECT statement FROM pg_prepared_statements")]
+    assert any("WITH campaign AS" in statement for statement in prepared), prepared
+    assert any("WITH held AS" in statement for statement in prepared), prepared
