@@ -75,8 +75,21 @@ class Error(BaseModel):
     error: ErrorDetail
 
 
+_DETAIL_FIELDS = tuple(name for name in ErrorDetail.model_fields if name not in ("code", "message"))
+
+
+_PLAIN = (str, int, bool, type(None))  # values JSON writes as they are (exact types: no enums, no subclasses)
+
+
 def error_payload(code: str, message: str, /, **fields: Any) -> dict:
     """The contract's error body as data: {"error": {"code", "message", ...fields}}; any field name may be used."""
+    if all(type(value) in _PLAIN for value in fields.values()):
+        # Most replies (a sold-out attempt's has no field): the dict pydantic's dump below makes of them, in its key
+        # order (the model's fields, then the others), without the models (7% of a sold-out reply's samples).
+        detail = {"code": code, "message": message}
+        detail.update((name, fields[name]) for name in _DETAIL_FIELDS if name in fields)
+        detail.update((name, value) for name, value in fields.items() if name not in _DETAIL_FIELDS)
+        return {"error": detail}
     # Built without validation: our own values, and an error reply must not fail itself.
     detail = ErrorDetail.model_construct(code=code, message=message, **fields)
     return Error.model_construct(error=detail).model_dump(mode="json", exclude_unset=True)
