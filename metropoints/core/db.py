@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
@@ -173,103 +171,33 @@ def hot_row(statement: str, params: dict[str, Any], row_factory: RowFactory = tu
         raise
 
 
-class _AutocommitConnections:
-    """The connections autocommit_row lends, for one engine: made by the engine's pool (its connect events run), then
-    detached from it and kept in autocommit for good, lent and given back here without SQLAlchemy's checkout and
-    checkin. Lending a pooled connection for each probe (checkout with its events, autocommit on and off, checkin with
-    its reset) was a third of the probe's CPU: 68 against 46 us a statement, measured alone. At most as many at once
-    as the engine's pool holds (a thread beyond them waits, as for the pool's, up to its timeout); like a pooled one,
-    one that sat unused for PING_AFTER_IDLE_SECONDS is pinged before it goes out (one the server dropped meanwhile is
-    replaced), one that broke is closed, and the engine's disposal closes those not lent."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = weakref.ref(engine)  # weak: the engine's entry in _autocommit goes with the engine
-        self.idle: list[tuple[psycopg.Connection, float]] = []  # the most recently given back last: lent first
-        self.lock = threading.Lock()
-        self.slots = threading.BoundedSemaphore(max(1, engine.pool.size()))
-        self.timeout = engine.pool.timeout()
-
-    def lend(self) -> psycopg.Connection:
-        """A connection in autocommit, idle; give it back with give_back."""
-        if not self.slots.acquire(timeout=self.timeout):
-            raise TimeoutError(f"no autocommit connection free within {self.timeout:g} s")
-        try:
-            while True:
-                with self.lock:
-                    driver, since = self.idle.pop() if self.idle else (None, 0.0)
-                if driver is None:
-                    pooled = self.engine().raw_connection()
-                    driver = pooled.driver_connection
-                    pooled.detach()  # the pool forgets it (and may make another in its place)
-                    driver.autocommit = True
-                    return driver
-                if driver.broken or driver.closed:
-                    driver.close()
-                    continue
-                if time.monotonic() - since >= PING_AFTER_IDLE_SECONDS:
-                    try:
-                        driver.execute("SELECT 1")
-                    except psycopg.Error:
-                        driver.close()  # the server ended it while it sat unused: another, before the statement
-                        continue
-                return driver
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def give_back(self, driver: psycopg.Connection) -> None:
-        """Take back a lent connection: kept if it still works, closed if it broke."""
-        try:
-            if driver.broken or driver.closed:
-                driver.close()
-            else:
-                with self.lock:
-                    self.idle.append((driver, time.monotonic()))
-        finally:
-            self.slots.release()
-
-    def close_idle(self) -> None:
-        """Close the connections not lent (the engine was disposed, or this is going away)."""
-        with self.lock:
-            idle, self.idle = self.idle, []
-        for driver, _since in idle:
-            driver.close()
-
-    def __del__(self) -> None:
-        self.close_idle()
-
-
-_autocommit: weakref.WeakKeyDictionary[Engine, _AutocommitConnections] = weakref.WeakKeyDictionary()
-_autocommit_lock = threading.Lock()
-
-
-@event.listens_for(Engine, "engine_disposed")
-def _close_idle_autocommit(engine: Engine) -> None:
-    """An engine disposed of its pool: its autocommit connections not lent go too."""
-    connections = _autocommit.get(engine)
-    if connections is not None:
-        connections.close_idle()
-
-
 def autocommit_row(statement: str, params: dict[str, Any]) -> Any:
-    """The first row (a named tuple) of a statement in driver form, sent in autocommit (PostgreSQL) on a connection
-    of the primary's kept for such statements (_AutocommitConnections): no BEGIN and no ROLLBACK round trip around
-    it, and any write it makes is committed at once, whatever the unit of work does later. Only for a statement that
-    stands alone (a hot path's token probe, before its unit of work has a transaction). The connection is idle when
-    lent and idle again after the statement (autocommit opens no transaction); one that broke is closed, and the next
-    statement gets another."""
-    engine = db.engine
-    connections = _autocommit.get(engine)
-    if connections is None:
-        with _autocommit_lock:
-            connections = _autocommit.get(engine) or _autocommit.setdefault(engine, _AutocommitConnections(engine))
-    driver = connections.lend()
+    """The first row (a named tuple) of a statement in driver form, sent on a pooled connection of its own in
+    autocommit (PostgreSQL): no BEGIN and no ROLLBACK round trip around it, and any write it makes is committed at
+    once, whatever the unit of work does later. Only for a statement that stands alone (a hot path's token probe,
+    before its unit of work has a transaction).
+
+    It goes to psycopg's cursor directly, on the pool's connection: SQLAlchemy's Connection around it (made, set to
+    autocommit and reset for each probe, its result wrapped) was about a sixth of a flash-sale attempt's samples in
+    the workers, beside a statement that needs none of it. The connection is idle when the pool hands it out and
+    idle again after the statement (autocommit opens no transaction), so it goes back as it came; one that broke
+    is dropped from the pool."""
+    connection = db.engine.raw_connection()
     try:
-        with driver.cursor(row_factory=namedtuple_row) as cursor:
-            cursor.execute(statement, params)
-            return cursor.fetchone()
+        driver = connection.driver_connection
+        driver.autocommit = True
+        try:
+            with driver.cursor(row_factory=namedtuple_row) as cursor:
+                cursor.execute(statement, params)
+                return cursor.fetchone()
+        finally:
+            if not driver.closed:
+                driver.autocommit = False
+    except psycopg.OperationalError:
+        connection.invalidate()
+        raise
     finally:
-        connections.give_back(driver)
+        connection.close()  # back to the pool
 
 
 def primary_is_postgres() -> bool:

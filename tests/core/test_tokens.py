@@ -197,8 +197,8 @@ def test_issued_tokens_carry_their_kind_and_label(client, create_rider, rider_to
 
 def test_a_hot_path_probe_commits_its_use_alone_and_asynchronously(client, create_rider, rider_token):
     """The hot paths' probe (autocommit) records a first use even on a refused request, with its own transaction
-    committed asynchronously; the connection it ran on keeps synchronous commits for whatever runs next, and the
-    unit of work's own connection is another (a sale's commit waits for the disk as before)."""
+    committed asynchronously; the pooled connection it ran on keeps synchronous commits for whatever runs next (a
+    sale's commit waits for the disk as before)."""
     token = rider_token(create_rider())
     seen: list[tuple[str, psycopg.Connection]] = []
     execute = psycopg.Cursor.execute
@@ -217,9 +217,7 @@ def test_a_hot_path_probe_commits_its_use_alone_and_asynchronously(client, creat
     assert reply.get_json()["error"]["code"] == "not_live"
     assert stored(token).last_used_at is not None  # kept although the request was refused
     assert len(seen) == 1 and "set_config('synchronous_commit', 'off', true)" in seen[0][0], seen
-    probed_on = seen[0][1]  # kept for the probes, idle in autocommit: the setting ended with the probe's transaction
-    assert probed_on.autocommit
+    probed_on = seen[0][1]  # back in the pool, idle, as it came: no longer in autocommit, commits synchronous
+    assert not probed_on.autocommit
     assert probed_on.execute("SHOW synchronous_commit").fetchone()[0] == "on"
-    with db.engine.connect() as connection:  # the units of work's connections: never this one, never in autocommit
-        assert connection.connection.driver_connection is not probed_on
-        assert connection.connection.driver_connection.autocommit is False
+    probed_on.rollback()
