@@ -1,7 +1,8 @@
 -- wrk script for bench/flash_sale.py: every request is a different rider redeeming the same campaign.
--- args: tokens file, campaign id, requests in all, wrk threads, done file. Each thread takes its own slice of the
--- tokens, stops
--- after its share of replies; done() prints the counts by status and the latency percentiles.
+-- args: tokens file, campaign id, requests in all, wrk threads, done file, connections in all. Each thread takes its
+-- own slice of the tokens and stops after its share of replies; the requests it sends past its share while the last
+-- replies are on their way (one a connection at most) take tokens of their own after all the slices, so no rider
+-- tries twice. done() prints the counts by status and the latency percentiles.
 local threads = {}
 
 function setup(thread)
@@ -15,6 +16,7 @@ function init(args)
   local share = math.floor(tonumber(args[3]) / tonumber(args[4]))
   first = wrk.thread:get("index") * share
   limit = share
+  spare = tonumber(args[3]) + wrk.thread:get("index") * math.ceil(tonumber(args[6]) / tonumber(args[4]))
   sent, replies, created, conflicts, other = 0, 0, 0, 0, 0
   my_tokens = tokens
   body = '{"campaign_id": ' .. args[2] .. '}'
@@ -23,7 +25,8 @@ end
 
 function request()
   sent = sent + 1
-  local token = my_tokens[first + ((sent - 1) % limit) + 1]
+  local token
+  if sent <= limit then token = my_tokens[first + sent] else token = my_tokens[spare + (sent - limit)] end
   return wrk.format("POST", "/api/v1/redemptions",
     { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }, body)
 end

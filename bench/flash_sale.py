@@ -178,7 +178,8 @@ def sale(base: str, token_file: Path, campaign: int, attempts: int, clients: int
     done_file = Path(f"{token_file}.{campaign}.done")
     try:
         return wrk(base, script=ROOT / "bench" / "flash_sale.lua", connections=clients, threads=2, duration=300,
-                   done_file=done_file, args=(str(token_file), str(campaign), str(attempts), "2", str(done_file)))
+                   done_file=done_file,
+                   args=(str(token_file), str(campaign), str(attempts), "2", str(done_file), str(clients)))
     finally:
         done_file.unlink(missing_ok=True)
 
@@ -215,7 +216,10 @@ def main() -> None:
     if args.redis != "none":
         extra_env["REDIS_URL"] = args.redis
     with fresh_database("mp_bench_flash") as url:
-        campaign, tokens = seed(url, riders=args.attempts, stock=args.stock, history=args.history)
+        # A rider for each attempt, and one more for each client: wrk sends a request on every connection until the
+        # last reply is in, so up to one request a connection goes past the attempts counted (flash_sale.lua gives
+        # those riders of their own: a rider's second attempt would be a limit_reached reply, not a sale).
+        campaign, tokens = seed(url, riders=args.attempts + args.clients, stock=args.stock, history=args.history)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as token_file:
             token_file.write("\n".join(tokens) + "\n")
         tokens_path = Path(token_file.name)
