@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import resource
 import secrets
 import tempfile
@@ -79,11 +80,11 @@ def seed(url: str, *, riders: int, stock: int, history: int = 0) -> tuple[int, l
                 "INSERT INTO coupons (campaign_id, rider_id, code, counter_code, status, points_spent, issued_at, "
                 "expires_at, used_at, used_store_id, expired_at, billed) "
                 "SELECT c.id, 1 + g %% %s, 'h' || md5(g::text), lpad(g::text, 12, '0'), "
-                "CASE WHEN g %% 4 = 0 THEN 'expired' ELSE 'used' END, %s, t.at, t.at + interval '7 days', "
-                "CASE WHEN g %% 4 = 0 THEN NULL ELSE t.at + interval '1 day' END, "
-                "CASE WHEN g %% 4 = 0 THEN NULL ELSE %s END, "
-                "CASE WHEN g %% 4 = 0 THEN t.at + interval '7 days' END, g %% 4 <> 0 "
-                "FROM generate_series(1, %s) g, LATERAL (SELECT now() - (g %% 200 + 8) * interval '1 day' AS at) t, "
+                "CASE WHEN t.expired THEN 'expired' ELSE 'used' END, %s, t.at, t.at + interval '7 days', "
+                "CASE WHEN NOT t.expired THEN t.at + interval '1 day' END, CASE WHEN NOT t.expired THEN %s END, "
+                "CASE WHEN t.expired THEN t.at + interval '7 days' END, NOT t.expired "
+                "FROM generate_series(1, %s) g, "
+                "LATERAL (SELECT now() - (g %% 200 + 8) * interval '1 day' AS at, g %% 4 = 0 AS expired) t, "
                 "LATERAL (SELECT (%s::int[])[1 + g %% 20] AS id) c",
                 (riders, PRICE, store, history, [row[0] for row in past]))
         conn.execute(
@@ -170,8 +171,8 @@ SELECT (SELECT id FROM coupon);
     # so PostgreSQL plans them as it plans the app's parameters: with the campaign as a literal, a campaign newer than
     # the last ANALYZE was estimated at one coupon and counted the rider's coupons through ix_coupons_campaign_issued,
     # every coupon of the campaign read for each sale. The price is a literal number.
-    return (f"\\set c {campaign}\n" + script).replace(":c", ":c::int").replace(":price", "1").replace(
-        ":r", ":r::int")
+    script = re.sub(r":c\b", ":c::int", f"\\set c {campaign}\n" + script)
+    return script.replace(":price", "1").replace(":r", ":r::int")
 
 
 def sale(base: str, token_file: Path, campaign: int, attempts: int, clients: int) -> tuple[str, dict]:

@@ -75,10 +75,10 @@ class Error(BaseModel):
     error: ErrorDetail
 
 
+# error_payload's plain dict: the detail's optional fields in the model's order, and the values JSON writes as they
+# are (exact types: no enums, no subclasses).
 _DETAIL_FIELDS = tuple(name for name in ErrorDetail.model_fields if name not in ("code", "message"))
-
-
-_PLAIN = (str, int, bool, type(None))  # values JSON writes as they are (exact types: no enums, no subclasses)
+_PLAIN = (str, int, bool, type(None))
 
 
 def error_payload(code: str, message: str, /, **fields: Any) -> dict:

@@ -93,14 +93,15 @@ def test_a_hot_statement_on_a_connection_the_server_ended_fails_once(app, databa
 
 def prepared_here(driver: psycopg.Connection) -> int:
     """How many statements the server holds prepared for this connection that ran `hot_probe` below."""
-    query = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%hot_probe%%'"
-    if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        return driver.execute(query).fetchone()[0]
-    driver.autocommit = True  # outside a transaction: ask in autocommit, leaving none open behind the session
+    idle = driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if idle:
+        driver.autocommit = True  # outside a transaction: ask in autocommit, leaving none open behind the session
     try:
-        return driver.execute(query).fetchone()[0]
+        return driver.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%hot_probe%%'"
+                              ).fetchone()[0]
     finally:
-        driver.autocommit = False
+        if idle:
+            driver.autocommit = False
 
 
 @pytest.mark.parametrize("keep_prepared", [True, False])
