@@ -293,9 +293,9 @@ def test_the_feeds_crediting_statements_are_planned_for_their_parameters(app, cr
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute("ANALYZE trips, ledger_entries, riders, rider_links")
     db.engine.dispose()  # the calls below share the pool's one connection, and its prepared statements
-    start = utcnow() - timedelta(days=3)
-    for n in range(12):
-        assert post(partner, [trip(f"t{n}", exited_at=start + timedelta(hours=n))]).credited == 1
+    start = utcnow() - timedelta(days=13)
+    for n in range(12):  # a service day each: twelve rides of one day would pass its cap, whatever the hour
+        assert post(partner, [trip(f"t{n}", exited_at=start + timedelta(days=n))]).credited == 1
     plans = db.session.execute(text(
         "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO trips%'"
     )).all()
