@@ -218,19 +218,32 @@ def check_token_kind(token: BearerToken, kinds: tuple[TokenKind, ...]) -> Bearer
     return token
 
 
-def require_token(*kinds: TokenKind, cached: bool = False) -> Callable:
+def require_token(*kinds: TokenKind, cached: bool = False,
+                  before_token: Callable[[BaseModel], None] | None = None) -> Callable:
     """Let through only requests bearing a live token of one of `kinds`; the token is in `g.api_token`. `cached`
     (the hot paths only): the token may come from the process's cache of live tokens, so a revocation reaches this
-    view up to core.token_cache.MAX_TOKEN_CACHE_SECONDS later in other processes."""
+    view up to core.token_cache.MAX_TOKEN_CACHE_SECONDS later in other processes.
+
+    `before_token` (a view with a body, declared by `api_operation` under this decorator): a check of the parsed body
+    that may refuse the request before its token is looked up, for a refusal that says only what is public anyway
+    and would otherwise cost the lookup's round trip alone (a flash sale's sold-out replies: answer_before_token)."""
 
     def decorator(view: Callable) -> Callable:
+        operation = view.__dict__.get("api_operation")
+        if before_token is not None and (operation is None or operation.body is None):
+            raise TypeError("before_token needs a view whose api_operation declares a body")
+        replays = bool(view.__dict__.get("api_idempotent"))
+
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if before_token is not None and not (replays and request.headers.get("Idempotency-Key")):
+                answer_before_token(before_token, operation)
             g.api_token = check_token_kind(bearer_token(cached=cached), kinds)
             return view(*args, **kwargs)
 
         wrapped.api_token_kinds = kinds  # type: ignore[attr-defined]
         wrapped.api_token_cached = cached  # type: ignore[attr-defined]
+        wrapped.api_before_token = before_token  # type: ignore[attr-defined]
         return wrapped
 
     return decorator
@@ -254,6 +267,22 @@ def json_body(*, check_text: bool = True, data: Any = NOT_READ) -> dict:
     if check_text and not storable_text(data):
         raise MalformedJson("The body's text must be UTF-8 without NUL characters.")
     return data
+
+
+def answer_before_token(check: Callable[[BaseModel], None], operation: Any, parsed: Any = NOT_READ,
+                        authorization: str | None = None) -> BaseModel | None:
+    """Run a view's `before_token` check (require_token): the request's body as its operation parses it (or from
+    `parsed`, the JSON core.fastpath read), or None when it does not parse (the body's refusal then comes after the
+    token's, as always). A request without a bearer token is refused first (401, as ever); a request with one, of
+    whatever token, may be refused here by `check` (a DomainError) before the token is looked up. Not for a request
+    whose Idempotency-Key may replay an earlier reply: the replay comes first."""
+    bearer_value(authorization)
+    try:
+        body = operation.parse_body(parsed)
+    except DomainError:
+        return None
+    check(body)
+    return body
 
 
 def storable_text(value: Any) -> bool:

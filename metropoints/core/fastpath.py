@@ -7,7 +7,7 @@ lookup. Profiled on a flash sale that was about a fifth of a worker's samples be
 For the endpoints named at install, a POST to the rule's exact path that takes the common shape goes this way
 instead, inside an app context only:
 - the token as `require_token` checks it (core.api.bearer_token / check_token_kind, the view's kinds and cache
-  setting), in `g.api_token`;
+  setting), in `g.api_token`, after the view's `before_token` check when it has one (core.api.answer_before_token);
 - the body as `api_operation` parses it (its Operation.parse_body on the JSON read here, which must be
   `application/json` with a Content-Length: anything else goes to Flask);
 - the view's own function (the one its decorators wrap), its reply model serialized as `api_operation` does, with
@@ -36,7 +36,13 @@ from pydantic import BaseModel
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.test import EnvironBuilder
 
-from metropoints.core.api import bearer_token, check_token_kind, domain_error_parts, domain_error_reply
+from metropoints.core.api import (
+    answer_before_token,
+    bearer_token,
+    check_token_kind,
+    domain_error_parts,
+    domain_error_reply,
+)
 from metropoints.core.db import commit_unit_of_work, rollback_unit_of_work
 from metropoints.core.errors import DomainError, Unauthorized
 from metropoints.core.extensions import LIMITED_VIEW_MARK
@@ -60,6 +66,7 @@ class FastRoute:
     idempotent: bool
     operation: Operation
     view: Callable[..., BaseModel]
+    before_token: Callable[[BaseModel], None] | None = None
 
 
 def fast_route(app: Flask, endpoint: str) -> FastRoute:
@@ -86,7 +93,7 @@ def fast_route(app: Flask, endpoint: str) -> FastRoute:
         raise ValueError(f"{endpoint}: a decorator the fast path does not know wraps the view")
     return FastRoute(endpoint=endpoint, path=rules[0].rule, kinds=tuple(kinds),
                      cached=bool(view.__dict__.get("api_token_cached")), idempotent=idempotent, operation=operation,
-                     view=inner)
+                     view=inner, before_token=view.__dict__.get("api_before_token"))
 
 
 class FastPath:
@@ -139,14 +146,16 @@ class FastPath:
         exception is returned instead (its unit of work rolled back)."""
         with self.app.app_context():
             try:
-                g.api_token = check_token_kind(
-                    bearer_token(cached=route.cached, authorization=environ.get("HTTP_AUTHORIZATION", "")),
-                    route.kinds)
+                authorization = environ.get("HTTP_AUTHORIZATION", "")
                 try:
                     parsed = self.app.json.loads(body)
                 except (ValueError, RecursionError):
-                    parsed = None  # not JSON: parse_body refuses it (400 malformed_json)
-                result = route.view(body=route.operation.parse_body(parsed))
+                    parsed = None  # not JSON: parse_body refuses it (400 malformed_json), after the token's check
+                checked = (None if route.before_token is None
+                           else answer_before_token(route.before_token, route.operation, parsed, authorization))
+                g.api_token = check_token_kind(bearer_token(cached=route.cached, authorization=authorization),
+                                               route.kinds)
+                result = route.view(body=checked if checked is not None else route.operation.parse_body(parsed))
                 status, payload, own = route.operation.reply_status(result), result.model_dump(mode="json"), []
                 data = self._json(payload)
                 commit_unit_of_work()

@@ -219,13 +219,16 @@ def catalog_item(campaign_id: int):
 
 
 @bp.post("/redemptions")
-@require_token(TokenKind.rider, cached=True)  # a flash sale's hot path: core.token_cache
+# A flash sale's hot path: the token from core.token_cache, and a campaign marked sold out refused before the token.
+@require_token(TokenKind.rider, cached=True, before_token=lambda body: redemption.refuse_if_sold_out(body.campaign_id))
 @idempotent
 @api_operation(body=s.RedemptionRequest, replies={201: s.RedemptionReply},
                errors=(InsufficientPoints, OutOfStock, LimitReached, NotLive), tag="redemption")
 def redeem(body: s.RedemptionRequest):
     """Redeem a campaign: buy one coupon of a live campaign with points; 409 says why not. The debit, the stock and
-    the coupon are one transaction. A retry with the same Idempotency-Key gets the first coupon back."""
+    the coupon are one transaction. A retry with the same Idempotency-Key gets the first coupon back. A campaign
+    marked sold out is answered out_of_stock before the token is looked up (what the catalogue shows anyone; a
+    request without a bearer token is still a 401), so a flash sale's sold-out replies cost no database work."""
     # The token names the rider; redeem() reads and locks the rider's row itself, so no ORM load here.
     result = redemption.redeem(rider_id=g.api_token.subject_id, campaign_id=body.campaign_id)
     return s.RedemptionReply(coupon_id=result.coupon_id, code=result.code, counter_code=result.counter_code,

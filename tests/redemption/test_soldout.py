@@ -63,6 +63,52 @@ def test_the_last_sale_marks_the_campaign_and_later_attempts_skip_the_database(s
     books()
 
 
+def test_a_sold_out_campaign_is_answered_before_the_token(sold_out, redis_app, client, create_campaign,
+                                                          token_for, books):
+    """A marked campaign is out_of_stock for a request with any bearer token, before the token is looked up (no
+    statement at all), the fast path and Flask alike: what the public catalogue shows anyone. Every other refusal
+    keeps its order: no bearer token is a 401; a body that does not parse, or a campaign with stock, leaves the
+    token to be checked first (401 for an unknown one)."""
+    from tests.redemption.test_fast_path import REDEEM, same_both_ways
+
+    shop, campaign_id, _, _, _ = sold_out
+    on_sale = create_campaign(shop)
+    cases = [
+        (409, "out_of_stock", {"json": {"campaign_id": campaign_id}, "headers": auth("not-a-token")}),
+        (409, "out_of_stock", {"json": {"campaign_id": campaign_id}, "headers": auth(token_for(shop.cashier))}),
+        (401, "unauthorized", {"json": {"campaign_id": campaign_id}}),
+        (401, "unauthorized", {"json": {"campaign_id": campaign_id}, "headers": {"Authorization": "Basic abc"}}),
+        (401, "invalid_token", {"data": b"{", "content_type": "application/json", "headers": auth("not-a-token")}),
+        (401, "invalid_token", {"json": {"campaign_id": str(campaign_id)}, "headers": auth("not-a-token")}),
+        (401, "invalid_token", {"json": {"campaign_id": on_sale.id}, "headers": auth("not-a-token")}),
+    ]
+    for status, code, kwargs in cases:
+        with statements() as sent:
+            reply = same_both_ways(redis_app, client, REDEEM, **kwargs)
+        assert (reply.status_code, reply.get_json()["error"]["code"]) == (status, code), kwargs
+        assert (sent == []) is (status == 409 or code == "unauthorized"), (kwargs, sent)
+    books()
+
+
+def test_a_replay_after_the_sell_out_returns_the_first_coupon(redis_app, client, create_shop, create_campaign,
+                                                               create_riders, token_for, books):
+    """A retry with the Idempotency-Key of the purchase that took the last unit gets that purchase's reply back
+    (201, replayed), not the mark's out_of_stock: the replay comes before the mark."""
+    campaign_id = create_campaign(create_shop(), stock_total=1).id
+    token = token_for(create_riders(1)[0])
+    headers = {**auth(token), "Idempotency-Key": "last-unit"}
+    try:
+        first = client.post("/api/v1/redemptions", json={"campaign_id": campaign_id}, headers=headers)
+        assert first.status_code == 201 and soldout.marks().is_marked_here(campaign_id)
+        again = client.post("/api/v1/redemptions", json={"campaign_id": campaign_id}, headers=headers)
+        assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+        assert again.get_json() == first.get_json()
+        assert redeem(client, token, campaign_id).get_json()["error"]["code"] == "out_of_stock"
+    finally:
+        soldout.marks().clear({campaign_id})
+    books()
+
+
 def test_added_stock_clears_the_mark(sold_out, client, books):
     """An owner adding stock clears the mark when that unit of work commits, here and in Redis: the next attempt
     buys."""
