@@ -27,7 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from werkzeug.routing import BaseConverter, Rule, UnicodeConverter
 from werkzeug.routing.converters import NumberConverter
 
-from metropoints.core.api import DEFAULT_LIMIT, MAX_IDEMPOTENCY_KEY, MAX_LIMIT, NOT_READ, Error, json_body
+from metropoints.core.api import MAX_IDEMPOTENCY_KEY, NOT_READ, Error, json_body
 from metropoints.core.errors import (
     DomainError,
     Forbidden,
@@ -39,6 +39,7 @@ from metropoints.core.errors import (
     Unauthorized,
 )
 from metropoints.core.models import TokenKind
+from metropoints.core.pages import DEFAULT_LIMIT, MAX_LIMIT
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 ERROR_REF = {"$ref": REF_TEMPLATE.format(model="Error")}

@@ -14,12 +14,13 @@ from metropoints.campaigns import catalogue
 from metropoints.campaigns.models import Campaign
 from metropoints.campaigns.schemas import CatalogItem
 from metropoints.core import operations as core
-from metropoints.core.api import bearer_value, idempotent, keyset_page, require_token
+from metropoints.core.api import bearer_value, idempotent, require_token
 from metropoints.core.db import db
 from metropoints.core.errors import DomainError, InvalidInput, InvalidToken, NotFound
 from metropoints.core.extensions import limiter
 from metropoints.core.models import Rider, Station, TokenKind
 from metropoints.core.openapi import PAGE_QUERY, RATE_LIMITED, Param, Reply, api_operation
+from metropoints.core.pages import keyset_page
 from metropoints.core.replica import stale_ok
 from metropoints.core.schemas import width
 from metropoints.core.signin import check_api_code

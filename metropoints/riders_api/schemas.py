@@ -20,9 +20,9 @@ from metropoints.accrual.ingest import ALL_FIELDS, SOURCE_RE, BatchResult
 from metropoints.accrual.models import EntryKind, LedgerEntry, RiderLink, Trip, TripMode, TripStatus
 from metropoints.accrual.queries import ModeTotals
 from metropoints.campaigns.schemas import CatalogItem
-from metropoints.core.api import Page
 from metropoints.core.models import Rider, Station
 from metropoints.core.operations import MAX_PASSWORD, MIN_PASSWORD, PHONE_RE
+from metropoints.core.pages import Page
 from metropoints.core.schemas import Id, ReplyBody, RequestBody, Timestamp, text, width
 from metropoints.redemption.codes import COUNTER_CODE_RE
 from metropoints.redemption.models import Coupon, CouponStatus
