@@ -13,8 +13,9 @@ A batch runs in one transaction:
    per-mode and daily caps (accrual.allocation: window functions over the batch, one index probe of the rider's
    stored trips per trip), claims each (source, trip_id) in trip_keys and inserts the trips whose claim went in
    (a repeated (source, trip_id), in whatever month, is skipped), posts one ledger entry per credited trip, adds the
-   sums to the balances, and adds the batch's trips to the day's rollup (accrual.rollups: one aggregated upsert per
-   batch). Duplicates and trips under review are stored with their reason and no points.
+   sums to the balances and the riders' carbon accounts (one UPDATE of each rider's row), and adds the batch's trips
+   to the day's rollup (accrual.rollups: one aggregated upsert per batch). Duplicates and trips under review are
+   stored with their reason and no points.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from metropoints.accrual.checks import (  # noqa: F401 (the feed's names, import
 )
 from metropoints.accrual.models import BusLine, TripBatch, TripRejection
 from metropoints.accrual.network import Network, get_network
-from metropoints.accrual.rollups import add_trips, add_trips_sql
+from metropoints.accrual.rollups import add_trips, add_trips_sql, credit_riders_sql
 from metropoints.accrual.rules import load_rulebook
 from metropoints.core.db import db, is_postgres, sql_param
 from metropoints.core.timeutil import utcnow
@@ -229,8 +230,8 @@ def _credit_staged(batch_id: int, now: datetime, *, walk: bool = True,
             "claim AS (" + CLAIM_KEYS + "), "
             "ins AS (" + INSERT_CLAIMED_TRIPS +
             " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status, "
-            "distance_m, co2e_grams), "
-            "bal AS (" + BALANCE_UPDATE.format(source="ins") + "), "
+            "distance_m, co2e_grams, mode), "
+            "bal AS (" + credit_riders_sql("ins") + "), "
             f"led AS (INSERT INTO ledger_entries ({LEDGER_COLUMNS}) " + LEDGER_SELECT.format(source="ins") + "), "
             "days AS (" + add_trips_sql("ins") + ") "
             "SELECT status, COUNT(*) FROM ins GROUP BY status")), params).all())

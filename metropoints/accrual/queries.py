@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
 
-from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripMode, TripStatus
+from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripMode
+from metropoints.accrual.rollups import RIDER_FIGURES, rider_figure_columns
 from metropoints.core.db import db
-from metropoints.core.models import TokenKind
+from metropoints.core.models import Rider, TokenKind
 from metropoints.core.token_queries import name_subjects
 
 
@@ -25,13 +26,13 @@ class ModeTotals:
 
 def rider_totals_by_mode(rider_id: int) -> dict[TripMode, ModeTotals]:
     """Every mode (those without trips at zero) with the metres, grams CO2e and points of the rider's credited and
-    capped trips of that mode: one GROUP BY over the rider's own trips, found through ix_trips_rider_day."""
-    found = {TripMode(mode): ModeTotals(int(metres or 0), int(grams or 0), int(points or 0))
-             for mode, metres, grams, points in db.session.execute(
-                 select(Trip.mode, func.sum(Trip.distance_m), func.sum(Trip.co2e_grams), func.sum(Trip.points))
-                 .where(Trip.rider_id == rider_id, Trip.status.in_([TripStatus.credited, TripStatus.capped]))
-                 .group_by(Trip.mode))}
-    return {mode: found.get(mode, ModeTotals()) for mode in TripMode}
+    capped trips of that mode: the rider's own row (core.models.Rider's carbon account, kept by accrual.rollups),
+    never the trips (a rider of years has thousands, in every month's partition)."""
+    row = db.session.execute(select(*(getattr(Rider, name) for _, name, _ in rider_figure_columns()))
+                             .where(Rider.id == rider_id)).one_or_none()
+    figures = dict(zip((name for _, name, _ in rider_figure_columns()), row or (), strict=False))
+    return {mode: ModeTotals(**{figure: int(figures.get(f"{mode.value}_{figure}") or 0) for figure in RIDER_FIGURES})
+            for mode in TripMode}
 
 
 def rider_links(rider_id: int) -> list[RiderLink]:

@@ -1,5 +1,6 @@
 """The trips' rollup (`rollup_trip_days`): per service day, mode and rule version, the credited and capped trips,
-their metres, points and grams CO2e, added by the same statement or transaction that credits them.
+their metres, points and grams CO2e, added by the same statement or transaction that credits them; and each rider's
+figures per mode on the rider's row (`riders.<mode>_metres`, `_co2e_grams`, `_points`), added by the same writers.
 
 A batch adds one aggregated upsert (its rows grouped by day, mode and rule version, in key order, so two batches
 lock the day rows in one order after having locked their riders in id order); crediting held trips adds theirs the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from metropoints.accrual.models import TripMode
 from metropoints.core.db import db
 from metropoints.core.rollups import upsert_sql
 
@@ -22,6 +24,8 @@ TABLE = "rollup_trip_days"
 KEYS = ("service_day", "mode", "rule_version_id")
 COUNTERS = ("trips", "metres", "points", "co2e_grams")
 COUNTED = "('credited', 'capped')"  # a capped trip earned fewer points, but the rider rode: its CO2e counts
+# Each rider's figures per mode, on the rider's own row (core.models.Rider: <mode>_<figure>), from these trip columns.
+RIDER_FIGURES = {"metres": "distance_m", "co2e_grams": "co2e_grams", "points": "points"}
 
 
 
@@ -37,9 +41,47 @@ def add_trips_sql(source: str) -> str:
         "ORDER BY d.service_day, COALESCE(rv.mode, 'metro'), d.rule_version_id"))
 
 
+def rider_figure_columns() -> list[tuple[str, str, str]]:
+    """(mode, the riders' column, the trips' column) of each figure a rider's row keeps per mode."""
+    return [(mode.value, f"{mode.value}_{figure}", column) for mode in TripMode
+            for figure, column in RIDER_FIGURES.items()]
+
+
+def rider_figure_sums(alias: str) -> str:
+    """The select-list of each rider figure summed over the trips `alias` (their mode picks the column)."""
+    return ", ".join(f"SUM(CASE WHEN {alias}.mode = '{mode}' THEN {alias}.{column} ELSE 0 END) AS {name}"
+                     for mode, name, column in rider_figure_columns())
+
+
+def rider_figure_sets(agg: str) -> str:
+    """The SET list adding the sums of `agg` (rider_figure_sums) to the rider's row."""
+    return ", ".join(f"{name} = riders.{name} + {agg}.{name}" for _, name, _ in rider_figure_columns())
+
+
+def credit_riders_sql(source: str) -> str:
+    """The UPDATE adding the counted trips of `source` (trips' columns, `mode` included) to their riders: the
+    points to the balance and every figure to the rider's carbon account (one write of each rider's row, which the
+    crediting statement makes anyway). The riders are locked already."""
+    return (f"UPDATE riders SET points_balance = riders.points_balance + agg.total, {rider_figure_sets('agg')} "
+            f"FROM (SELECT t.rider_id, SUM(t.points) AS total, {rider_figure_sums('t')} FROM {source} t "
+            f"WHERE t.status IN {COUNTED} AND t.rider_id IS NOT NULL GROUP BY t.rider_id) agg "
+            "WHERE riders.id = agg.rider_id")
+
+
+def add_rider_figures_sql(source: str) -> str:
+    """The UPDATE adding the counted trips of `source` to their riders' carbon accounts, the balance left alone
+    (for writers that post the points apart: accrual.ingest.post_trip_credits)."""
+    return (f"UPDATE riders SET {rider_figure_sets('agg')} FROM (SELECT t.rider_id, {rider_figure_sums('t')} "
+            f"FROM {source} t WHERE t.status IN {COUNTED} AND t.rider_id IS NOT NULL GROUP BY t.rider_id) agg "
+            "WHERE riders.id = agg.rider_id")
+
+
 def add_trips(trip_pks_sql: str, params: dict | None = None) -> None:
-    """Add the trips named by `trip_pks_sql` (a SELECT of trip ids) to the rollup, as stored now."""
-    db.session.execute(text(add_trips_sql(f"(SELECT * FROM trips WHERE id IN ({trip_pks_sql}))")), params or {})
+    """Add the trips named by `trip_pks_sql` (a SELECT of trip ids) to the day's rollup and to their riders'
+    carbon accounts, as stored now (their points go to the balance apart, with their ledger entries)."""
+    source = f"(SELECT * FROM trips WHERE id IN ({trip_pks_sql}))"
+    db.session.execute(text(add_trips_sql(source)), params or {})
+    db.session.execute(text(add_rider_figures_sql(source)), params or {})
 
 
 def record_trip_changes(trip_pks_sql: str, params: dict | None = None) -> None:

@@ -75,6 +75,22 @@ class Rider(db.Model):
     # Kept equal to the sum of ledger_entries.points in the same transaction as every entry.
     points_balance: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The rider's carbon account per mode: the metres, grams CO2e and points of their credited and capped trips,
+    # added by the statements that credit trips (accrual.rollups), so the rider's own figures (GET /api/v1/me) are
+    # this row, never the trips (a rider of years has thousands, in every month's partition). One set per mode of
+    # accrual.models.TripMode (tests/accrual/test_rider_figures.py holds the two lists together).
+    metro_metres: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    metro_co2e_grams: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    metro_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bus_metres: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bus_co2e_grams: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bus_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bike_metres: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bike_co2e_grams: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bike_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    walk_metres: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    walk_co2e_grams: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    walk_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class User(UserMixin, db.Model):

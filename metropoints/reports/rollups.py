@@ -2,11 +2,13 @@
 compares them and lists every difference.
 
 Each rollup is one GROUP BY over its raw rows (riders by registration day; credited and capped trips by service day,
-mode and rule version; coupons by campaign and the day of each event; each rider's credits by year), the same figures
-the writers (or, for the credits per year, a trigger on the ledger) add as they go.
-Rebuilding on PostgreSQL first locks the rollup tables against writers (EXCLUSIVE: reads go on), then reads the raw
-rows: every writer that already counted something has committed by then and is in the rebuild, and every later one
-waits and adds its own on top. It reads all history, so it is a maintenance command, never a request or a job.
+mode and rule version, and per rider and mode on the rider's row; coupons by campaign and the day of each event; each
+rider's credits by year), the same figures the writers (or, for the credits per year, a trigger on the ledger) add as
+they go.
+Rebuilding on PostgreSQL first locks the rollup tables against writers (EXCLUSIVE: reads go on; the riders' table
+too, for their carbon accounts, so sales and credits wait for the rebuild's commit), then reads the raw rows: every
+writer that already counted something has committed by then and is in the rebuild, and every later one waits and
+adds its own on top. It reads all history, so it is a maintenance command, never a request or a job.
 """
 
 from __future__ import annotations
@@ -76,18 +78,37 @@ ROLLUPS = (
 )
 
 
+def _rider_figures_sql() -> str:
+    """Each rider's carbon account per mode (the riders' <mode>_<figure> columns) from their credited and capped
+    trips (the trips' own mode)."""
+    return (f"SELECT t.rider_id, {trip_rollups.rider_figure_sums('t')} FROM trips t "
+            f"WHERE t.status IN {trip_rollups.COUNTED} AND t.rider_id IS NOT NULL GROUP BY t.rider_id")
+
+
+def _rider_figure_names() -> list[str]:
+    """The riders' columns of their carbon account."""
+    return [name for _, name, _ in trip_rollups.rider_figure_columns()]
+
+
 def rebuild() -> dict[str, int]:
     """Replace every rollup by its recomputation from the raw rows; the rows written per table. Flushes, never
     commits (the caller commits, which lets the waiting writers go on)."""
     db.session.flush()
     if is_postgres():
-        db.session.execute(text(f"LOCK TABLE {', '.join(r.table for r in ROLLUPS)} IN EXCLUSIVE MODE"))
+        db.session.execute(text(f"LOCK TABLE {', '.join(r.table for r in ROLLUPS)}, riders IN EXCLUSIVE MODE"))
     written = {}
     for rollup in ROLLUPS:
         columns = ", ".join((*rollup.keys, *rollup.counters))
         db.session.execute(text(f"DELETE FROM {rollup.table}"))
         written[rollup.table] = db.session.execute(text(
             f"INSERT INTO {rollup.table} ({columns}) SELECT {columns} FROM ({rollup.raw_sql()}) raw")).rowcount
+    # The riders' carbon accounts: zero, then the sums of the riders who have counted trips.
+    names = _rider_figure_names()
+    db.session.execute(text(f"UPDATE riders SET {', '.join(f'{n} = 0' for n in names)} "
+                            f"WHERE {' OR '.join(f'{n} <> 0' for n in names)}"))
+    written["riders"] = db.session.execute(text(
+        f"UPDATE riders SET {', '.join(f'{n} = raw.{n}' for n in names)} FROM ({_rider_figures_sql()}) raw "
+        "WHERE riders.id = raw.rider_id")).rowcount
     db.session.expire_all()
     return written
 
@@ -125,9 +146,18 @@ def differences() -> list[Difference]:
         width = len(rollup.keys)
         kept = _rows(f"SELECT {columns} FROM {rollup.table}", width)
         raw = _rows(f"SELECT {columns} FROM ({rollup.raw_sql()}) raw", width)
-        zeros = (0,) * len(rollup.counters)
-        for key in sorted(kept.keys() | raw.keys()):
-            for column, mine, theirs in zip(rollup.counters, kept.get(key, zeros), raw.get(key, zeros), strict=True):
-                if mine != theirs:
-                    found.append(Difference(rollup.table, key, column, mine, theirs))
+        found += _compare(rollup.table, rollup.counters, kept, raw)
+    names = _rider_figure_names()
+    kept = _rows(f"SELECT id, {', '.join(names)} FROM riders WHERE {' OR '.join(f'{n} <> 0' for n in names)}", 1)
+    return found + _compare("riders", tuple(names), kept, _rows(_rider_figures_sql(), 1))
+
+
+def _compare(table: str, counters: tuple[str, ...], kept: dict, raw: dict) -> list[Difference]:
+    """The figures where a rollup's rows (`kept`) and the raw rows' (`raw`), keyed alike, disagree."""
+    found = []
+    zeros = (0,) * len(counters)
+    for key in sorted(kept.keys() | raw.keys()):
+        for column, mine, theirs in zip(counters, kept.get(key, zeros), raw.get(key, zeros), strict=True):
+            if mine != theirs:
+                found.append(Difference(table, key, column, mine, theirs))
     return found
