@@ -374,6 +374,7 @@ SQL_KINDS = (
     ("WITH x(i) AS MATERIALIZED", "lock riders (SELECT ... FOR UPDATE)"),
     ("UPDATE trip_stage SET rider_id", "find riders (link probes)"),
     ("DELETE FROM trip_stage WHERE", "drop resends (trip probes)"),
+    ("WITH claim", "credit: allocate+trips+balances+ledger (1 stmt)"),
     ("WITH cand", "credit: allocate+trips+balances+ledger (1 stmt)"),
     ("INSERT INTO trips", "insert trips"),
     ("INSERT INTO ledger_entries", "post ledger entries"),

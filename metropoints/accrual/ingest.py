@@ -7,12 +7,11 @@ A batch runs in one transaction:
 2. stage the good rows in a temporary table (COPY on PostgreSQL);
 3. look up each staged trip's rider by its link and lock the riders the batch credits, in id order (one statement
    on PostgreSQL), so two batches for one rider never both fill the same cap;
-4. after the locks, one statement leaves out the (source, trip_id) claimed already (resends), finds the same
-   physical trip reported by another source and the walking days
+4. after the locks, one statement claims each staged (source, trip_id) in trip_keys (a resend finds its key taken,
+   in whatever month, and is left out), finds the same physical trip reported by another source and the walking days
    already counted (status duplicate), the patterns held for review (status review), allocates points under the
    per-mode and daily caps (accrual.allocation: window functions over the batch, one index probe of the rider's
-   stored trips per trip), claims each (source, trip_id) in trip_keys and inserts the trips whose claim went in
-   (a repeated (source, trip_id), in whatever month, is skipped), posts one ledger entry per credited trip, adds the
+   stored trips per trip), inserts the claimed trips, posts one ledger entry per credited trip, adds the
    sums to the balances and the riders' carbon accounts (one UPDATE of each rider's row), and adds the batch's trips
    to the day's rollup (accrual.rollups: one aggregated upsert per batch). Duplicates and trips under review are
    stored with their reason and no points.
@@ -88,23 +87,22 @@ STAGE_TYPES = ("integer", "varchar", "varchar", "varchar", "varchar", "varchar",
 
 # Points under the caps, duplicates and review: accrual.allocation.allocate_cte (one set of CTEs after `cand`).
 # The staged trips, with their riders (NULL: nobody linked the reference), as `cand` for it.
-def staged_cand(*, drop_resends: bool = False) -> str:
+def staged_cand(*, claimed: bool = False) -> str:
     """`cand` for allocate_cte: the staged trips, their order in the batch and their times in epoch seconds.
 
-    With `drop_resends`, without the trips whose (source, trip_id) is claimed already. The statement runs after the
-    riders' locks, so trips of these riders stored by other batches are visible and dropping the resends here is
-    exact for credited trips; a held one racing in from elsewhere is caught by the claim's ON CONFLICT. The probe is
-    a scalar subquery, one probe of trip_keys' primary key per staged row: written as EXISTS it became a hash join
-    over every key ever claimed (the stage has no statistics), a scan that grew with the history.
-    """
-    if not drop_resends:
-        return (f"cand AS (SELECT s.*, s.line_no AS ord, {epoch_sql('s.entered_at')} AS entered_s, "
-                f"{epoch_sql('s.exited_at')} AS exited_s FROM trip_stage s), ")
-    # MATERIALIZED: inlined, the filter ran once per staged row and rule version (a nested loop with the rule
-    # versions outside).
-    return (f"cand AS MATERIALIZED (SELECT s.*, s.line_no AS ord, {epoch_sql('s.entered_at')} AS entered_s, "
-            f"{epoch_sql('s.exited_at')} AS exited_s FROM trip_stage s WHERE (SELECT true FROM trip_keys k "
-            "WHERE k.source = s.source AND k.trip_id = s.trip_id) IS NULL), ")
+    With `claimed`, only the trips whose (source, trip_id) the statement's `claim` (CLAIM_KEYS) just claimed, each
+    with its `trip_pk`: a key claimed already (a resend) is left out before the allocation, so it takes no room
+    under the caps. The statement runs after the riders' locks, so the trips of these riders stored by other batches
+    are visible to it; a held one racing in from elsewhere is caught by the claim's ON CONFLICT (it waits for that
+    transaction, then skips the key)."""
+    epochs = f"{epoch_sql('s.entered_at')} AS entered_s, {epoch_sql('s.exited_at')} AS exited_s"
+    if not claimed:
+        return f"cand AS (SELECT s.*, s.line_no AS ord, {epochs} FROM trip_stage s), "
+    # MATERIALIZED: inlined, it was read once per rule version (a nested loop with the rule versions outside).
+    return (f"cand AS MATERIALIZED (SELECT s.*, k.trip_pk, s.line_no AS ord, {epochs} FROM trip_stage s "
+            "JOIN claim k ON k.source = s.source AND k.trip_id = s.trip_id), ")
+
+
 TRIP_COLUMNS = ("source, trip_id, batch_id, rider_ref, rider_id, entry_station, exit_station, entered_at, exited_at, "
                 "service_day, distance_m, rule_version_id, points, co2e_grams, status, credited_at, mode, line, steps, "
                 "reason")
@@ -118,20 +116,20 @@ INSERT_TRIPS = (
     "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END, a.mode, a.line, a.steps, a.reason "
     "FROM {source} a WHERE 1 = 1 "
     "ORDER BY a.exited_at, a.source, a.trip_id ON CONFLICT (source, trip_id) DO NOTHING")
-# PostgreSQL: trips is partitioned by month, so (source, trip_id) is unique in trip_keys, not in trips. Each allocated
+# PostgreSQL: trips is partitioned by month, so (source, trip_id) is unique in trip_keys, not in trips. Each staged
 # trip claims its key first, taking its id from the trips' sequence (in exit-time order); only the trips whose claim
-# went in are inserted, so a resend is skipped whichever month its exit falls in.
+# went in are allocated and inserted, so a resend is skipped whichever month its exit falls in. (The claim is the one
+# probe of trip_keys per trip: leaving the resends out by a probe of their own, then claiming, read the index twice.)
 CLAIM_KEYS = (
     "INSERT INTO trip_keys (source, trip_id, trip_pk, service_day) "
-    "SELECT o.source, o.trip_id, nextval('trips_id_seq'), o.service_day FROM (SELECT a.source, a.trip_id, "
-    "a.service_day FROM allocated a ORDER BY a.exited_at, a.source, a.trip_id) o "
+    "SELECT o.source, o.trip_id, nextval('trips_id_seq'), o.service_day FROM (SELECT s.source, s.trip_id, "
+    "s.service_day FROM trip_stage s ORDER BY s.exited_at, s.source, s.trip_id) o "
     "ON CONFLICT (source, trip_id) DO NOTHING RETURNING source, trip_id, trip_pk")
 INSERT_CLAIMED_TRIPS = (
     f"INSERT INTO trips (id, {TRIP_COLUMNS}) "
-    "SELECT k.trip_pk, a.source, a.trip_id, :batch_id, a.rider_ref, a.rider_id, a.entry_station, a.exit_station, "
+    "SELECT a.trip_pk, a.source, a.trip_id, :batch_id, a.rider_ref, a.rider_id, a.entry_station, a.exit_station, "
     "a.entered_at, a.exited_at, a.service_day, a.distance_eff, a.rule_version_id, a.points, a.co2e_grams, a.status, "
-    "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END, a.mode, a.line, a.steps, a.reason "
-    "FROM allocated a JOIN claim k ON k.source = a.source AND k.trip_id = a.trip_id")
+    "CASE WHEN a.rider_id IS NULL THEN NULL ELSE :now END, a.mode, a.line, a.steps, a.reason FROM allocated a")
 # SQLite: trips keeps its unique (source, trip_id); the keys of the trips just inserted are recorded after them.
 RECORD_KEYS = (
     "INSERT INTO trip_keys (source, trip_id, trip_pk, service_day) "
@@ -209,8 +207,8 @@ def _credit_staged(batch_id: int, now: datetime, *, walk: bool = True,
         lock_riders(find_riders + " RETURNING rider_id")
     else:
         session.execute(text(find_riders))
-        # SQLite has one writer at a time: the resends can go before the crediting statement. (PostgreSQL drops
-        # them in that statement's `cand`, after the locks.)
+        # SQLite has one writer at a time: the resends can go before the crediting statement. (PostgreSQL leaves
+        # them out by that statement's claim of the keys, after the locks.)
         session.execute(text(
             "DELETE FROM trip_stage WHERE EXISTS (SELECT 1 FROM trip_keys k WHERE k.source = trip_stage.source "
             "AND k.trip_id = trip_stage.trip_id)"))
@@ -225,9 +223,8 @@ def _credit_staged(batch_id: int, now: datetime, *, walk: bool = True,
         # join of the two CTEs' outputs, whose sizes the planner cannot know, became a nested loop of 10,000 x
         # 10,000 rows (13 s a batch).
         counts = dict(session.execute(text(_dialect_sql(
-            "WITH " + staged_cand(drop_resends=True)
+            "WITH claim AS (" + CLAIM_KEYS + "), " + staged_cand(claimed=True)
             + allocate_cte(checks=True, review=review, walk=walk, mode_caps=mode_caps) + ", "
-            "claim AS (" + CLAIM_KEYS + "), "
             "ins AS (" + INSERT_CLAIMED_TRIPS +
             " RETURNING id, rider_id, points, exited_at, service_day, rule_version_id, source, trip_id, status, "
             "distance_m, co2e_grams, mode), "
