@@ -293,6 +293,7 @@ def storable_text(value: Any) -> bool:
     return True
 
 
+# The key row is claimed with RETURNING, so a first request needs no read of it; only a repeat reads it back.
 _CLAIM_KEY = text("INSERT INTO idempotency_records (scope, key, request_hash, created_at) "
                   "VALUES (:scope, :key, :hash, :now) ON CONFLICT (scope, key) DO NOTHING RETURNING id")
 _KEY_RECORD = text("SELECT request_hash, status_code, body FROM idempotency_records "

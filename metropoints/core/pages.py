@@ -75,5 +75,3 @@ def _row_id(row: Any) -> int:
     first = row[0]
     return first if isinstance(first, int) else first.id
 
-
-# The key row is claimed with RETURNING, so a first request needs no read of it; only a repeat reads it back.
