@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 
 from metropoints.accrual.models import LedgerEntry, Partner, RiderLink, Trip, TripDay, TripMode
-from metropoints.accrual.rollups import RIDER_FIGURES, rider_figure_columns
+from metropoints.accrual.rollups import RIDER_FIGURES, rider_figure_names
 from metropoints.core.db import db
 from metropoints.core.models import Rider, TokenKind
 from metropoints.core.token_queries import name_subjects
@@ -28,9 +28,10 @@ def rider_totals_by_mode(rider_id: int) -> dict[TripMode, ModeTotals]:
     """Every mode (those without trips at zero) with the metres, grams CO2e and points of the rider's credited and
     capped trips of that mode: the rider's own row (core.models.Rider's carbon account, kept by accrual.rollups),
     never the trips (a rider of years has thousands, in every month's partition)."""
-    row = db.session.execute(select(*(getattr(Rider, name) for _, name, _ in rider_figure_columns()))
+    names = rider_figure_names()
+    row = db.session.execute(select(*(getattr(Rider, name) for name in names))
                              .where(Rider.id == rider_id)).one_or_none()
-    figures = dict(zip((name for _, name, _ in rider_figure_columns()), row or (), strict=False))
+    figures = dict(zip(names, row or (), strict=False))
     return {mode: ModeTotals(**{figure: int(figures.get(f"{mode.value}_{figure}") or 0) for figure in RIDER_FIGURES})
             for mode in TripMode}
 

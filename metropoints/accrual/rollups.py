@@ -47,6 +47,11 @@ def rider_figure_columns() -> list[tuple[str, str, str]]:
             for figure, column in RIDER_FIGURES.items()]
 
 
+def rider_figure_names() -> list[str]:
+    """The riders' columns of their carbon account, in rider_figure_columns' order."""
+    return [name for _, name, _ in rider_figure_columns()]
+
+
 def rider_figure_sums(alias: str) -> str:
     """The select-list of each rider figure summed over the trips `alias` (their mode picks the column)."""
     return ", ".join(f"SUM(CASE WHEN {alias}.mode = '{mode}' THEN {alias}.{column} ELSE 0 END) AS {name}"
@@ -55,24 +60,19 @@ def rider_figure_sums(alias: str) -> str:
 
 def rider_figure_sets(agg: str) -> str:
     """The SET list adding the sums of `agg` (rider_figure_sums) to the rider's row."""
-    return ", ".join(f"{name} = riders.{name} + {agg}.{name}" for _, name, _ in rider_figure_columns())
+    return ", ".join(f"{name} = riders.{name} + {agg}.{name}" for name in rider_figure_names())
 
 
-def credit_riders_sql(source: str) -> str:
-    """The UPDATE adding the counted trips of `source` (trips' columns, `mode` included) to their riders: the
-    points to the balance and every figure to the rider's carbon account (one write of each rider's row, which the
-    crediting statement makes anyway). The riders are locked already."""
-    return (f"UPDATE riders SET points_balance = riders.points_balance + agg.total, {rider_figure_sets('agg')} "
-            f"FROM (SELECT t.rider_id, SUM(t.points) AS total, {rider_figure_sums('t')} FROM {source} t "
+def credit_riders_sql(source: str, *, balance: bool = True) -> str:
+    """The UPDATE adding the counted trips of `source` (trips' columns, `mode` included) to their riders: every
+    figure to the rider's carbon account and, with `balance`, the points to the balance (one write of each rider's
+    row, which the crediting statement makes anyway). Without it the balance is left alone, for writers that post
+    the points apart (accrual.ingest.post_trip_credits). The riders are locked already."""
+    sets, sums = rider_figure_sets("agg"), rider_figure_sums("t")
+    if balance:
+        sets, sums = f"points_balance = riders.points_balance + agg.total, {sets}", f"SUM(t.points) AS total, {sums}"
+    return (f"UPDATE riders SET {sets} FROM (SELECT t.rider_id, {sums} FROM {source} t "
             f"WHERE t.status IN {COUNTED} AND t.rider_id IS NOT NULL GROUP BY t.rider_id) agg "
-            "WHERE riders.id = agg.rider_id")
-
-
-def add_rider_figures_sql(source: str) -> str:
-    """The UPDATE adding the counted trips of `source` to their riders' carbon accounts, the balance left alone
-    (for writers that post the points apart: accrual.ingest.post_trip_credits)."""
-    return (f"UPDATE riders SET {rider_figure_sets('agg')} FROM (SELECT t.rider_id, {rider_figure_sums('t')} "
-            f"FROM {source} t WHERE t.status IN {COUNTED} AND t.rider_id IS NOT NULL GROUP BY t.rider_id) agg "
             "WHERE riders.id = agg.rider_id")
 
 
@@ -81,7 +81,7 @@ def add_trips(trip_pks_sql: str, params: dict | None = None) -> None:
     carbon accounts, as stored now (their points go to the balance apart, with their ledger entries)."""
     source = f"(SELECT * FROM trips WHERE id IN ({trip_pks_sql}))"
     db.session.execute(text(add_trips_sql(source)), params or {})
-    db.session.execute(text(add_rider_figures_sql(source)), params or {})
+    db.session.execute(text(credit_riders_sql(source, balance=False)), params or {})
 
 
 def record_trip_changes(trip_pks_sql: str, params: dict | None = None) -> None:

@@ -85,9 +85,9 @@ def _rider_figures_sql() -> str:
             f"WHERE t.status IN {trip_rollups.COUNTED} AND t.rider_id IS NOT NULL GROUP BY t.rider_id")
 
 
-def _rider_figure_names() -> list[str]:
-    """The riders' columns of their carbon account."""
-    return [name for _, name, _ in trip_rollups.rider_figure_columns()]
+def _rider_figures_not_zero() -> str:
+    """The condition of a rider whose carbon account is not all zeros (the others count as no row)."""
+    return " OR ".join(f"{name} <> 0" for name in trip_rollups.rider_figure_names())
 
 
 def rebuild() -> dict[str, int]:
@@ -103,9 +103,9 @@ def rebuild() -> dict[str, int]:
         written[rollup.table] = db.session.execute(text(
             f"INSERT INTO {rollup.table} ({columns}) SELECT {columns} FROM ({rollup.raw_sql()}) raw")).rowcount
     # The riders' carbon accounts: zero, then the sums of the riders who have counted trips.
-    names = _rider_figure_names()
+    names = trip_rollups.rider_figure_names()
     db.session.execute(text(f"UPDATE riders SET {', '.join(f'{n} = 0' for n in names)} "
-                            f"WHERE {' OR '.join(f'{n} <> 0' for n in names)}"))
+                            f"WHERE {_rider_figures_not_zero()}"))
     written["riders"] = db.session.execute(text(
         f"UPDATE riders SET {', '.join(f'{n} = raw.{n}' for n in names)} FROM ({_rider_figures_sql()}) raw "
         "WHERE riders.id = raw.rider_id")).rowcount
@@ -147,8 +147,8 @@ def differences() -> list[Difference]:
         kept = _rows(f"SELECT {columns} FROM {rollup.table}", width)
         raw = _rows(f"SELECT {columns} FROM ({rollup.raw_sql()}) raw", width)
         found += _compare(rollup.table, rollup.counters, kept, raw)
-    names = _rider_figure_names()
-    kept = _rows(f"SELECT id, {', '.join(names)} FROM riders WHERE {' OR '.join(f'{n} <> 0' for n in names)}", 1)
+    names = trip_rollups.rider_figure_names()
+    kept = _rows(f"SELECT id, {', '.join(names)} FROM riders WHERE {_rider_figures_not_zero()}", 1)
     return found + _compare("riders", tuple(names), kept, _rows(_rider_figures_sql(), 1))
 
 
