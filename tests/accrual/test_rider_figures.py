@@ -1,5 +1,5 @@
 """Each rider's carbon account per mode on the rider's row (core.models.Rider, kept by accrual.rollups): a set of
-columns for every mode, and the figures the crediting statements add equal to what the rider's trips say."""
+columns for every mode (what the figures add up to: tests/riders_api/test_me_modes.py)."""
 
 from __future__ import annotations
 

@@ -43,16 +43,17 @@ def test_me_trips_carry_mode_rule_version_and_review(app, client, create_rider, 
         app.config["REVIEW_FARMED_TRIPS"] = False
 
 
-def test_me_figures_come_from_the_riders_rollup(app, client, create_rider, rider_token, create_partner):
+def test_me_figures_come_from_the_riders_row(app, client, create_rider, rider_token, create_partner):
     """/me's totals and by_mode are the sums of the rider's credited and capped trips of each mode, through every
     way a trip comes to count (a batch, a held trip credited when its card is linked, a review credited), read from
-    the rider's rows of the rollup: the request sends no statement about the trips."""
+    the rider's own row: the request sends no statement about the trips."""
     import re
 
     from metropoints.accrual.models import ReviewDecision, Trip, TripStatus
     from metropoints.accrual.operations import link_rider_ref
     from metropoints.accrual.review import decide_review
     from metropoints.core.db import db
+    from metropoints.core.models import Rider
     from metropoints.reports import rollups
     from tests.redemption.test_round_trips import statements
 
@@ -71,7 +72,7 @@ def test_me_figures_come_from_the_riders_rollup(app, client, create_rider, rider
                  trip("o1", ref="card-9", exited_at=start)]
         reply = client.post("/api/v1/trips", json={"trips": rows}, headers=auth(partner)).get_json()
         assert (reply["credited"], reply["review"], reply["held"]) == (7, 1, 1), reply
-        link_rider_ref(rider=db.session.get(type(rider), rider.id), source="afc", ref="card-2")
+        link_rider_ref(rider=db.session.get(Rider, rider.id), source="afc", ref="card-2")
         under_review = db.session.scalar(select(Trip.id).where(Trip.status == TripStatus.review))
         decide_review(trip_pk=under_review, decision=ReviewDecision.credited, reason="checked", actor=None)
         commit_unit_of_work()
